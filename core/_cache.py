@@ -1,0 +1,409 @@
+"""The warm cache: tiers behind one interface.
+
+Template method (as in aiocache): :class:`CacheTier` does key derivation, scope verification, TTL,
+integrity checks and hit/miss counting once in its public ``get``/``put``/``delete``; a tier
+implements only the private storage calls ``_get``/``_put``/``_delete``/``_clear``.
+
+Keys carry the tenant and the section version (:class:`CacheKey`), and every stored entry carries
+its own key and a checksum of its content. A tier therefore never returns another tenant's entry, a
+stale version or a torn write: any of these reads as a miss (and the bad entry is deleted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ._errors import CacheError, ConfigError
+
+__all__ = [
+    "CacheEntry",
+    "CacheKey",
+    "CacheTier",
+    "DiskTier",
+    "MemoryTier",
+    "WarmCache",
+]
+
+logger = logging.getLogger("prehydrate.cache")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """Where an entry lives: tenant scope, section id and section version."""
+
+    tenant: str
+    section_id: str
+    version: str
+
+    @property
+    def raw(self) -> str:
+        """Unambiguous string form (JSON array), safe whatever characters the parts contain."""
+        return json.dumps([self.tenant, self.section_id, self.version], ensure_ascii=False)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of :attr:`raw`: a fixed-length key for stores with key limits (Redis)."""
+        return hashlib.sha256(self.raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _checksum(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheEntry:
+    """Hydrated content as stored in a tier, with the metadata that keeps it honest."""
+
+    key: CacheKey
+    content: str
+    title: str = ""
+    prefetched: bool = False
+    """Put there by speculation (not yet requested); memory tiers report these separately."""
+    created_at: float = 0.0
+    """Wall-clock time (``time.time()``) the entry was made."""
+    expires_at: float | None = None
+    checksum: str = ""
+
+    @classmethod
+    def make(
+        cls, key: CacheKey, content: str, *, title: str = "", prefetched: bool = False, ttl_s: float | None = None
+    ) -> CacheEntry:
+        """A new entry with its checksum and, when ``ttl_s`` is given, its expiry."""
+        now = time.time()
+        return cls(
+            key=key,
+            content=content,
+            title=title,
+            prefetched=prefetched,
+            created_at=now,
+            expires_at=None if ttl_s is None else now + ttl_s,
+            checksum=_checksum(content),
+        )
+
+    @property
+    def size_bytes(self) -> int:
+        """UTF-8 size of the content."""
+        return len(self.content.encode("utf-8", "surrogatepass"))
+
+    def expired(self, now: float | None = None) -> bool:
+        """True once the entry's TTL has passed."""
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
+
+    def intact(self) -> bool:
+        """True when the content matches the checksum written with it."""
+        return self.checksum == _checksum(self.content)
+
+    def to_bytes(self) -> bytes:
+        """Serialise as JSON (never pickle: a shared tier must not execute what it reads)."""
+        return json.dumps(
+            {
+                "k": [self.key.tenant, self.key.section_id, self.key.version],
+                "c": self.content,
+                "t": self.title,
+                "p": self.prefetched,
+                "a": self.created_at,
+                "e": self.expires_at,
+                "s": self.checksum,
+            },
+            ensure_ascii=False,
+        ).encode("utf-8", "surrogatepass")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CacheEntry:
+        """Parse :meth:`to_bytes` output.
+
+        Raises:
+            CacheError: the bytes are not a complete entry (torn or foreign write).
+        """
+        try:
+            obj = json.loads(data.decode("utf-8", "surrogatepass"))
+            tenant, section_id, version = obj["k"]
+            return cls(
+                key=CacheKey(str(tenant), str(section_id), str(version)),
+                content=str(obj["c"]),
+                title=str(obj["t"]),
+                prefetched=bool(obj["p"]),
+                created_at=float(obj["a"]),
+                expires_at=None if obj["e"] is None else float(obj["e"]),
+                checksum=str(obj["s"]),
+            )
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise CacheError(f"unreadable cache entry ({exc})", tier="codec") from exc
+
+
+class CacheTier(ABC):
+    """One storage level of the warm cache.
+
+    Subclasses implement the private storage calls; the public methods here do the rest once.
+    ``hits``, ``misses`` and ``rejected`` (entries refused on read: wrong key, expired, torn) count
+    what the tier served.
+    """
+
+    name: str = "tier"
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.rejected = 0
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        """The entry for ``key``, or None when absent, expired, foreign or torn."""
+        entry = await self._get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        if entry.key != key or entry.expired() or not entry.intact():
+            self.rejected += 1
+            self.misses += 1
+            await self._delete(key)
+            return None
+        self.hits += 1
+        return entry
+
+    async def put(self, entry: CacheEntry) -> bool:
+        """Store ``entry`` under its own key; False when the tier declined (e.g. too large)."""
+        if entry.expired():
+            return False
+        return await self._put(entry)
+
+    async def delete(self, key: CacheKey) -> None:
+        """Remove the entry for ``key`` if present."""
+        await self._delete(key)
+
+    async def clear(self) -> None:
+        """Remove every entry of this tier."""
+        await self._clear()
+
+    async def aclose(self) -> None:
+        """Release resources (files, connections)."""
+        return None
+
+    @abstractmethod
+    async def _get(self, key: CacheKey) -> CacheEntry | None: ...
+
+    @abstractmethod
+    async def _put(self, entry: CacheEntry) -> bool: ...
+
+    @abstractmethod
+    async def _delete(self, key: CacheKey) -> None: ...
+
+    @abstractmethod
+    async def _clear(self) -> None: ...
+
+
+_ENTRY_OVERHEAD = 256
+"""Bytes charged per memory entry on top of its content, so many tiny entries still count."""
+
+
+class MemoryTier(CacheTier):
+    """The hot tier: an in-process LRU bounded by bytes, entries flagged when prefetched."""
+
+    name = "memory"
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        super().__init__()
+        if max_bytes <= 0:
+            raise ConfigError("MemoryTier max_bytes must be positive")
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[CacheKey, tuple[CacheEntry, int]] = OrderedDict()
+        self._bytes = 0
+        self.evictions = 0
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes charged for the entries held now (content plus a fixed overhead each)."""
+        return self._bytes
+
+    @property
+    def prefetched_bytes(self) -> int:
+        """Bytes held by entries that were prefetched and not yet requested."""
+        return sum(size for entry, size in self._data.values() if entry.prefetched)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    async def _get(self, key: CacheKey) -> CacheEntry | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        self._data.move_to_end(key)
+        return item[0]
+
+    async def _put(self, entry: CacheEntry) -> bool:
+        size = entry.size_bytes + _ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return False
+        old = self._data.pop(entry.key, None)
+        if old is not None:
+            self._bytes -= old[1]
+        self._data[entry.key] = (entry, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (_, evicted) = self._data.popitem(last=False)
+            self._bytes -= evicted
+            self.evictions += 1
+        return True
+
+    async def _delete(self, key: CacheKey) -> None:
+        old = self._data.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
+
+    async def _clear(self) -> None:
+        self._data.clear()
+        self._bytes = 0
+
+    def mark_used(self, key: CacheKey) -> None:
+        """Clear the prefetched flag once the entry has been requested."""
+        item = self._data.get(key)
+        if item is not None and item[0].prefetched:
+            self._data[key] = (replace(item[0], prefetched=False), item[1])
+
+
+class DiskTier(CacheTier):
+    """A persistent tier on diskcache: survives restarts and is shared by processes on one host.
+
+    Reads run inline (a diskcache ``get`` costs microseconds); writes, deletes and clears run in a
+    worker thread so the event loop never waits on SQLite or fsync. Values are JSON, never pickles.
+    """
+
+    name = "disk"
+
+    def __init__(self, directory: str | Path, *, size_limit: int = 1 << 30, **settings: Any) -> None:
+        super().__init__()
+        import diskcache
+
+        self.directory = Path(directory)
+        try:
+            self._dc = diskcache.Cache(str(self.directory), size_limit=size_limit, **settings)
+        except Exception as exc:  # sqlite3/OS errors: report which directory failed
+            raise CacheError(f"cannot open disk cache at {self.directory}: {exc}", tier=self.name) from exc
+
+    async def _get(self, key: CacheKey) -> CacheEntry | None:
+        try:
+            data = self._dc.get(key.raw)
+        except Exception as exc:  # diskcache.Timeout, sqlite3 errors
+            raise CacheError(f"disk cache read failed: {exc}", tier=self.name) from exc
+        if data is None:
+            return None
+        if not isinstance(data, bytes):
+            return None
+        try:
+            return CacheEntry.from_bytes(data)
+        except CacheError:
+            self.rejected += 1
+            return None
+
+    async def _put(self, entry: CacheEntry) -> bool:
+        expire = None if entry.expires_at is None else max(0.0, entry.expires_at - time.time())
+        data = entry.to_bytes()
+        try:
+            return bool(await asyncio.to_thread(self._dc.set, entry.key.raw, data, expire=expire))
+        except Exception as exc:  # read-only or full directory, lock timeouts
+            raise CacheError(f"disk cache write failed: {exc}", tier=self.name) from exc
+
+    async def _delete(self, key: CacheKey) -> None:
+        try:
+            await asyncio.to_thread(self._dc.delete, key.raw)
+        except Exception as exc:
+            raise CacheError(f"disk cache delete failed: {exc}", tier=self.name) from exc
+
+    async def _clear(self) -> None:
+        await asyncio.to_thread(self._dc.clear)
+
+    async def aclose(self) -> None:
+        self._dc.close()
+
+
+class WarmCache:
+    """Tiers in order, fastest first, behind one get/put.
+
+    A hit in a lower tier is promoted into the tiers above it. A tier that fails (raises
+    :class:`CacheError`) is treated as a miss for reads and skipped for writes; the first failure
+    of a run of failures logs one warning, and recovery logs once more.
+    """
+
+    def __init__(self, tiers: Sequence[CacheTier] | None = None, *, ttl_s: float | None = None) -> None:
+        self.tiers: list[CacheTier] = list(tiers) if tiers is not None else [MemoryTier()]
+        if not self.tiers:
+            raise ConfigError("WarmCache needs at least one tier")
+        self.ttl_s = ttl_s
+        self._failing: set[str] = set()
+
+    def _failed(self, tier: CacheTier, exc: CacheError) -> None:
+        if tier.name not in self._failing:
+            self._failing.add(tier.name)
+            logger.warning("cache tier %r is failing, serving without it: %s", tier.name, exc)
+
+    def _ok(self, tier: CacheTier) -> None:
+        if tier.name in self._failing:
+            self._failing.discard(tier.name)
+            logger.warning("cache tier %r is answering again", tier.name)
+
+    async def get(self, key: CacheKey) -> tuple[CacheEntry, str] | None:
+        """The entry and the name of the tier that had it, or None."""
+        for i, tier in enumerate(self.tiers):
+            try:
+                entry = await tier.get(key)
+            except CacheError as exc:
+                self._failed(tier, exc)
+                continue
+            self._ok(tier)
+            if entry is not None:
+                for upper in self.tiers[:i]:
+                    try:
+                        await upper.put(entry)
+                    except CacheError as exc:
+                        self._failed(upper, exc)
+                return entry, tier.name
+        return None
+
+    async def put(self, entry: CacheEntry) -> int:
+        """Write through every tier; returns how many tiers stored it."""
+        stored = 0
+        for tier in self.tiers:
+            try:
+                stored += await tier.put(entry)
+            except CacheError as exc:
+                self._failed(tier, exc)
+                continue
+            self._ok(tier)
+        return stored
+
+    def entry(self, key: CacheKey, content: str, *, title: str = "", prefetched: bool = False) -> CacheEntry:
+        """A new entry with this cache's TTL."""
+        return CacheEntry.make(key, content, title=title, prefetched=prefetched, ttl_s=self.ttl_s)
+
+    async def delete(self, key: CacheKey) -> None:
+        """Remove ``key`` from every tier."""
+        for tier in self.tiers:
+            try:
+                await tier.delete(key)
+            except CacheError as exc:
+                self._failed(tier, exc)
+
+    def mark_used(self, key: CacheKey) -> None:
+        """Tell memory tiers that a prefetched entry has now been requested."""
+        for tier in self.tiers:
+            if isinstance(tier, MemoryTier):
+                tier.mark_used(key)
+
+    async def clear(self) -> None:
+        """Empty every tier."""
+        for tier in self.tiers:
+            await tier.clear()
+
+    async def aclose(self) -> None:
+        """Close every tier."""
+        for tier in self.tiers:
+            await tier.aclose()

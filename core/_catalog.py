@@ -1,0 +1,153 @@
+"""The catalog: every visible section in document order, with a BM25 index for free-text requests."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from ._errors import ConfigError, NoMatchError, UnknownSectionError
+from ._sections import Section
+
+__all__ = ["Catalog", "tokenize"]
+
+_STEMMER: Any = None
+_STEMMER_LOCK = threading.Lock()
+
+
+def _stemmer() -> Any:
+    global _STEMMER
+    with _STEMMER_LOCK:
+        if _STEMMER is None:
+            import Stemmer  # PyStemmer: a C Snowball stemmer, so "refunds" matches "refund"
+
+            _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Tokenize like the catalog index does (lowercase, English stopwords, Snowball stems)."""
+    import bm25s
+
+    if not texts:
+        return []
+    out = bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
+    )
+    return [list(t) for t in out]
+
+
+class Catalog:
+    """The sections visible to the engine, in document order, searchable by free text.
+
+    The BM25 index (bm25s) over title and the start of the content is built lazily on the first
+    search, so engines that only ever request by id pay nothing for it.
+    """
+
+    def __init__(self, sections: Iterable[Section]) -> None:
+        self._sections: list[Section] = []
+        self._by_id: dict[str, Section] = {}
+        self._pos: dict[str, int] = {}
+        for s in sections:
+            if s.id in self._by_id:
+                other = self._by_id[s.id]
+                raise ConfigError(f"section id {s.id!r} is given by both {other.source!r} and {s.source!r}")
+            self._pos[s.id] = len(self._sections)
+            self._by_id[s.id] = s
+            self._sections.append(s)
+        self._index: Any = None
+        self._vocab: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def __iter__(self) -> Iterator[Section]:
+        return iter(self._sections)
+
+    def __contains__(self, section_id: object) -> bool:
+        return section_id in self._by_id
+
+    @property
+    def sections(self) -> Sequence[Section]:
+        """All sections in document order."""
+        return tuple(self._sections)
+
+    @property
+    def ids(self) -> list[str]:
+        """All section ids in document order."""
+        return [s.id for s in self._sections]
+
+    def get(self, section_id: str) -> Section:
+        """The section with this id.
+
+        Raises:
+            UnknownSectionError: with up to three close matches as ``suggestions``.
+        """
+        try:
+            return self._by_id[section_id]
+        except KeyError:
+            raise UnknownSectionError(section_id, self.suggest(section_id)) from None
+
+    def position(self, section_id: str) -> int:
+        """Index of the section in document order."""
+        return self._pos[section_id]
+
+    def replace(self, section: Section) -> None:
+        """Swap in a new stub for an existing id (its version changed), keeping its position."""
+        pos = self._pos[section.id]
+        self._sections[pos] = section
+        self._by_id[section.id] = section
+
+    def suggest(self, key: str, n: int = 3) -> list[str]:
+        """Ids close to ``key``: fuzzy string matches first, then lexical matches."""
+        close = difflib.get_close_matches(key[:200], self._by_id.keys(), n=n, cutoff=0.5)
+        if len(close) < n:
+            for s, _ in self.search(key[:500].replace("/", " ").replace("-", " "), k=n):
+                if s.id not in close:
+                    close.append(s.id)
+                if len(close) >= n:
+                    break
+        return close
+
+    def _ensure_index(self) -> Any:
+        with self._lock:
+            if self._index is None and self._sections:
+                import bm25s
+
+                tokens = tokenize([s.index_text or s.title for s in self._sections])
+                vocab: dict[str, int] = {}
+                ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
+                retriever = bm25s.BM25()
+                retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+                self._vocab = vocab
+                self._index = retriever
+        return self._index
+
+    def scores(self, query: str) -> list[float]:
+        """BM25 score of every section (document order) for ``query``; zeros when nothing matches."""
+        index = self._ensure_index()
+        if index is None:
+            return []
+        words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in self._vocab]
+        if not words:
+            return [0.0] * len(self._sections)
+        return [float(x) for x in index.get_scores(words)]
+
+    def search(self, query: str, k: int = 5) -> list[tuple[Section, float]]:
+        """The best ``k`` sections for ``query`` with their BM25 scores (only positive scores)."""
+        scores = self.scores(query)
+        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        return [(self._sections[i], scores[i]) for i in ranked[:k] if scores[i] > 0]
+
+    def resolve(self, query: str) -> Section:
+        """The single best section for a free-text request.
+
+        Raises:
+            NoMatchError: no section shares a word with the query.
+        """
+        hits = self.search(query, k=1)
+        if not hits:
+            raise NoMatchError(query)
+        return hits[0][0]

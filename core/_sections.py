@@ -1,0 +1,100 @@
+"""Sections: the unit of context, with the stub a prompt carries and the content hydration makes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "Hydrated",
+    "Scope",
+    "Section",
+    "content_version",
+    "estimate_tokens",
+    "one_line_summary",
+]
+
+DEFAULT_TENANT = "default"
+
+_WORD = re.compile(r"\S+")
+
+
+def estimate_tokens(text: str) -> int:
+    """Approximate token count without a tokenizer: about 4 bytes or 0.75 words per token.
+
+    The larger of the two estimates is used so that code (few spaces) and prose both land close
+    to what BPE tokenizers report; budgets only need the right order of magnitude.
+    """
+    if not text:
+        return 0
+    by_bytes = len(text.encode("utf-8")) / 4
+    by_words = len(_WORD.findall(text)) / 0.75
+    return max(1, round(max(by_bytes, by_words)))
+
+
+def content_version(text: str) -> str:
+    """The version of a piece of content: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def one_line_summary(text: str, limit: int = 120) -> str:
+    """The first non-heading line of ``text``, cut to ``limit`` characters."""
+    for raw in text.splitlines():
+        line = raw.strip().lstrip("#").strip()
+        if line and not raw.lstrip().startswith("#"):
+            return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+    return ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Who is asking: the tenant scopes cache entries, prefetches and sessions."""
+
+    tenant: str = DEFAULT_TENANT
+    """Tenant (customer, user or deployment) that owns the request; cache keys carry it."""
+    session: str | None = None
+    """The session the request belongs to, when there is one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    """A section's stub: what a compiled prompt carries and what predictors rank.
+
+    The content itself is not held here; a :class:`Source` hydrates it on demand.
+    """
+
+    id: str
+    """Stable identifier, e.g. ``billing/refunds``."""
+    title: str
+    tags: tuple[str, ...] = ()
+    size_bytes: int = 0
+    """Size of the hydrated content in UTF-8 bytes (an estimate where the source cannot know)."""
+    tokens: int = 0
+    """Approximate tokens of the hydrated content."""
+    version: str = ""
+    """Content hash or etag; cache keys carry it so stale content is never served."""
+    summary: str = ""
+    """One-line summary for the stub."""
+    index_text: str = field(default="", repr=False)
+    """Text the lexical index sees (title plus the start of the content)."""
+    order: int = 0
+    """Position in document order across the engine's sources."""
+    source: str = ""
+    """Name of the source that hydrates this section."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hydrated:
+    """Content a source produced for one section."""
+
+    section_id: str
+    content: str
+    version: str
+    title: str = ""
+
+    @property
+    def size_bytes(self) -> int:
+        """UTF-8 size of the content."""
+        return len(self.content.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,521 @@
+"""Sources: where sections come from, behind one small async protocol.
+
+A source is shaped like an httpx transport: the engine calls one coroutine, ``hydrate``, and never
+cares whether it reads a file, queries a vector store or calls an API. A source also says whether it
+is safe to speculate on (``speculative``: read-only and idempotent); the engine never prefetches from
+one that is not, it only hydrates from it on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ._errors import (
+    ConfigError,
+    InputError,
+    MalformedInputError,
+    PathTraversalError,
+    SourceError,
+    UnknownSectionError,
+)
+from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+
+__all__ = [
+    "CallableSource",
+    "DirectorySource",
+    "JsonlSource",
+    "MockSource",
+    "Source",
+    "check_section_id",
+    "read_sections_jsonl",
+    "sources_from_paths",
+]
+
+logger = logging.getLogger("prehydrate.sources")
+
+INDEX_TEXT_CHARS = 2000
+"""How much of a section's text the lexical index sees; enough to rank, bounded for big corpora."""
+
+MAX_ID_LENGTH = 512
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where sections come from.
+
+    Implement ``list_sections`` and ``hydrate``; ``aclose`` releases connections. ``speculative``
+    must be true only for sources whose hydration is read-only and idempotent.
+    """
+
+    name: str
+    speculative: bool
+
+    def list_sections(self) -> Sequence[Section]:
+        """The sections this source can hydrate, in document order."""
+        ...
+
+    async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
+        """Produce the content of one section for ``scope``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release whatever the source holds open."""
+        ...
+
+
+def check_section_id(section_id: object) -> str:
+    """Validate a section id's shape before any lookup: a short string, no NUL, no traversal.
+
+    Ids are looked up in maps, never joined to paths, but refusing ``..`` and absolute forms early
+    gives a clear error instead of a confusing "unknown section".
+    """
+    if not isinstance(section_id, str) or not section_id:
+        raise InputError(f"a section id must be a non-empty string, got {section_id!r}")
+    if len(section_id) > MAX_ID_LENGTH:
+        raise InputError(f"a section id may have at most {MAX_ID_LENGTH} characters, got {len(section_id)}")
+    if "\x00" in section_id:
+        raise InputError("a section id may not contain NUL bytes")
+    parts = re.split(r"[/\\]", section_id.split("#", 1)[0])
+    if section_id.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", section_id):
+        raise PathTraversalError(section_id, "<section ids>")
+    return section_id
+
+
+def _section(
+    *, section_id: str, title: str, text: str, tags: Sequence[str], source: str, order: int
+) -> Section:
+    return Section(
+        id=section_id,
+        title=title,
+        tags=tuple(tags),
+        size_bytes=len(text.encode("utf-8", "surrogatepass")),
+        tokens=estimate_tokens(text),
+        version=content_version(text),
+        summary=one_line_summary(text),
+        index_text=(title + "\n" + text)[:INDEX_TEXT_CHARS],
+        order=order,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# JSONL
+
+
+def read_sections_jsonl(path: str | Path) -> list[tuple[Section, str]]:
+    """Read a sections file (``{"id", "title", "text", "tags"}`` per line) with its contents.
+
+    Raises:
+        MalformedInputError: a line is not JSON, not an object, misses a field, has a wrong type or
+            repeats an id. The error names the file and the 1-based line.
+    """
+    path = Path(path)
+    out: list[tuple[Section, str]] = []
+    seen: set[str] = set()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read sections file {path}: {exc.strerror}") from exc
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
+        except RecursionError as exc:
+            raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
+        if not isinstance(obj, dict):
+            raise MalformedInputError(str(path), lineno, "expected a JSON object")
+        sid, title, text, tags = obj.get("id"), obj.get("title", ""), obj.get("text"), obj.get("tags", [])
+        if not isinstance(sid, str) or not sid:
+            raise MalformedInputError(str(path), lineno, "'id' must be a non-empty string")
+        try:
+            check_section_id(sid)
+        except InputError as exc:
+            raise MalformedInputError(str(path), lineno, str(exc)) from exc
+        if not isinstance(title, str):
+            raise MalformedInputError(str(path), lineno, "'title' must be a string")
+        if not isinstance(text, str):
+            raise MalformedInputError(str(path), lineno, "'text' must be a string")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise MalformedInputError(str(path), lineno, "'tags' must be a list of strings")
+        if sid in seen:
+            raise MalformedInputError(str(path), lineno, f"duplicate section id {sid!r}")
+        seen.add(sid)
+        section = _section(
+            section_id=sid, title=title or sid, text=text, tags=tags, source=str(path), order=len(out)
+        )
+        out.append((section, text))
+    return out
+
+
+class JsonlSource:
+    """Sections from a JSONL file in the sections format (read once, served from memory)."""
+
+    def __init__(self, path: str | Path, *, name: str | None = None, speculative: bool = True) -> None:
+        self.path = Path(path)
+        self.name = name or f"jsonl:{self.path.name}"
+        self.speculative = speculative
+        self._content: dict[str, str] = {}
+        self._sections: list[Section] = []
+        for section, text in read_sections_jsonl(self.path):
+            self._sections.append(section)
+            self._content[section.id] = text
+
+    def list_sections(self) -> Sequence[Section]:
+        return list(self._sections)
+
+    async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
+        try:
+            text = self._content[section_id]
+        except KeyError:
+            raise UnknownSectionError(section_id) from None
+        return Hydrated(section_id=section_id, content=text, version=content_version(text))
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Directory
+
+_MARKDOWN = {".md", ".markdown", ".mdx"}
+_TEXT = {".txt", ".rst", ".adoc"}
+_CODE = {
+    ".py", ".js", ".ts", ".tsx", ".jsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp",
+    ".hpp", ".rb", ".php", ".cs", ".swift", ".scala", ".sh", ".sql", ".toml", ".yaml", ".yml", ".json",
+}  # fmt: skip
+_HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$")
+_PY_TOP = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^\w\s-]", "", text.lower()).strip()
+    return re.sub(r"[\s_-]+", "-", slug) or "section"
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    anchor: str | None
+    title: str
+    text: str
+
+
+def _split_markdown(text: str, default_title: str) -> list[_Chunk]:
+    """Split at ATX headings (levels 1-3), ignoring headings inside fenced code blocks."""
+    chunks: list[_Chunk] = []
+    title: str = default_title
+    anchor: str | None = None
+    buf: list[str] = []
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        m = None if in_fence else _HEADING.match(line.rstrip("\n"))
+        if m:
+            if "".join(buf).strip():
+                chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
+            title, anchor, buf = m.group(2).strip(), _slug(m.group(2)), [line]
+        else:
+            buf.append(line)
+    if "".join(buf).strip():
+        chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
+    return chunks
+
+
+def _split_python(text: str, default_title: str) -> list[_Chunk]:
+    """Split a Python file at top-level ``def``/``class`` statements (the module head is its own)."""
+    chunks: list[_Chunk] = []
+    title: str = default_title
+    anchor: str | None = None
+    buf: list[str] = []
+    for line in text.splitlines(keepends=True):
+        m = _PY_TOP.match(line)
+        if m:
+            if "".join(buf).strip():
+                chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
+            title, anchor, buf = m.group(1), _slug(m.group(1)), [line]
+        else:
+            buf.append(line)
+    if "".join(buf).strip():
+        chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
+    return chunks
+
+
+def _split(path: Path, text: str, default_title: str) -> list[_Chunk]:
+    suffix = path.suffix.lower()
+    if suffix in _MARKDOWN:
+        return _split_markdown(text, default_title)
+    if suffix == ".py":
+        return _split_python(text, default_title)
+    return [_Chunk(None, default_title, text)] if text.strip() else []
+
+
+class DirectorySource:
+    """Markdown, text and code files under a root directory, split into sections at headings.
+
+    Ids are stable: the file's path relative to the root without its suffix, plus ``#slug`` of the
+    heading (``guides/billing#refunds``). The source never reads outside its root: ``..``,
+    absolute paths and symlinks that resolve outside it are refused with
+    :class:`~prehydrate.PathTraversalError`, and are skipped (with a warning) while listing.
+    Files that are not UTF-8 or larger than ``max_file_bytes`` are skipped with a warning.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        name: str | None = None,
+        speculative: bool = True,
+        suffixes: Iterable[str] | None = None,
+        max_file_bytes: int = 4 << 20,
+    ) -> None:
+        root_path = Path(root)
+        if not root_path.is_dir():
+            raise ConfigError(f"DirectorySource root {str(root_path)!r} is not a directory")
+        self.root = root_path.resolve()
+        self.name = name or f"dir:{self.root.name}"
+        self.speculative = speculative
+        self.suffixes = frozenset(s.lower() for s in suffixes) if suffixes else _MARKDOWN | _TEXT | _CODE
+        self.max_file_bytes = max_file_bytes
+        self.skipped: list[tuple[str, str]] = []
+        """Files left out while listing, with the reason (escaping symlink, not UTF-8, too large)."""
+        self._where: dict[str, tuple[str, str | None]] = {}
+        self._sections: list[Section] | None = None
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path relative to the root, refusing anything that would leave it."""
+        if "\x00" in relative:
+            raise InputError("paths may not contain NUL bytes")
+        candidate = Path(relative)
+        if candidate.is_absolute() or ".." in candidate.parts:
+            raise PathTraversalError(relative, str(self.root))
+        resolved = (self.root / candidate).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise PathTraversalError(relative, str(self.root))
+        return resolved
+
+    def _files(self) -> list[str]:
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fn in sorted(filenames):
+                if fn.startswith(".") or Path(fn).suffix.lower() not in self.suffixes:
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, fn), self.root).replace(os.sep, "/")
+                found.append(rel)
+        return found
+
+    def _read(self, rel: str) -> str:
+        path = self.resolve(rel)
+        size = path.stat().st_size
+        if size > self.max_file_bytes:
+            raise InputError(f"{rel}: {size} bytes is over the limit of {self.max_file_bytes}")
+        try:
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+    def _chunks(self, rel: str, text: str) -> list[tuple[str, _Chunk]]:
+        base = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
+        default_title = Path(base).name.replace("-", " ").replace("_", " ")
+        out: list[tuple[str, _Chunk]] = []
+        used: dict[str, int] = {}
+        for chunk in _split(Path(rel), text, default_title):
+            sid = base if chunk.anchor is None else f"{base}#{chunk.anchor}"
+            n = used.get(sid, 0) + 1
+            used[sid] = n
+            out.append((sid if n == 1 else f"{sid}-{n}", chunk))
+        return out
+
+    def list_sections(self) -> Sequence[Section]:
+        if self._sections is None:
+            sections: list[Section] = []
+            self.skipped = []
+            for rel in self._files():
+                try:
+                    text = self._read(rel)
+                except (InputError, OSError) as exc:
+                    reason = str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}"
+                    self.skipped.append((rel, reason))
+                    logger.warning("DirectorySource %s: skipped %s", self.root, reason)
+                    continue
+                for sid, chunk in self._chunks(rel, text):
+                    self._where[sid] = (rel, chunk.anchor)
+                    sections.append(
+                        _section(
+                            section_id=sid,
+                            title=chunk.title,
+                            text=chunk.text,
+                            tags=(rel.split("/", 1)[0],) if "/" in rel else (),
+                            source=self.name,
+                            order=len(sections),
+                        )
+                    )
+            self._sections = sections
+        return list(self._sections)
+
+    async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
+        check_section_id(section_id)
+        if self._sections is None:
+            self.list_sections()
+        where = self._where.get(section_id)
+        if where is None:
+            raise UnknownSectionError(section_id)
+        rel, _ = where
+        try:
+            text = await asyncio.to_thread(self._read, rel)
+        except OSError as exc:
+            raise SourceError(f"cannot read {rel}: {exc}", section_id=section_id, source=self.name) from exc
+        for sid, chunk in self._chunks(rel, text):
+            if sid == section_id:
+                return Hydrated(
+                    section_id=sid, content=chunk.text, version=content_version(chunk.text), title=chunk.title
+                )
+        raise SourceError(
+            f"section {section_id!r} is no longer in {rel} (the file changed)",
+            section_id=section_id,
+            source=self.name,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Callables and mocks
+
+HydrateFn = Callable[[str, Scope], "str | Hydrated | Awaitable[str | Hydrated]"]
+
+
+def _as_sections(sections: Iterable[Section | str], source: str) -> list[Section]:
+    out: list[Section] = []
+    for i, s in enumerate(sections):
+        if isinstance(s, str):
+            out.append(Section(id=check_section_id(s), title=s, order=i, source=source, version="v0"))
+        else:
+            out.append(s)
+    return out
+
+
+async def _call(fn: HydrateFn, section_id: str, scope: Scope) -> Hydrated:
+    result = fn(section_id, scope)
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, Hydrated):
+        return result
+    if not isinstance(result, str):
+        raise SourceError(
+            f"hydrate function returned {type(result).__name__}, expected str or Hydrated",
+            section_id=section_id,
+        )
+    return Hydrated(section_id=section_id, content=result, version=content_version(result))
+
+
+class CallableSource:
+    """A Python callable (sync or async) as a source: ``fn(section_id, scope) -> str | Hydrated``.
+
+    ``speculative`` defaults to False because an arbitrary callable may have side effects; pass
+    True when it is read-only and idempotent so the engine may prefetch from it.
+    """
+
+    def __init__(
+        self,
+        fn: HydrateFn,
+        sections: Iterable[Section | str],
+        *,
+        name: str = "callable",
+        speculative: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.speculative = speculative
+        self._sections = _as_sections(sections, name)
+        self._ids = {s.id for s in self._sections}
+
+    def list_sections(self) -> Sequence[Section]:
+        return list(self._sections)
+
+    async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
+        if section_id not in self._ids:
+            raise UnknownSectionError(section_id)
+        return await _call(self.fn, section_id, scope)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockSource:
+    """A source for tests, examples and replay: a handler plus simulated latency and call counts.
+
+    Like httpx's ``MockTransport``: ``MockSource(handler, sections)`` where ``handler(section_id,
+    scope)`` returns the content (sync or async). ``latency_s`` sleeps on the event loop before each
+    hydration, so virtual-time loops (looptime) make it free to simulate. ``calls`` records every
+    hydration in order; ``active`` and ``max_active`` count concurrent ones.
+    """
+
+    def __init__(
+        self,
+        handler: HydrateFn,
+        sections: Iterable[Section | str],
+        *,
+        name: str = "mock",
+        speculative: bool = True,
+        latency_s: float | Callable[[str], float] = 0.0,
+    ) -> None:
+        self.handler = handler
+        self.name = name
+        self.speculative = speculative
+        self.latency_s = latency_s
+        self._sections = _as_sections(sections, name)
+        self._ids = {s.id for s in self._sections}
+        self.calls: list[str] = []
+        self.active = 0
+        self.max_active = 0
+
+    def list_sections(self) -> Sequence[Section]:
+        return list(self._sections)
+
+    async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
+        if section_id not in self._ids:
+            raise UnknownSectionError(section_id)
+        self.calls.append(section_id)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            delay = self.latency_s(section_id) if callable(self.latency_s) else self.latency_s
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return await _call(self.handler, section_id, scope)
+        finally:
+            self.active -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def sources_from_paths(paths: Iterable[str | Path]) -> list[Source]:
+    """Sources for command-line paths: a directory becomes a DirectorySource, ``.jsonl`` a JsonlSource."""
+    out: list[Source] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.append(DirectorySource(path))
+        elif path.suffix == ".jsonl" and path.is_file():
+            out.append(JsonlSource(path))
+        elif not path.exists():
+            raise ConfigError(f"no such file or directory: {str(path)!r}")
+        else:
+            raise ConfigError(f"{str(path)!r} is neither a directory nor a .jsonl sections file")
+    return out

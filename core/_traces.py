@@ -1,0 +1,213 @@
+"""Traces: every session recorded as one JSON line, the format predictors learn from.
+
+The format (see docs/formats.md) is stable; optional fields (``node``) may be added::
+
+    {"session": "s-1",
+     "task": {"type": "billing+search", "query": "first user message", "tags": ["billing"]},
+     "turns": [{"query": "user message of this turn",
+                "calls": [{"key": "section-id", "think_ms": 400}, ...]}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._errors import InputError, MalformedInputError
+
+__all__ = ["Call", "SessionTrace", "TaskSpec", "TraceStore", "TurnTrace", "read_traces", "write_traces"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """One ``request_context`` call: the section id and the model time before it."""
+
+    key: str
+    think_ms: float = 0.0
+    node: str | None = None
+    """The LangGraph node that made the call, when known (optional field)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this call."""
+        out: dict[str, Any] = {"key": self.key, "think_ms": _num(self.think_ms)}
+        if self.node is not None:
+            out["node"] = self.node
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnTrace:
+    """One turn: the user's message and the calls the model made."""
+
+    query: str = ""
+    calls: tuple[Call, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this turn."""
+        return {"query": self.query, "calls": [c.to_json() for c in self.calls]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """What the session was about: task type, first user message and tags."""
+
+    type: str = ""
+    query: str = ""
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this task."""
+        return {"type": self.type, "query": self.query, "tags": list(self.tags)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionTrace:
+    """One recorded session."""
+
+    session: str
+    task: TaskSpec = field(default_factory=TaskSpec)
+    turns: tuple[TurnTrace, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of this session."""
+        return {"session": self.session, "task": self.task.to_json(), "turns": [t.to_json() for t in self.turns]}
+
+    def dumps(self) -> str:
+        """One JSON line (no trailing newline), keys in a stable order."""
+        return json.dumps(self.to_json(), ensure_ascii=False)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every requested section id of the session, in order."""
+        return [c.key for t in self.turns for c in t.calls]
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else round(float(x), 3)
+
+
+def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
+    path, line = where
+
+    def bad(reason: str) -> MalformedInputError:
+        return MalformedInputError(path, line, reason)
+
+    if not isinstance(obj, dict):
+        raise bad("expected a JSON object")
+    sid = obj.get("session")
+    if not isinstance(sid, str) or not sid:
+        raise bad("'session' must be a non-empty string")
+    task = obj.get("task", {})
+    if not isinstance(task, dict):
+        raise bad("'task' must be an object")
+    ttype, tquery, ttags = task.get("type", ""), task.get("query", ""), task.get("tags", [])
+    if not isinstance(ttype, str) or not isinstance(tquery, str):
+        raise bad("'task.type' and 'task.query' must be strings")
+    if not isinstance(ttags, list) or not all(isinstance(t, str) for t in ttags):
+        raise bad("'task.tags' must be a list of strings")
+    turns_raw = obj.get("turns")
+    if not isinstance(turns_raw, list):
+        raise bad("'turns' must be a list")
+    turns: list[TurnTrace] = []
+    for ti, turn in enumerate(turns_raw):
+        if not isinstance(turn, dict):
+            raise bad(f"turn {ti} must be an object")
+        query, calls_raw = turn.get("query", ""), turn.get("calls", [])
+        if not isinstance(query, str):
+            raise bad(f"turn {ti}: 'query' must be a string")
+        if not isinstance(calls_raw, list):
+            raise bad(f"turn {ti}: 'calls' must be a list")
+        calls: list[Call] = []
+        for ci, call in enumerate(calls_raw):
+            if not isinstance(call, dict):
+                raise bad(f"turn {ti} call {ci} must be an object")
+            key, think, node = call.get("key"), call.get("think_ms", 0), call.get("node")
+            if not isinstance(key, str) or not key:
+                raise bad(f"turn {ti} call {ci}: 'key' must be a non-empty string")
+            if isinstance(think, bool) or not isinstance(think, int | float) or think < 0 or think != think:
+                raise bad(f"turn {ti} call {ci}: 'think_ms' must be a non-negative number")
+            if node is not None and not isinstance(node, str):
+                raise bad(f"turn {ti} call {ci}: 'node' must be a string")
+            calls.append(Call(key=key, think_ms=float(think), node=node))
+        turns.append(TurnTrace(query=query, calls=tuple(calls)))
+    return SessionTrace(
+        session=sid, task=TaskSpec(type=ttype, query=tquery, tags=tuple(ttags)), turns=tuple(turns)
+    )
+
+
+def _iter_file(path: Path) -> Iterator[SessionTrace]:
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read traces file {path}: {exc.strerror}") from exc
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
+            except RecursionError as exc:
+                raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
+            yield _parse(obj, (str(path), lineno))
+
+
+def read_traces(path: str | Path) -> list[SessionTrace]:
+    """Read a traces file.
+
+    Raises:
+        MalformedInputError: a line does not parse or break the format; names file and line.
+            Nothing is skipped silently.
+    """
+    return list(_iter_file(Path(path)))
+
+
+def write_traces(path: str | Path, traces: Iterable[SessionTrace]) -> None:
+    """Write traces as JSONL (replacing the file atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for t in traces:
+            fh.write(t.dumps() + "\n")
+    os.replace(tmp, path)
+
+
+class TraceStore:
+    """An append-only JSONL file of recorded sessions.
+
+    Appends are whole lines written with one ``write`` under a lock and flushed, so concurrent
+    sessions never interleave and a crash loses at most the line being written.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, trace: SessionTrace) -> None:
+        """Record one session."""
+        line = (trace.dumps() + "\n").encode("utf-8", "surrogatepass")
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as fh:
+                fh.write(line)
+                fh.flush()
+
+    def load(self) -> list[SessionTrace]:
+        """Every recorded session (empty when nothing was recorded yet)."""
+        if not self.path.exists():
+            return []
+        return read_traces(self.path)
+
+    def __iter__(self) -> Iterator[SessionTrace]:
+        return iter(self.load())
+
+    def extend(self, traces: Sequence[SessionTrace]) -> None:
+        """Record several sessions."""
+        for t in traces:
+            self.append(t)

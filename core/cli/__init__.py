@@ -1,0 +1,13 @@
+"""The ``prehydrate`` command line: one private module per command, registered on one typer app."""
+
+from __future__ import annotations
+
+from . import _sources_cmd  # noqa: F401  (registers `sections` and `fetch`)
+from ._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``prehydrate`` console script."""
+    app()
