@@ -104,9 +104,7 @@ def _tool_functions(source: str) -> list[ast.FunctionDef]:
     tree = ast.parse(source)
     found: list[ast.FunctionDef] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and any(
-            "is_tool" in ast.unparse(dec) for dec in node.decorator_list
-        ):
+        if isinstance(node, ast.FunctionDef) and any("is_tool" in ast.unparse(dec) for dec in node.decorator_list):
             found.append(node)
     found.sort(key=lambda n: n.lineno)
     return found
@@ -148,10 +146,7 @@ def build_sections(read: Callable[[str], str]) -> list[dict[str, Any]]:
                 doc = ast.get_docstring(fn) or ""
                 kind = _tool_kind(fn)
                 who = "the assistant" if actor == "assistant" else "the user, on their own device"
-                text = (
-                    f"# {fn.name}\n\n```\n{_signature(fn)}\n```\n\n"
-                    f"Tool type: {kind}. Called by {who}.\n\n{doc}\n"
-                )
+                text = f"# {fn.name}\n\n```\n{_signature(fn)}\n```\n\nTool type: {kind}. Called by {who}.\n\n{doc}\n"
                 tags = [domain] if actor == "assistant" else [domain, "user_device"]
                 sections.append(
                     {

@@ -373,9 +373,7 @@ def _pick(rng: random.Random, dist: dict[str, float], exclude: Iterable[str] = (
     return rng.choices(keys, weights=[dist[k] for k in keys])[0]
 
 
-def _next(
-    rng: random.Random, wf: Workflow, state: str, areas: dict[str, list[str]], seen: Sequence[str]
-) -> str | None:
+def _next(rng: random.Random, wf: Workflow, state: str, areas: dict[str, list[str]], seen: Sequence[str]) -> str | None:
     """Follow one workflow edge; sections without edges wander within their own area."""
     if state in wf.edges:
         return _pick(rng, wf.edges[state], exclude=seen)
@@ -485,14 +483,10 @@ def make_session(
 
 def sections_rows() -> list[dict[str, Any]]:
     """The sample corpus in the design's section format, in document order."""
-    return [
-        {"id": sid, "title": title, "text": text, "tags": list(tags)} for sid, title, tags, text in SECTIONS
-    ]
+    return [{"id": sid, "title": title, "text": text, "tags": list(tags)} for sid, title, tags, text in SECTIONS]
 
 
-def generate(
-    seed: int = DEFAULT_SEED, n_train: int = 300, n_test: int = 100
-) -> dict[str, list[dict[str, Any]]]:
+def generate(seed: int = DEFAULT_SEED, n_train: int = 300, n_test: int = 100) -> dict[str, list[dict[str, Any]]]:
     """Generate the corpus and both trace splits.
 
     The splits come from one stream: sessions ``s-1..s-{n_train}`` train, the rest test, so the
@@ -506,9 +500,7 @@ def generate(
     areas: dict[str, list[str]] = {}
     for sid in all_ids:
         areas.setdefault(sid.split("/")[0], []).append(sid)
-    missing = {
-        k for wf in WORKFLOWS for k in [*wf.start, *wf.edges, *(n for e in wf.edges.values() for n in e)]
-    }
+    missing = {k for wf in WORKFLOWS for k in [*wf.start, *wf.edges, *(n for e in wf.edges.values() for n in e)]}
     missing -= set(all_ids)
     if missing:
         raise ValueError(f"workflows refer to unknown sections: {sorted(missing)}")
