@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, MemoryTier, WarmCache
 from ._catalog import Catalog
+from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._data import sample_sections_path, sample_traces_path
 from ._engine import ContextResult, Engine, EngineLimits, Session, Turn, TurnReport
 from ._errors import (
@@ -57,6 +58,7 @@ __all__ = [
     "CallableSource",
     "Candidate",
     "Catalog",
+    "CompiledContext",
     "ConfigError",
     "ContextRequest",
     "ContextResult",
@@ -65,6 +67,7 @@ __all__ = [
     "Engine",
     "EngineLimits",
     "EventBus",
+    "GlossaryError",
     "Hydrated",
     "HydrationTimeout",
     "InputError",
@@ -103,7 +106,9 @@ __all__ = [
     "UnknownSectionError",
     "WarmCache",
     "__version__",
+    "compile_context",
     "default_predictor",
+    "load_glossary",
     "read_traces",
     "sample_sections_path",
     "sample_traces_path",

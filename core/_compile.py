@@ -1,0 +1,811 @@
+"""The ahead-of-time context compiler: a master prompt in, a byte-stable, cache-friendly prefix out.
+
+Long system prompts lose their definitions with distance: a term defined in a glossary at the top is
+used two thousand tokens later, where the model no longer connects the two. Rewriting the prompt at
+run time would fix that but breaks prompt/KV caching, because every rewrite changes the prefix. The
+compiler does the rewrite once, before the system goes live:
+
+1. The prompt is cut into chunks at its Markdown headings, and large chunks again at paragraph
+   boundaries (``max_chunk_tokens``).
+2. Every glossary term gets a deterministic identifier (``D1``, ``D2``, ... in order of first
+   appearance) that is checked not to occur anywhere in the input. At a term's first occurrence its
+   full definition is injected inline as ``<def id="D1" term="...">...</def>``; every later occurrence
+   carries the identifier: ``refund window<D1/>`` (``alias_style="natural"``) or just ``<D1/>``
+   (``alias_style="abstract"``). Headings, code, links and markup are never rewritten.
+3. Sections are inlined in document order while the token budget allows; the rest become stubs
+   (id, title, approximate tokens, one-line summary) under one instruction to call
+   ``request_context``. The stubs are the catalog the predictors rank.
+4. The output carries no time, path or hash-seed dependent byte: the same inputs give the same bytes
+   in any process. Run-time state (prefetching, cache contents) is not an input, so it can never
+   change the prefix.
+
+Without a glossary, definitions written in the prompt as ``**Term**: definition`` (or
+``**Term:** definition``) lines or as a Markdown definition list (``Term`` then ``: definition``) are
+detected, removed from where they stand and injected at the term's first use instead.
+
+Example:
+    >>> import prehydrate as ph
+    >>> cc = ph.compile_context(
+    ...     "# Rules\\nCheck the SLA first.\\n\\n# Escalation\\nBreaching the SLA means escalate.",
+    ...     glossary={"SLA": "Service level agreement: reply within 4 hours."},
+    ... )
+    >>> print(cc.text)
+    # Rules
+    Check the SLA <def id="D1" term="SLA">Service level agreement: reply within 4 hours.</def> first.
+    <BLANKLINE>
+    # Escalation
+    Breaching the SLA<D1/> means escalate.
+    <BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Literal, cast
+
+from ._errors import ConfigError, InputError, MalformedInputError
+from ._sections import Section, estimate_tokens, one_line_summary
+
+__all__ = [
+    "CompiledContext",
+    "GlossaryError",
+    "compile_context",
+    "load_glossary",
+]
+
+AliasStyle = Literal["natural", "abstract"]
+
+MANIFEST_FORMAT = "prehydrate.compiled/1"
+"""Version tag of the manifest layout; bumped only for incompatible changes."""
+
+STUBS_HEADING = "## Sections available on request"
+STUBS_INSTRUCTION = (
+    'These sections are not in this prompt; call `request_context(section="<id>")` to read one when the task needs it.'
+)
+INLINED_HEADING = "## Context sections"
+TASK_HEADING = "## Current task"
+
+_MAX_TERM_CHARS = 200
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S")
+_HEADING_LEVEL = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_BOLD_DEF = re.compile(
+    r"^[ \t]*(?:[-*+][ \t]+)?\*\*(?P<term>[^*\n]+?)(?::\*\*|\*\*[ \t]*:)[ \t]*(?P<definition>\S.*?)[ \t]*$"
+)
+_DEFLIST_ITEM = re.compile(r"^:[ \t]+(?P<definition>\S.*?)[ \t]*$")
+_CONTINUATION = re.compile(r"^(?: {2,}|\t)(?![ \t]*(?:[-*+]|\d+[.)])[ \t])[ \t]*(?P<text>\S.*?)[ \t]*$")
+# Spans that are never rewritten: inline code, link targets, bare URLs and XML/HTML tags.
+_INLINE_MASKS = re.compile(
+    r"`[^`\n]+`"
+    r"|\]\([^)\n]*\)"
+    r"|https?://[^\s)>\]]+"
+    r"|</?[A-Za-z][^<>\n]*>"
+)
+_EMPHASIS_CLOSER = re.compile(r"[*_]{1,3}")
+_WS = re.compile(r"\s+")
+
+
+class GlossaryError(InputError):
+    """A glossary is unusable: wrong shape, an empty or duplicate term, or a term the prompt never uses.
+
+    ``terms`` names the offending terms so a caller can point at them.
+    """
+
+    def __init__(self, message: str, *, terms: Sequence[str] = ()) -> None:
+        self.terms = tuple(terms)
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledContext:
+    """The result of :func:`compile_context`: the prefix, its hash and what went into it."""
+
+    text: str
+    """The compiled prefix, byte-stable for the same inputs; put it first in the system prompt."""
+    sha256: str
+    """SHA-256 (hex) of ``text`` encoded as UTF-8."""
+    manifest: dict[str, object] = field(repr=False)
+    """JSON-able record of chunks, terms, identifiers, inlined sections and stubs."""
+    stubs: tuple[Section, ...] = ()
+    """Sections present only as stubs, in document order: the catalog predictors rank."""
+    inlined: tuple[str, ...] = ()
+    """Ids of the sections whose full content is in ``text``, in document order."""
+    tokens: int = 0
+    """Approximate tokens of ``text``."""
+
+    def manifest_json(self) -> str:
+        """The manifest as deterministic JSON text (2-space indent, trailing newline)."""
+        return json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Glossary loading and definition detection
+
+
+def load_glossary(path: str | PathLike[str]) -> dict[str, str]:
+    """Read a glossary file: one JSON object mapping each term to its definition.
+
+    Errors name the file so a user running ``prehydrate compile`` knows which input to fix.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        The terms and definitions, in file order.
+
+    Raises:
+        GlossaryError: The file is missing or unreadable, or is not an object of non-empty strings.
+        MalformedInputError: The file is not valid JSON; ``.line`` is the line of the first error.
+    """
+    name = str(path)
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GlossaryError(f"glossary file {name} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GlossaryError(f"cannot read glossary file {name}: {exc}") from exc
+    try:
+        data: object = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise MalformedInputError(name, exc.lineno, f"invalid JSON in glossary: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise GlossaryError(
+            f"glossary file {name} must hold a JSON object mapping term to definition, not a JSON {_json_type(data)}"
+        )
+    glossary: dict[str, str] = {}
+    for term, definition in data.items():
+        if not isinstance(definition, str):
+            raise GlossaryError(
+                f"glossary file {name}: the definition of {term!r} must be a string, "
+                f"not a JSON {_json_type(definition)}",
+                terms=[term],
+            )
+        glossary[term] = definition
+    _validated_glossary(glossary, origin=f"glossary file {name}")
+    return glossary
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _validated_glossary(glossary: Mapping[str, str], *, origin: str) -> list[tuple[str, str]]:
+    """Normalise whitespace and refuse empty, oversized, duplicate or tag-breaking entries."""
+    entries: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for raw_term, raw_definition in glossary.items():
+        if not isinstance(raw_term, str) or not isinstance(raw_definition, str):
+            raise GlossaryError(f"{origin}: terms and definitions must be strings, got {raw_term!r}")
+        term = _WS.sub(" ", raw_term).strip()
+        definition = _WS.sub(" ", raw_definition).strip()
+        if not term:
+            raise GlossaryError(f"{origin}: a term is empty", terms=[raw_term])
+        if len(term) > _MAX_TERM_CHARS:
+            raise GlossaryError(f"{origin}: the term {term[:40]!r}... is over {_MAX_TERM_CHARS} characters")
+        if not definition:
+            raise GlossaryError(f"{origin}: the definition of {term!r} is empty", terms=[term])
+        if "<def" in definition or "</def" in definition:
+            raise GlossaryError(
+                f"{origin}: the definition of {term!r} contains a <def> tag, which would break the "
+                "compiled definition tags",
+                terms=[term],
+            )
+        key = term.casefold()
+        if key in seen:
+            raise GlossaryError(
+                f"{origin}: the terms {seen[key]!r} and {term!r} differ only in case or spacing",
+                terms=[seen[key], term],
+            )
+        seen[key] = term
+        entries.append((term, definition))
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class _Detected:
+    term: str
+    definition: str
+    lines: tuple[int, ...]
+    """0-based prompt lines the definition occupies (removed when the term is used elsewhere)."""
+
+
+def _fenced_lines(lines: Sequence[str]) -> list[bool]:
+    """Which lines are inside (or open/close) a fenced code block."""
+    inside: list[bool] = []
+    fence: str | None = None
+    for line in lines:
+        match = _FENCE.match(line)
+        if fence is None:
+            if match:
+                fence = match.group(1)[0] * 3
+                inside.append(True)
+                continue
+            inside.append(False)
+        else:
+            inside.append(True)
+            if match and match.group(1).startswith(fence):
+                fence = None
+    return inside
+
+
+def _detect_definitions(lines: Sequence[str], fenced: Sequence[bool]) -> list[_Detected]:
+    """Find ``**Term**: definition`` lines and Markdown definition lists outside code blocks."""
+    found: list[_Detected] = []
+    i = 0
+    while i < len(lines):
+        if fenced[i] or _HEADING.match(lines[i]):
+            i += 1
+            continue
+        bold = _BOLD_DEF.match(lines[i])
+        if bold:
+            parts = [bold.group("definition")]
+            used = [i]
+            j = i + 1
+            while j < len(lines) and not fenced[j] and (cont := _CONTINUATION.match(lines[j])):
+                parts.append(cont.group("text"))
+                used.append(j)
+                j += 1
+            found.append(_Detected(bold.group("term").strip(), " ".join(parts), tuple(used)))
+            i = j
+            continue
+        line = lines[i].strip()
+        if (
+            line
+            and i + 1 < len(lines)
+            and not fenced[i + 1]
+            and _DEFLIST_ITEM.match(lines[i + 1])
+            and not line.startswith((":", "-", "*", "+", ">", "|"))
+        ):
+            parts = []
+            used = [i]
+            j = i + 1
+            while j < len(lines) and not fenced[j]:
+                item = _DEFLIST_ITEM.match(lines[j])
+                cont = _CONTINUATION.match(lines[j]) if len(used) > 1 else None
+                if item:
+                    parts.append(item.group("definition"))
+                elif cont:
+                    parts.append(cont.group("text"))
+                else:
+                    break
+                used.append(j)
+                j += 1
+            found.append(_Detected(line.strip("*_ "), " ".join(parts), tuple(used)))
+            i = j
+            continue
+        i += 1
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunking
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    kind: Literal["prompt", "section"]
+    heading: str
+    level: int
+    part: int
+    text: str
+    section_id: str | None = None
+
+
+def _chunk_prompt(lines: Sequence[str], fenced: Sequence[bool], max_tokens: int) -> list[_Chunk]:
+    """Cut the prompt at headings, then cut long chunks at blank lines outside code blocks."""
+    groups: list[tuple[str, int, list[tuple[str, bool]]]] = [("", 0, [])]
+    for line, in_fence in zip(lines, fenced, strict=True):
+        if not in_fence and _HEADING.match(line):
+            match = _HEADING_LEVEL.match(line)
+            heading, level = (match.group(2), len(match.group(1))) if match else (line.strip(), 1)
+            groups.append((heading, level, [(line, in_fence)]))
+        else:
+            groups[-1][2].append((line, in_fence))
+    chunks: list[_Chunk] = []
+    for heading, level, body in groups:
+        paragraphs = _paragraphs(body)
+        if not paragraphs:
+            continue
+        parts: list[list[str]] = [[]]
+        for paragraph in paragraphs:
+            current = "\n\n".join(parts[-1] + [paragraph])
+            if parts[-1] and estimate_tokens(current) > max_tokens:
+                parts.append([paragraph])
+            else:
+                parts[-1].append(paragraph)
+        for number, part in enumerate(parts, start=1):
+            chunks.append(_Chunk("prompt", heading, level, number, "\n\n".join(part)))
+    return chunks
+
+
+def _paragraphs(body: Sequence[tuple[str, bool]]) -> list[str]:
+    """Blank-line separated paragraphs; code blocks stay whole and keep their inner blank lines."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line, in_fence in body:
+        if not in_fence and not line.strip():
+            if current:
+                paragraphs.append("\n".join(current).rstrip())
+                current = []
+            continue
+        current.append(line.rstrip())
+    if current:
+        paragraphs.append("\n".join(current).rstrip())
+    # A chunk that holds only a heading (its definitions were moved out) is dropped by the caller.
+    return paragraphs
+
+
+# --------------------------------------------------------------------------------------------------
+# Term matching
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    term: str
+    definition: str
+    origin: Literal["glossary", "prompt"]
+
+
+class _Matcher:
+    """One regex for all terms: longest term first, acronyms case-sensitive, plurals allowed."""
+
+    def __init__(self, terms: Sequence[_Term]) -> None:
+        self.terms = list(terms)
+        # Longest first so "refund window" wins over "refund"; the term text breaks ties so the
+        # pattern does not depend on the order the glossary came in.
+        ranked = sorted(range(len(terms)), key=lambda i: (-len(terms[i].term), terms[i].term))
+        alternatives = []
+        for i in ranked:
+            words = [re.escape(w) for w in terms[i].term.split(" ")]
+            body = r"\s+".join(words)
+            acronym = terms[i].term.upper() == terms[i].term and any(c.isalpha() for c in terms[i].term)
+            alternatives.append(f"(?P<t{i}>{body if acronym else f'(?i:{body})'})")
+        self.pattern: re.Pattern[str] | None = (
+            re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?i:e?s)?(?!\w)") if terms else None
+        )
+
+    def finditer(self, text: str) -> Iterator[tuple[int, int, int]]:
+        """Yield ``(term index, start, end)`` for every occurrence outside masked spans."""
+        if self.pattern is None:
+            return
+        masks = _masked_spans(text)
+        k = 0
+        for match in self.pattern.finditer(text):
+            start, end = match.span()
+            while k < len(masks) and masks[k][1] <= start:
+                k += 1
+            if k < len(masks) and masks[k][0] < end:
+                continue
+            name = match.lastgroup
+            assert name is not None
+            yield int(name[1:]), start, end
+
+
+def _masked_spans(text: str) -> list[tuple[int, int]]:
+    """Sorted, merged spans never rewritten: headings, fenced code, inline code, links, tags."""
+    spans: list[tuple[int, int]] = []
+    lines = text.split("\n")
+    fenced = _fenced_lines(lines)
+    offset = 0
+    for line, in_fence in zip(lines, fenced, strict=True):
+        if in_fence or _HEADING.match(line):
+            spans.append((offset, offset + len(line)))
+        offset += len(line) + 1
+    spans.extend(m.span() for m in _INLINE_MASKS.finditer(text))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _choose_prefix(count: int, corpus: str) -> tuple[str, list[str]]:
+    """The first identifier prefix whose identifiers ``P1..Pcount`` occur nowhere in the input.
+
+    Candidates come in a fixed order (``D``, ``DQ``, ``DQQ``, ...) so the choice is deterministic;
+    the loop ends because the input is finite.
+    """
+    rejected: list[str] = []
+    prefix = "D"
+    while True:
+        if all(f"{prefix}{n}" not in corpus for n in range(1, count + 1)):
+            return prefix, rejected
+        rejected.append(prefix)
+        prefix = "D" + "Q" * len(rejected)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+@dataclass(slots=True)
+class _TermState:
+    ident: str
+    first_chunk: int | None = None
+    occurrences: int = 0
+
+
+def _rewrite(
+    text: str,
+    matcher: _Matcher,
+    states: Mapping[int, _TermState],
+    alias_style: AliasStyle,
+    defined: dict[int, int],
+    chunk_index: int,
+) -> tuple[str, list[str], dict[str, int]]:
+    """Inject definitions at first occurrences and identifier tags at later ones.
+
+    ``defined`` maps term index to the chunk holding its definition and is updated in place, so
+    rendering chunks in document order places each definition exactly once.
+    """
+    out: list[str] = []
+    pos = 0
+    defines: list[str] = []
+    aliases: dict[str, int] = {}
+    for index, start, end in matcher.finditer(text):
+        state = states.get(index)
+        if state is None:
+            continue
+        term = matcher.terms[index]
+        out.append(text[pos:start])
+        word = text[start:end]
+        if index not in defined:
+            defined[index] = chunk_index
+            defines.append(state.ident)
+            # Keep Markdown emphasis whole: "**SLA**" becomes "**SLA** <def ...>", not "**SLA <def>**".
+            closer = _EMPHASIS_CLOSER.match(text, end)
+            if closer and text[:start].endswith(closer.group()):
+                word += closer.group()
+                end = closer.end()
+            attr = html.escape(term.term, quote=True)
+            out.append(f'{word} <def id="{state.ident}" term="{attr}">{term.definition}</def>')
+        else:
+            aliases[state.ident] = aliases.get(state.ident, 0) + 1
+            out.append(f"{word}<{state.ident}/>" if alias_style == "natural" else f"<{state.ident}/>")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out), defines, aliases
+
+
+def _one_line(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def _stub_line(section: Section, content: str | None) -> str:
+    tokens = section.tokens or (estimate_tokens(content) if content is not None else 0)
+    summary = _one_line(section.summary or (one_line_summary(content) if content is not None else ""))
+    size = f" (~{tokens} tokens)" if tokens else ""
+    title = _one_line(section.title) or section.id
+    return f"- [{section.id}] {title}{size}" + (f": {summary}" if summary else "")
+
+
+def _stubs_block(lines: Sequence[str]) -> str:
+    return "\n".join([STUBS_HEADING, "", STUBS_INSTRUCTION, "", *lines])
+
+
+def _section_block(section: Section, rewritten: str) -> str:
+    attr_id = html.escape(section.id, quote=True)
+    attr_title = html.escape(_one_line(section.title), quote=True)
+    return f'<section id="{attr_id}" title="{attr_title}">\n{rewritten.strip()}\n</section>'
+
+
+def _task_block(task: str | None, query: str | None) -> str:
+    lines = [TASK_HEADING, ""]
+    if task is not None:
+        lines.append(f"Task: {_one_line(task)}")
+    if query is not None:
+        lines.append(f"Query: {_one_line(query)}")
+    return "\n".join(lines)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# The compiler
+
+
+def compile_context(
+    prompt: str | None = None,
+    *,
+    glossary: Mapping[str, str] | None = None,
+    sections: Sequence[Section] = (),
+    contents: Mapping[str, str] | None = None,
+    budget_tokens: int | None = None,
+    alias_style: AliasStyle = "natural",
+    task: str | None = None,
+    query: str | None = None,
+    max_chunk_tokens: int = 400,
+    strict: bool = True,
+) -> CompiledContext:
+    """Compile a master prompt, a glossary and a catalog of sections into a byte-stable prefix.
+
+    The output depends only on the arguments (never on time, paths, dict order or the hash seed),
+    so an inference engine can keep it in its prompt/KV cache for the lifetime of a deployment.
+
+    Args:
+        prompt: The human-readable master prompt (Markdown). ``None`` compiles only the catalog:
+            the inlined sections and the stubs block.
+        glossary: Term -> definition. Without it, ``**Term**: definition`` lines and Markdown
+            definition lists in the prompt are used (and moved to each term's first use).
+        sections: The catalog, in any order; it is sorted by ``Section.order`` then ``id``.
+        contents: Section id -> full content. Sections with content are inlined in document order
+            while the budget allows; the first that does not fit and every later one become stubs.
+            Without contents every section is a stub.
+        budget_tokens: Upper bound on the approximate tokens of the static prefix (everything but
+            the task block, which must not change what is inlined); ``None`` means no bound.
+        alias_style: ``"natural"`` keeps the word and adds the tag (``SLA<D1/>``); ``"abstract"``
+            replaces later occurrences by the tag alone (``<D1/>``).
+        task: The task (type or description), rendered in a short block at the very end so the
+            bytes before it stay identical, and cacheable, across tasks.
+        query: The user's query, rendered in the same closing block.
+        max_chunk_tokens: Chunks longer than this are cut again at paragraph boundaries.
+        strict: Refuse glossary terms that never occur in the prompt. With ``False`` they are
+            listed in the manifest under ``unused_terms`` instead.
+
+    Returns:
+        The compiled prefix with its SHA-256, manifest, stubs and inlined section ids.
+
+    Raises:
+        GlossaryError: Bad glossary entries, a term defined twice in the prompt, or (strict) terms
+            the prompt never uses.
+        ConfigError: Invalid arguments, or a budget smaller than the prompt and the stubs alone.
+        InputError: Duplicate section ids or contents for sections not in ``sections``.
+
+    Example:
+        >>> cc = compile_context("Refunds follow the window.", glossary={"window": "30 days."})
+        >>> cc.text
+        'Refunds follow the window <def id="D1" term="window">30 days.</def>.\\n'
+    """
+    if alias_style not in ("natural", "abstract"):
+        raise ConfigError(f"alias_style must be 'natural' or 'abstract', not {alias_style!r}")
+    if max_chunk_tokens < 1:
+        raise ConfigError(f"max_chunk_tokens must be at least 1, not {max_chunk_tokens}")
+    if budget_tokens is not None and budget_tokens < 0:
+        raise ConfigError(f"budget_tokens must not be negative, not {budget_tokens}")
+
+    contents = dict(contents or {})
+    ordered = sorted(sections, key=lambda s: (s.order, s.id))
+    ids = [s.id for s in ordered]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"duplicate section ids: {', '.join(duplicates)}")
+    strays = sorted(set(contents) - set(ids))
+    if strays:
+        raise InputError(f"contents given for sections not in the catalog: {', '.join(strays)}")
+
+    # Prompt: normalise newlines, find definitions, chunk.
+    text = (prompt or "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n") if text else []
+    fenced = _fenced_lines(lines)
+    removed: set[int] = set()
+    terms: list[_Term]
+    if glossary is not None:
+        entries = _validated_glossary(glossary, origin="glossary")
+        terms = [_Term(t, d, "glossary") for t, d in entries]
+    else:
+        terms, removed = _terms_from_prompt(lines, fenced)
+    kept_lines = [line for n, line in enumerate(lines) if n not in removed]
+    kept_fenced = [f for n, f in enumerate(fenced) if n not in removed]
+    chunks = _chunk_prompt(kept_lines, kept_fenced, max_chunk_tokens)
+    # A heading whose whole body was definitions has nothing left to say once they move.
+    chunks = [c for c in chunks if not (removed and _is_bare_heading(c.text))]
+
+    matcher = _Matcher(terms)
+    in_prompt: dict[int, int] = {}
+    for chunk in chunks:
+        for index, _, _ in matcher.finditer(chunk.text):
+            in_prompt[index] = in_prompt.get(index, 0) + 1
+    missing = sorted((t.term for i, t in enumerate(terms) if i not in in_prompt), key=lambda t: (t.casefold(), t))
+    if missing and strict:
+        listed = ", ".join(repr(t) for t in missing)
+        raise GlossaryError(
+            f"unknown glossary term{'s' if len(missing) > 1 else ''} {listed}: never used in the prompt "
+            "text (headings, code and links are not searched); remove it or pass strict=False",
+            terms=missing,
+        )
+
+    # Identifiers: by first occurrence over the prompt, then over every section with content, so they
+    # do not move when the budget changes which sections are inlined.
+    section_chunks = [
+        _Chunk("section", s.title, 0, 1, contents[s.id].replace("\r\n", "\n"), s.id)
+        for s in ordered
+        if s.id in contents
+    ]
+    first_seen: list[int] = []
+    for chunk in chunks + section_chunks:
+        for index, _, _ in matcher.finditer(chunk.text):
+            if index not in first_seen:
+                first_seen.append(index)
+    corpus = "\n".join(
+        [text]
+        + [f"{t.term}\n{t.definition}" for t in terms]
+        + [f"{s.id}\n{s.title}\n{s.summary}\n{' '.join(s.tags)}" for s in ordered]
+        + [contents[i] for i in sorted(contents)]
+    )
+    prefix, rejected = _choose_prefix(len(first_seen), corpus)
+    states = {index: _TermState(f"{prefix}{n}") for n, index in enumerate(first_seen, start=1)}
+
+    # Render the prompt once; its definitions and aliases do not depend on the budget.
+    defined: dict[int, int] = {}
+    prompt_parts: list[str] = []
+    chunk_records: list[dict[str, object]] = []
+    for n, chunk in enumerate(chunks):
+        rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, defined, n)
+        prompt_parts.append(rewritten)
+        chunk_records.append(_chunk_record(n, chunk, rewritten, defines, aliases))
+
+    content_sections = [s for s in ordered if s.id in contents]
+    closing = _task_block(task, query) if task is not None or query is not None else None
+
+    def render(k: int) -> tuple[str, str, list[str], list[dict[str, object]], dict[int, int]]:
+        """The static part and full text with the first ``k`` content sections inlined."""
+        local_defined = dict(defined)
+        parts = list(prompt_parts)
+        records: list[dict[str, object]] = []
+        inlined_blocks: list[str] = []
+        for j, section in enumerate(content_sections[:k]):
+            n = len(chunks) + j
+            chunk = section_chunks[j]
+            rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, local_defined, n)
+            block = _section_block(section, rewritten)
+            inlined_blocks.append(block)
+            records.append(_chunk_record(n, chunk, block, defines, aliases))
+        if inlined_blocks:
+            parts.append("\n\n".join([INLINED_HEADING, *inlined_blocks]))
+        inlined_ids = {s.id for s in content_sections[:k]}
+        stub_lines = [_stub_line(s, contents.get(s.id)) for s in ordered if s.id not in inlined_ids]
+        if stub_lines:
+            parts.append(_stubs_block(stub_lines))
+        static = "\n\n".join(parts) + "\n" if parts else ""
+        full = static
+        if closing is not None:
+            full = static + ("\n" if static else "") + closing + "\n"
+        return static, full, stub_lines, records, local_defined
+
+    k = len(content_sections)
+    if budget_tokens is not None:
+        base = render(0)[0]
+        if estimate_tokens(base) > budget_tokens:
+            raise ConfigError(
+                f"the token budget of {budget_tokens} is below the {estimate_tokens(base)} tokens the "
+                "prompt and the section stubs need on their own"
+            )
+        k = 0
+        # Document order, stop at the first section that does not fit: the inlined sections stay a
+        # contiguous run and the stubs keep the catalog's order.
+        # The budget bounds the static part: a task block must never change which sections are inlined.
+        while k < len(content_sections) and estimate_tokens(render(k + 1)[0]) <= budget_tokens:
+            k += 1
+    static, full, stub_lines, section_records, final_defined = render(k)
+
+    inlined = tuple(s.id for s in content_sections[:k])
+    inlined_set = set(inlined)
+    stubs = tuple(s for s in ordered if s.id not in inlined_set)
+    all_records = chunk_records + section_records
+    alias_counts = [cast(dict[str, int], r["aliases"]) for r in all_records]
+    chunk_ids = [str(r["id"]) for r in all_records]
+    term_records: list[dict[str, object]] = []
+    for index in first_seen:
+        term = terms[index]
+        where = final_defined.get(index)
+        aliases_total = sum(aliases.get(states[index].ident, 0) for aliases in alias_counts)
+        term_records.append(
+            {
+                "id": states[index].ident,
+                "term": term.term,
+                "definition": term.definition,
+                "origin": term.origin,
+                "defined_in": chunk_ids[where] if where is not None else None,
+                "aliases": aliases_total,
+            }
+        )
+    unused = sorted((t.term for i, t in enumerate(terms) if i not in states), key=lambda t: (t.casefold(), t))
+    sha = _sha256(full)
+    manifest: dict[str, object] = {
+        "format": MANIFEST_FORMAT,
+        "sha256": sha,
+        "static_sha256": _sha256(static),
+        "static_bytes": len(static.encode("utf-8", "surrogatepass")),
+        "static_tokens": estimate_tokens(static),
+        "bytes": len(full.encode("utf-8", "surrogatepass")),
+        "tokens": estimate_tokens(full),
+        "tokens_before": {
+            "prompt": estimate_tokens(text),
+            "definitions": sum(estimate_tokens(t.definition) for t in terms) if glossary is not None else 0,
+            "sections": sum(estimate_tokens(contents[s.id]) for s in content_sections),
+        },
+        "options": {
+            "alias_style": alias_style,
+            "budget_tokens": budget_tokens,
+            "max_chunk_tokens": max_chunk_tokens,
+            "strict": strict,
+        },
+        "identifiers": {
+            "prefix": prefix,
+            "pattern": f"{prefix}<n>",
+            "rejected_prefixes": rejected,
+            "checked_against_chars": len(corpus),
+        },
+        "chunks": all_records,
+        "terms": term_records,
+        "unused_terms": unused,
+        "inlined": [
+            {"id": s.id, "title": s.title, "tokens": estimate_tokens(contents[s.id])} for s in content_sections[:k]
+        ],
+        "stubs": [{"id": s.id, "title": s.title, "line": line} for s, line in zip(stubs, stub_lines, strict=True)],
+        "task": {"task": task, "query": query} if closing is not None else None,
+    }
+    return CompiledContext(
+        text=full,
+        sha256=sha,
+        manifest=manifest,
+        stubs=stubs,
+        inlined=inlined,
+        tokens=estimate_tokens(full),
+    )
+
+
+def _terms_from_prompt(lines: Sequence[str], fenced: Sequence[bool]) -> tuple[list[_Term], set[int]]:
+    """Definitions written in the prompt; the ones used elsewhere are taken out of their lines."""
+    detected = _detect_definitions(lines, fenced)
+    seen: dict[str, _Detected] = {}
+    for d in detected:
+        key = _WS.sub(" ", d.term).strip().casefold()
+        if key in seen:
+            raise GlossaryError(
+                f"the prompt defines {d.term!r} twice (lines {seen[key].lines[0] + 1} and {d.lines[0] + 1})",
+                terms=[d.term],
+            )
+        seen[key] = d
+    entries = _validated_glossary({d.term: d.definition for d in detected}, origin="prompt")
+    candidates = [_Term(t, definition, "prompt") for t, definition in entries]
+    # Only move a definition whose term is used outside the definitions: a definition of a term used
+    # nowhere else stays where the author put it.
+    all_def_lines = {n for d in detected for n in d.lines}
+    rest = "\n".join(line for n, line in enumerate(lines) if n not in all_def_lines)
+    matcher = _Matcher(candidates)
+    used = {index for index, _, _ in matcher.finditer(rest)}
+    terms = [t for i, t in enumerate(candidates) if i in used]
+    removed = {n for i, d in enumerate(detected) if i in used for n in d.lines}
+    return terms, removed
+
+
+def _is_bare_heading(text: str) -> bool:
+    return all(not line.strip() or _HEADING.match(line) for line in text.split("\n"))
+
+
+def _chunk_record(
+    n: int, chunk: _Chunk, rendered: str, defines: list[str], aliases: dict[str, int]
+) -> dict[str, object]:
+    return {
+        "id": f"C{n + 1}",
+        "kind": chunk.kind,
+        "heading": chunk.heading,
+        "level": chunk.level,
+        "part": chunk.part,
+        "section": chunk.section_id,
+        "tokens": estimate_tokens(rendered),
+        "defines": defines,
+        "aliases": dict(sorted(aliases.items(), key=lambda kv: (len(kv[0]), kv[0]))),
+    }

@@ -1,0 +1,171 @@
+"""``prehydrate compile``: turn a master prompt into a static, cache-friendly prefix plus a manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .._compile import AliasStyle, CompiledContext, compile_context, load_glossary
+from .._errors import InputError, PrehydrateError
+from .._sections import Scope, Section, estimate_tokens
+from .._sources import sources_from_paths
+from ._app import app, console, err_console
+
+__all__ = ["compile_command"]
+
+
+async def _load_sections(paths: Sequence[Path]) -> tuple[list[Section], dict[str, str]]:
+    """List every section of the given sources and hydrate its content, in argument order.
+
+    ``Section.order`` is renumbered across sources so that document order is the order of the
+    ``--sections`` options, whatever each source numbered on its own.
+    """
+    sections: list[Section] = []
+    contents: dict[str, str] = {}
+    for source in sources_from_paths(paths):
+        try:
+            for section in source.list_sections():
+                hydrated = await source.hydrate(section.id, scope=Scope())
+                sections.append(dataclasses.replace(section, order=len(sections)))
+                contents[section.id] = hydrated.content
+        finally:
+            await source.aclose()
+    return sections, contents
+
+
+def _read_prompt(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"prompt file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read prompt file {path}: {exc}") from exc
+
+
+def _write(path: Path, text: str) -> None:
+    # newline="" keeps the bytes identical on every platform: the hash in the manifest is of these bytes.
+    try:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc}") from exc
+
+
+def _summary(cc: CompiledContext, prompt_tokens: int, glossary_tokens: int, section_tokens: int) -> Table:
+    table = Table(title="prehydrate compile", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("tokens", justify="right")
+    table.add_row("prompt (input)", str(prompt_tokens))
+    if glossary_tokens:
+        table.add_row("glossary definitions (input)", str(glossary_tokens))
+    if section_tokens:
+        table.add_row("section contents (input)", str(section_tokens))
+    table.add_row("[bold]compiled prefix[/bold]", f"[bold]{cc.tokens}[/bold]")
+    manifest = cc.manifest
+    terms = manifest["terms"]
+    chunks = manifest["chunks"]
+    assert isinstance(terms, list) and isinstance(chunks, list)
+    table.caption = (
+        f"{len(chunks)} chunks, {len(terms)} terms, {len(cc.inlined)} sections inlined, "
+        f"{len(cc.stubs)} stubs; sha256 {cc.sha256[:16]}..."
+    )
+    return table
+
+
+@app.command("compile")
+def compile_command(
+    prompt: Annotated[Path, typer.Argument(help="The master prompt (Markdown).", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the compiled prefix here (default: standard output)."),
+    ] = None,
+    manifest: Annotated[Path | None, typer.Option("--manifest", help="Write the JSON manifest here.")] = None,
+    glossary: Annotated[
+        Path | None,
+        typer.Option(
+            "--glossary",
+            help="JSON object term -> definition. Without it, **Term**: definition lines and "
+            "definition lists in the prompt are used.",
+        ),
+    ] = None,
+    sections: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--sections",
+            help="A directory or .jsonl sections file (repeatable); inlined while the budget allows, "
+            "the rest become stubs.",
+        ),
+    ] = None,
+    budget_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--budget-tokens",
+            min=0,
+            help="Upper bound on the tokens of the static prefix (a --task/--query block comes on top).",
+        ),
+    ] = None,
+    alias_style: Annotated[
+        str,
+        typer.Option(
+            "--alias-style",
+            metavar="natural|abstract",
+            help="natural: keep the word and add <D1/>; abstract: replace later occurrences by <D1/>.",
+        ),
+    ] = "natural",
+    max_chunk_tokens: Annotated[
+        int, typer.Option("--max-chunk-tokens", min=1, help="Cut chunks longer than this at paragraphs.")
+    ] = 400,
+    task: Annotated[str | None, typer.Option("--task", help="Task line for the closing block.")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="Query line for the closing block.")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict/--no-strict", help="Refuse glossary terms the prompt never uses.")
+    ] = True,
+) -> None:
+    """Compile a master prompt into a static, byte-stable prefix (definitions at first use, stubs).
+
+    Example: prehydrate compile prompt.md --glossary glossary.json -o prefix.txt --manifest prefix.json
+    """
+    if alias_style not in ("natural", "abstract"):
+        err_console.print(f"[red]error:[/red] --alias-style must be natural or abstract, not {alias_style!r}")
+        raise typer.Exit(2)
+    style: AliasStyle = "natural" if alias_style == "natural" else "abstract"
+    try:
+        text = _read_prompt(prompt)
+        terms = load_glossary(glossary) if glossary is not None else None
+        catalog, contents = asyncio.run(_load_sections(sections or []))
+        cc = compile_context(
+            text,
+            glossary=terms,
+            sections=catalog,
+            contents=contents,
+            budget_tokens=budget_tokens,
+            alias_style=style,
+            task=task,
+            query=query,
+            max_chunk_tokens=max_chunk_tokens,
+            strict=strict,
+        )
+        if output is not None:
+            _write(output, cc.text)
+        if manifest is not None:
+            _write(manifest, cc.manifest_json())
+    except PrehydrateError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if output is None:
+        # The prefix itself goes to stdout untouched (no rich markup or wrapping); the summary to stderr.
+        typer.echo(cc.text, nl=False)
+    summary = _summary(
+        cc,
+        estimate_tokens(text),
+        sum(estimate_tokens(d) for d in terms.values()) if terms else 0,
+        sum(estimate_tokens(c) for c in contents.values()),
+    )
+    (console if output is not None else err_console).print(summary)
