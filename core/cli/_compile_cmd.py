@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,8 @@ from .._sources import sources_from_paths
 from ._app import app, console, err_console
 
 __all__ = ["compile_command"]
+
+_T = TypeVar("_T")
 
 
 async def _load_sections(paths: Sequence[Path]) -> tuple[list[Section], dict[str, str]]:
@@ -38,6 +40,20 @@ async def _load_sections(paths: Sequence[Path]) -> tuple[list[Section], dict[str
         finally:
             await source.aclose()
     return sections, contents
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine on a private loop, leaving the thread's current event loop (if any) alone.
+
+    ``asyncio.run`` would replace and drop a loop a host (a test runner, a notebook) has set, which
+    then leaks as an unclosed loop.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _read_prompt(path: Path) -> str:
@@ -139,7 +155,7 @@ def compile_command(
     try:
         text = _read_prompt(prompt)
         terms = load_glossary(glossary) if glossary is not None else None
-        catalog, contents = asyncio.run(_load_sections(sections or []))
+        catalog, contents = _run(_load_sections(sections or []))
         cc = compile_context(
             text,
             glossary=terms,
@@ -158,7 +174,7 @@ def compile_command(
             _write(manifest, cc.manifest_json())
     except PrehydrateError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     if output is None:
         # The prefix itself goes to stdout untouched (no rich markup or wrapping); the summary to stderr.
         typer.echo(cc.text, nl=False)

@@ -18,6 +18,8 @@ import pytest
 from prehydrate._compile import INLINED_HEADING, STUBS_HEADING, STUBS_INSTRUCTION
 from prehydrate._errors import ConfigError, InputError, MalformedInputError
 from prehydrate._sections import Section, estimate_tokens, one_line_summary
+from prehydrate.cli import app
+from typer.testing import CliRunner
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "compile"
 PROMPT = (EXAMPLES / "prompt.md").read_text(encoding="utf-8")
@@ -445,3 +447,46 @@ def test_output_is_byte_identical_across_processes_with_different_hash_seeds(tmp
     sections, contents = _sections()
     here = ph.compile_context(PROMPT, glossary=GLOSSARY, sections=sections, contents=contents, budget_tokens=2450)
     assert here.text.encode("utf-8") == text
+
+
+# ------------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_cli_writes_the_prefix_and_a_manifest_hashing_its_bytes(tmp_path: Path) -> None:
+    out, manifest = tmp_path / "prefix.txt", tmp_path / "prefix.json"
+    args = ["compile", str(EXAMPLES / "prompt.md"), "--glossary", str(EXAMPLES / "glossary.json")]
+    args += ["--sections", str(EXAMPLES / "sections.jsonl"), "--budget-tokens", "2450"]
+    result = CliRunner().invoke(app, [*args, "-o", str(out), "--manifest", str(manifest)])
+    assert result.exit_code == 0, result.output
+    assert "compiled prefix" in result.output
+    data = out.read_bytes()
+    record = json.loads(manifest.read_text(encoding="utf-8"))
+    assert record["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+    assert record["tokens"] <= 2450
+    sections, contents = _sections()
+    api = ph.compile_context(PROMPT, glossary=GLOSSARY, sections=sections, contents=contents, budget_tokens=2450)
+    assert data == api.text.encode("utf-8")
+    assert manifest.read_text(encoding="utf-8") == api.manifest_json()
+
+
+def test_cli_prints_the_prefix_without_an_output_file() -> None:
+    result = CliRunner().invoke(app, ["compile", str(EXAMPLES / "prompt.md"), "--alias-style", "abstract"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# Acme Cloud support agent\n")
+
+
+@pytest.mark.parametrize(
+    ("glossary", "message"),
+    [
+        ('{"SLA": "x", "Dunning": "y"}', "unknown glossary term 'Dunning'"),
+        ('{"SLA": "x",\n "Dunning" "y"}', ":2: invalid JSON in glossary"),
+    ],
+)
+def test_cli_reports_glossary_errors_clearly(tmp_path: Path, glossary: str, message: str) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(glossary, encoding="utf-8")
+    result = CliRunner().invoke(app, ["compile", str(EXAMPLES / "prompt.md"), "--glossary", str(path)])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
