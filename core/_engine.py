@@ -325,7 +325,7 @@ class Engine:
         if size > self.limits.max_content_bytes:
             raise RequestTooLargeError(f"section {section.id!r}", size, self.limits.max_content_bytes)
         version = hydrated.version or content_version(hydrated.content)
-        if version != section.version:
+        if section.version and version != section.version:
             # The source changed since listing: serve and cache the fresh content under its own
             # version, and move the catalog on so older entries are never looked up again.
             section = replace(section, version=version, size_bytes=size, tokens=estimate_tokens(hydrated.content))

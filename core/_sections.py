@@ -74,7 +74,11 @@ class Section:
     tokens: int = 0
     """Approximate tokens of the hydrated content."""
     version: str = ""
-    """Content hash or etag; cache keys carry it so stale content is never served."""
+    """Content hash or etag; cache keys carry it so stale content is never served.
+
+    Empty when the source cannot know the version before hydrating (a callable, a retriever): such
+    entries are keyed without a version and kept fresh by the cache's TTL instead.
+    """
     summary: str = ""
     """One-line summary for the stub."""
     index_text: str = field(default="", repr=False)

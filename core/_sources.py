@@ -403,7 +403,7 @@ def _as_sections(sections: Iterable[Section | str], source: str) -> list[Section
     out: list[Section] = []
     for i, s in enumerate(sections):
         if isinstance(s, str):
-            out.append(Section(id=check_section_id(s), title=s, order=i, source=source, version="v0"))
+            out.append(Section(id=check_section_id(s), title=s, order=i, source=source))
         else:
             out.append(s)
     return out
