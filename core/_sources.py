@@ -130,7 +130,7 @@ def read_sections_jsonl(path: str | Path) -> list[tuple[Section, str]]:
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
             raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
         except RecursionError as exc:
             raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
@@ -315,7 +315,7 @@ class DirectorySource:
                     continue
                 rel = os.path.relpath(os.path.join(dirpath, fn), self.root).replace(os.sep, "/")
                 found.append(rel)
-        return found
+        return sorted(found)
 
     def _read(self, rel: str) -> str:
         path = self.resolve(rel)
