@@ -91,6 +91,7 @@ _INLINE_MASKS = re.compile(
 )
 _EMPHASIS_CLOSER = re.compile(r"[*_]{1,3}")
 _WS = re.compile(r"\s+")
+_WORD = re.compile(r"\S+")
 
 
 class GlossaryError(InputError):
@@ -363,7 +364,10 @@ class _Term:
 
 
 class _Matcher:
-    """One regex for all terms: longest term first, acronyms case-sensitive, plurals allowed."""
+    """One regex for all terms: longest term first, acronyms case-sensitive, plurals allowed.
+
+    Word boundaries are letters and digits only, so ``__SLA__`` (Markdown emphasis) still matches.
+    """
 
     def __init__(self, terms: Sequence[_Term]) -> None:
         self.terms = list(terms)
@@ -377,7 +381,7 @@ class _Matcher:
             acronym = terms[i].term.upper() == terms[i].term and any(c.isalpha() for c in terms[i].term)
             alternatives.append(f"(?P<t{i}>{body if acronym else f'(?i:{body})'})")
         self.pattern: re.Pattern[str] | None = (
-            re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?i:e?s)?(?!\w)") if terms else None
+            re.compile(r"(?<![^\W_])(?:" + "|".join(alternatives) + r")(?i:e?s)?(?![^\W_])") if terms else None
         )
 
     def finditer(self, text: str) -> Iterator[tuple[int, int, int]]:
@@ -587,7 +591,11 @@ def compile_context(
     contents = dict(contents or {})
     ordered = sorted(sections, key=lambda s: (s.order, s.id))
     ids = [s.id for s in ordered]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    seen_ids: set[str] = set()
+    repeated: set[str] = set()
+    for section_id in ids:
+        (repeated if section_id in seen_ids else seen_ids).add(section_id)
+    duplicates = sorted(repeated)
     if duplicates:
         raise InputError(f"duplicate section ids: {', '.join(duplicates)}")
     strays = sorted(set(contents) - set(ids))
@@ -657,47 +665,74 @@ def compile_context(
 
     content_sections = [s for s in ordered if s.id in contents]
     closing = _task_block(task, query) if task is not None or query is not None else None
+    stub_lines_of = {s.id: _stub_line(s, contents.get(s.id)) for s in ordered}
 
-    def render(k: int) -> tuple[str, str, list[str], list[dict[str, object]], dict[int, int]]:
-        """The static part and full text with the first ``k`` content sections inlined."""
-        local_defined = dict(defined)
-        parts = list(prompt_parts)
-        records: list[dict[str, object]] = []
-        inlined_blocks: list[str] = []
-        for j, section in enumerate(content_sections[:k]):
-            n = len(chunks) + j
-            chunk = section_chunks[j]
-            rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, local_defined, n)
-            block = _section_block(section, rewritten)
-            inlined_blocks.append(block)
-            records.append(_chunk_record(n, chunk, block, defines, aliases))
-        if inlined_blocks:
-            parts.append("\n\n".join([INLINED_HEADING, *inlined_blocks]))
-        inlined_ids = {s.id for s in content_sections[:k]}
-        stub_lines = [_stub_line(s, contents.get(s.id)) for s in ordered if s.id not in inlined_ids]
-        if stub_lines:
-            parts.append(_stubs_block(stub_lines))
-        static = "\n\n".join(parts) + "\n" if parts else ""
-        full = static
-        if closing is not None:
-            full = static + ("\n" if static else "") + closing + "\n"
-        return static, full, stub_lines, records, local_defined
+    def _inline(section: Section, chunk: _Chunk, n: int, state: dict[int, int]) -> tuple[str, dict[str, object]]:
+        rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, state, n)
+        block = _section_block(section, rewritten)
+        return block, _chunk_record(n, chunk, block, defines, aliases)
 
-    k = len(content_sections)
-    if budget_tokens is not None:
-        base = render(0)[0]
-        if estimate_tokens(base) > budget_tokens:
-            raise ConfigError(
-                f"the token budget of {budget_tokens} is below the {estimate_tokens(base)} tokens the "
-                "prompt and the section stubs need on their own"
-            )
-        k = 0
-        # Document order, stop at the first section that does not fit: the inlined sections stay a
-        # contiguous run and the stubs keep the catalog's order.
+    # Sections are rewritten one after another, each after those already inlined, so a block (and the
+    # definitions it carries) never changes once placed; inlining stops at the first that does not fit.
+    blocks: list[str] = []
+    section_records: list[dict[str, object]] = []
+    final_defined = dict(defined)
+    if budget_tokens is None:
+        for j, section in enumerate(content_sections):
+            block, record = _inline(section, section_chunks[j], len(chunks) + j, final_defined)
+            blocks.append(block)
+            section_records.append(record)
+    else:
         # The budget bounds the static part: a task block must never change which sections are inlined.
-        while k < len(content_sections) and estimate_tokens(render(k + 1)[0]) <= budget_tokens:
-            k += 1
-    static, full, stub_lines, section_records, final_defined = render(k)
+        # Bytes and words add up over the parts, so each step costs one section, not a whole render.
+        prompt_counts = _counts("\n\n".join(prompt_parts)) if prompt_parts else None
+        # Running totals (bytes, words, count) of the inlined blocks and of the stub lines still shown.
+        inl = [0, 0, 0]
+        stub = [0, 0, 0]
+        for line in stub_lines_of.values():
+            nbytes, nwords = _counts(line)
+            stub = [stub[0] + nbytes, stub[1] + nwords, stub[2] + 1]
+        floor = _static_tokens(prompt_counts, inl, stub)
+        if floor > budget_tokens:
+            raise ConfigError(
+                f"the token budget of {budget_tokens} is below the {floor} tokens the prompt and the "
+                "section stubs need on their own"
+            )
+        for j, section in enumerate(content_sections):
+            trial = dict(final_defined)
+            block, record = _inline(section, section_chunks[j], len(chunks) + j, trial)
+            block_bytes, block_words = _counts(block)
+            line_bytes, line_words = _counts(stub_lines_of[section.id])
+            trial_inl = [inl[0] + block_bytes, inl[1] + block_words, inl[2] + 1]
+            trial_stub = [stub[0] - line_bytes, stub[1] - line_words, stub[2] - 1]
+            if _static_tokens(prompt_counts, trial_inl, trial_stub) > budget_tokens:
+                break
+            blocks.append(block)
+            section_records.append(record)
+            final_defined, inl, stub = trial, trial_inl, trial_stub
+
+    def assemble(k: int) -> tuple[str, list[str]]:
+        inlined_ids = {s.id for s in content_sections[:k]}
+        lines = [stub_lines_of[s.id] for s in ordered if s.id not in inlined_ids]
+        parts = list(prompt_parts)
+        if k:
+            parts.append("\n\n".join([INLINED_HEADING, *blocks[:k]]))
+        if lines:
+            parts.append(_stubs_block(lines))
+        return ("\n\n".join(parts) + "\n" if parts else ""), lines
+
+    k = len(blocks)
+    static, stub_lines = assemble(k)
+    # The counts mirror estimate_tokens; should that estimate ever change shape, back off to be safe.
+    while budget_tokens is not None and k and estimate_tokens(static) > budget_tokens:
+        k -= 1
+        static, stub_lines = assemble(k)
+    if k < len(blocks):
+        del blocks[k:], section_records[k:]
+        final_defined = {i: c for i, c in final_defined.items() if c < len(chunks) + k}
+    full = static
+    if closing is not None:
+        full = static + ("\n" if static else "") + closing + "\n"
 
     inlined = tuple(s.id for s in content_sections[:k])
     inlined_set = set(inlined)
@@ -789,6 +824,32 @@ def _terms_from_prompt(lines: Sequence[str], fenced: Sequence[bool]) -> tuple[li
     terms = [t for i, t in enumerate(candidates) if i in used]
     removed = {n for i, d in enumerate(detected) if i in used for n in d.lines}
     return terms, removed
+
+
+def _counts(text: str) -> tuple[int, int]:
+    """UTF-8 bytes and whitespace-separated words: the two inputs of ``estimate_tokens``."""
+    return len(text.encode("utf-8", "surrogatepass")), len(_WORD.findall(text))
+
+
+def _static_tokens(prompt: tuple[int, int] | None, blocks: Sequence[int], stubs: Sequence[int]) -> int:
+    """``estimate_tokens`` of the static part from the counts of its pieces, without rendering it.
+
+    ``blocks`` and ``stubs`` are running totals ``(bytes, words, count)`` of the inlined blocks and
+    the stub lines. Mirrors the renderer's joins: parts joined by a blank line, the blocks under
+    their heading, the stub lines under the stubs heading and instruction, one final newline.
+    """
+    parts: list[tuple[int, int]] = [prompt] if prompt is not None else []
+    if blocks[2]:
+        heading_bytes, heading_words = _counts(INLINED_HEADING)
+        parts.append((heading_bytes + blocks[0] + 2 * blocks[2], heading_words + blocks[1]))
+    if stubs[2]:
+        head_bytes, head_words = _counts(f"{STUBS_HEADING}\n\n{STUBS_INSTRUCTION}\n\n")
+        parts.append((head_bytes + stubs[0] + stubs[2] - 1, head_words + stubs[1]))
+    if not parts:
+        return 0
+    nbytes = sum(b for b, _ in parts) + 2 * (len(parts) - 1) + 1
+    nwords = sum(w for _, w in parts)
+    return max(1, round(max(nbytes / 4, nwords / 0.75)))
 
 
 def _is_bare_heading(text: str) -> bool:

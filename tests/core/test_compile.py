@@ -13,13 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import prehydrate as ph
 import pytest
+from typer.testing import CliRunner
+
+import prehydrate as ph
 from prehydrate._compile import INLINED_HEADING, STUBS_HEADING, STUBS_INSTRUCTION
 from prehydrate._errors import ConfigError, InputError, MalformedInputError
 from prehydrate._sections import Section, estimate_tokens, one_line_summary
 from prehydrate.cli import app
-from typer.testing import CliRunner
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "compile"
 PROMPT = (EXAMPLES / "prompt.md").read_text(encoding="utf-8")
@@ -165,6 +166,11 @@ def test_code_headings_and_links_are_never_rewritten() -> None:
     assert "```\nSLA = 4\n```" in cc.text
     assert 'meet the SLA <def id="D1" term="SLA">Four hours.</def>.' in cc.text
     assert "The SLA<D1/> again." in cc.text
+
+
+def test_emphasis_stays_whole_around_the_first_occurrence() -> None:
+    cc = ph.compile_context("Mind the **SLA** now. Then __SLA__ and *SLAs*.", glossary={"SLA": "4h"})
+    assert cc.text == 'Mind the **SLA** <def id="D1" term="SLA">4h</def> now. Then __SLA<D1/>__ and *SLAs<D1/>*.\n'
 
 
 def test_acronyms_match_case_sensitively_and_longest_term_wins() -> None:
@@ -333,6 +339,23 @@ def test_budgets_are_respected_and_sections_inline_in_document_order(headroom: i
         assert one_more.tokens > budget
     if headroom == 10_000:
         assert k == len(ids) and INLINED_HEADING in cc.text and STUBS_HEADING not in cc.text
+
+
+def test_budgets_are_exact_at_every_boundary() -> None:
+    sections, contents = _sections()
+    ids = [s.id for s in sections]
+    # Tokens of the prefix with exactly the first k sections inlined, rendered without a budget.
+    sizes = [
+        ph.compile_context(
+            PROMPT, glossary=GLOSSARY, sections=sections, contents={i: contents[i] for i in ids[:k]}
+        ).tokens
+        for k in range(len(ids) + 1)
+    ]
+    for budget in range(sizes[0], sizes[-1] + 2):
+        cc = ph.compile_context(PROMPT, glossary=GLOSSARY, sections=sections, contents=contents, budget_tokens=budget)
+        k = len(cc.inlined)
+        assert cc.tokens == sizes[k] <= budget
+        assert k == len(ids) or sizes[k + 1] > budget
 
 
 def test_budget_tokens_spread_over_inlined_sections_keeps_identifiers_stable() -> None:
