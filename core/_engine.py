@@ -148,6 +148,21 @@ class TurnReport:
         }
 
 
+def _check_optional_str(value: object, what: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{what} must be a string or None, got {type(value).__name__}")
+
+
+def _strings(values: object, what: str) -> tuple[str, ...]:
+    """A tuple of strings from an iterable of strings; a bare string is refused (it would split into letters)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InputError(f"{what} must be a list of strings, got {type(values).__name__}")
+    out = tuple(values)
+    if not all(isinstance(v, str) for v in out):
+        raise InputError(f"{what} must be a list of strings")
+    return out
+
+
 _FetchResult = tuple[CacheEntry, bool]
 """An entry and whether it came from the cache rather than from the source."""
 
@@ -274,7 +289,8 @@ class Engine:
             raise InputError("a session id must be a non-empty string")
         if not isinstance(tenant, str) or not tenant:
             raise InputError("a tenant must be a non-empty string")
-        return Session(self, session_id, tenant=tenant, task_type=task_type, tags=tuple(tags), record=record)
+        _check_optional_str(task_type, "a task type")
+        return Session(self, session_id, tenant=tenant, task_type=task_type, tags=_strings(tags, "tags"), record=record)
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -292,6 +308,14 @@ class Engine:
         return CacheKey(scope.tenant, section.id, section.version)
 
     async def _hydrate(self, section: Section, scope: Scope, *, prefetched: bool) -> _FetchResult:
+        # Cross-process single-flight: when another replica sharing a cache tier is hydrating this
+        # key, take its result instead of hydrating again (a no-op without a coordinating tier).
+        async with self.cache.fill(self.key_for(section, scope)) as filled:
+            if filled is not None:
+                return filled, True
+            return await self._hydrate_source(section, scope, prefetched=prefetched)
+
+    async def _hydrate_source(self, section: Section, scope: Scope, *, prefetched: bool) -> _FetchResult:
         src = self._source_of.get(section.id)
         if src is None:
             raise SourceError(f"no source for section {section.id!r}", section_id=section.id)
@@ -372,8 +396,8 @@ class Engine:
         task = self._inflight.get(key)
         if task is None:
             task = self._register(key, self._hydrate(section, scope, prefetched=False))
-        entry, _ = await task
-        return entry, "miss", None
+        entry, filled_elsewhere = await task
+        return entry, ("inflight" if filled_elsewhere else "miss"), None
 
     def _launch_prefetch(self, turn: Turn, record: PrefetchRecord, section: Section) -> asyncio.Task[object] | None:
         if record.key in self._inflight:
@@ -498,6 +522,13 @@ class Session:
             raise InputError("a turn query must be a string")
         if len(query) > self.engine.limits.max_query_chars * 16:
             raise RequestTooLargeError("turn query", len(query), self.engine.limits.max_query_chars * 16)
+        _check_optional_str(task_type, "a task type")
+        _check_optional_str(node, "a node")
+        tags = _strings(tags, "tags")
+        if expect is not None:
+            expect = _strings(expect, "expect")
+        if budget_tokens is not None and (isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int)):
+            raise InputError(f"budget_tokens must be an int or None, got {type(budget_tokens).__name__}")
         if task_type is not None:
             self.task_type = task_type
         if not self.task_query:

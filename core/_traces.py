@@ -11,6 +11,7 @@ The format (see docs/formats.md) is stable; optional fields (``node``) may be ad
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -91,6 +92,14 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else round(float(x), 3)
 
 
+def _finite(x: float) -> bool:
+    """True for a number that fits a float and is neither NaN nor infinite (written back as valid JSON)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
     path, line = where
 
@@ -129,7 +138,7 @@ def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
             key, think, node = call.get("key"), call.get("think_ms", 0), call.get("node")
             if not isinstance(key, str) or not key:
                 raise bad(f"turn {ti} call {ci}: 'key' must be a non-empty string")
-            if isinstance(think, bool) or not isinstance(think, int | float) or think < 0 or think != think:
+            if isinstance(think, bool) or not isinstance(think, int | float) or not _finite(think) or think < 0:
                 raise bad(f"turn {ti} call {ci}: 'think_ms' must be a non-negative number")
             if node is not None and not isinstance(node, str):
                 raise bad(f"turn {ti} call {ci}: 'node' must be a string")
@@ -151,7 +160,7 @@ def _iter_file(path: Path) -> Iterator[SessionTrace]:
                 continue
             try:
                 obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
                 raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
             except RecursionError as exc:
                 raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
