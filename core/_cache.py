@@ -18,10 +18,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import CacheError, ConfigError
 
@@ -30,6 +31,8 @@ __all__ = [
     "CacheKey",
     "CacheTier",
     "DiskTier",
+    "FillCoordinator",
+    "FillLease",
     "MemoryTier",
     "WarmCache",
 ]
@@ -199,6 +202,38 @@ class CacheTier(ABC):
 
     @abstractmethod
     async def _clear(self) -> None: ...
+
+
+class FillLease(Protocol):
+    """The right to hydrate one key while other processes sharing a tier wait for the result."""
+
+    async def release(self) -> None:
+        """Give the right up (after the entry was stored, or the hydration failed); never raises."""
+        ...
+
+
+@runtime_checkable
+class FillCoordinator(Protocol):
+    """Optional capability of a tier shared by processes (Redis): cross-process single-flight.
+
+    Within one process the engine already joins a running fetch; a shared tier extends that to
+    every process using it, so N replicas behind a load balancer hydrate a cold section once.
+    """
+
+    async def acquire_fill(self, key: CacheKey) -> FillLease | None:
+        """A lease when the caller should hydrate ``key``; None when another process holds it.
+
+        Raises:
+            CacheError: the shared store cannot be reached (the caller hydrates without a lease).
+        """
+        ...
+
+    async def wait_fill(self, key: CacheKey) -> bool:
+        """Wait until the holder of ``key``'s lease stored an entry or gave the lease up.
+
+        Returns False when the tier's wait timeout passed first (the holder may have crashed).
+        """
+        ...
 
 
 _ENTRY_OVERHEAD = 256
@@ -379,6 +414,42 @@ class WarmCache:
                 continue
             self._ok(tier)
         return stored
+
+    @asynccontextmanager
+    async def fill(self, key: CacheKey) -> AsyncIterator[CacheEntry | None]:
+        """Hydrate ``key`` at most once across the processes sharing a tier.
+
+        Yields an entry when another process filled ``key`` while this one waited (use it, do not
+        hydrate), else None: hydrate and :meth:`put`, the lease taken from each coordinating tier
+        is released on exit. Tiers without :class:`FillCoordinator` cost nothing here. A waiter
+        whose holder neither stores nor releases (crashed) hydrates itself after the tier's wait
+        timeout; a failing tier is skipped like in :meth:`get`.
+        """
+        leases: list[FillLease] = []
+        filled: CacheEntry | None = None
+        try:
+            for tier in self.tiers:
+                if not isinstance(tier, FillCoordinator) or tier.name in self._failing:
+                    continue
+                try:
+                    lease = await tier.acquire_fill(key)
+                    if lease is None:
+                        await tier.wait_fill(key)
+                        found = await self.get(key)
+                        if found is not None:
+                            filled = found[0]
+                            break
+                        # The holder gave up without an entry, or timed out: take over if we can.
+                        lease = await tier.acquire_fill(key)
+                except CacheError as exc:
+                    self._failed(tier, exc)
+                    continue
+                if lease is not None:
+                    leases.append(lease)
+            yield filled
+        finally:
+            for lease in leases:
+                await lease.release()
 
     def entry(self, key: CacheKey, content: str, *, title: str = "", prefetched: bool = False) -> CacheEntry:
         """A new entry with this cache's TTL."""
