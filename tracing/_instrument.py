@@ -1,0 +1,408 @@
+"""Turn engine events into OpenTelemetry spans and metrics.
+
+The engine delivers events synchronously in the task that caused them, so when a ``Lookup``
+arrives the current OpenTelemetry context is the caller's: the MCP SDK's ``tools/call`` server
+span, a LangGraph node's span, or whatever the application opened. Lookup spans are therefore
+created *after the fact* from the event's wall-clock times, parented on the current span, and
+ended at once; nothing is left open across an ``await``.
+
+Turns and prefetches span several tasks, so their spans are never made current: they are kept in
+dictionaries by id, started when the turn or prefetch starts and ended when it is settled at
+bailout. :meth:`Instrumentation.uninstrument` ends whatever is still open, so no span leaks.
+
+Only ``opentelemetry-api`` is imported here: the application chooses the SDK and exporters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
+
+from prehydrate import (
+    Engine,
+    Lookup,
+    LookupFailed,
+    PrefetchFinished,
+    PrefetchSettled,
+    PrefetchStarted,
+    TurnEnded,
+    TurnReport,
+    TurnStarted,
+    __version__,
+)
+from prehydrate.tracing import attributes as A
+
+__all__ = ["Instrumentation", "instrument"]
+
+_SCOPE: Final = "prehydrate"
+_WAIT_BUCKETS_S: Final = (0.0, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Histogram boundaries (seconds): a hit waits well under a millisecond, a miss up to seconds."""
+
+_Attrs = dict[str, Any]
+
+
+@dataclass(slots=True)
+class _OpenTurn:
+    span: Span
+    prefetches: dict[str, Span] = field(default_factory=dict)
+    """Open prefetch spans of this turn, by prefetch id."""
+    by_section: dict[str, Span] = field(default_factory=dict)
+    """The latest prefetch span of each section, so a lookup can link to the fetch that served it."""
+
+
+class Instrumentation:
+    """The subscriber :func:`instrument` attaches to an engine; call :meth:`uninstrument` to detach.
+
+    Also usable as a context manager (``with instrument(engine): ...``) so tests and scripts detach
+    and end open spans even when they fail.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        record_queries: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.record_queries = record_queries
+        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
+        meter = (
+            meter_provider.get_meter(_SCOPE, __version__)
+            if meter_provider is not None
+            else metrics.get_meter(_SCOPE, __version__)
+        )
+        self._lookups = meter.create_counter(
+            A.METRIC_LOOKUPS, unit="{lookup}", description="request_context calls by cache result"
+        )
+        self._prefetches = meter.create_counter(
+            A.METRIC_PREFETCHES, unit="{prefetch}", description="Speculative hydrations by outcome at bailout"
+        )
+        self._wait = meter.create_histogram(
+            A.METRIC_LOOKUP_WAIT,
+            unit="s",
+            description="How long request_context callers waited for content",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS_S,
+        )
+        self._hydrated = meter.create_counter(
+            A.METRIC_BYTES_HYDRATED, unit="By", description="Bytes hydrated from sources (prefetch or demand)"
+        )
+        self._wasted = meter.create_counter(
+            A.METRIC_BYTES_WASTED, unit="By", description="Prefetched bytes discarded unused at bailout"
+        )
+        # Metric attribute sets are few and fixed: build them once instead of on every call.
+        self._result_attrs: dict[str, Mapping[str, str]] = {
+            r: {A.PREHYDRATE_CACHE_RESULT: r} for r in ("hit", "inflight", "miss")
+        }
+        self._outcome_attrs: dict[str, Mapping[str, str]] = {
+            o: {A.PREHYDRATE_PREFETCH_OUTCOME: o} for o in ("used", "wasted", "cancelled", "failed", "warm")
+        }
+        self._demand_attrs: Mapping[str, str] = {A.PREHYDRATE_HYDRATION_KIND: "demand"}
+        self._prefetch_attrs: Mapping[str, str] = {A.PREHYDRATE_HYDRATION_KIND: "prefetch"}
+        self._turns: dict[str, _OpenTurn] = {}
+        self._orphans: dict[str, Span] = {}
+        """Prefetch spans whose turn span we never saw (instrumented mid-turn)."""
+        self._handlers: dict[type, Any] = {
+            Lookup: self._on_lookup,
+            LookupFailed: self._on_lookup_failed,
+            TurnStarted: self._on_turn_started,
+            TurnEnded: self._on_turn_ended,
+            PrefetchStarted: self._on_prefetch_started,
+            PrefetchFinished: self._on_prefetch_finished,
+            PrefetchSettled: self._on_prefetch_settled,
+        }
+        self._unsubscribe = engine.subscribe(self)
+        self.active = True
+
+    # -- public --------------------------------------------------------------------------------------
+
+    def uninstrument(self) -> None:
+        """Stop receiving events and end every span still open (turns that never reached bailout)."""
+        if not self.active:
+            return
+        self.active = False
+        self._unsubscribe()
+        for span in self._orphans.values():
+            span.end()
+        self._orphans.clear()
+        for turn in self._turns.values():
+            for span in turn.prefetches.values():
+                span.end()
+            turn.span.end()
+        self._turns.clear()
+
+    @property
+    def open_spans(self) -> int:
+        """Turn and prefetch spans started and not yet ended (0 once every turn has bailed out)."""
+        return len(self._orphans) + sum(1 + len(t.prefetches) for t in self._turns.values())
+
+    def __enter__(self) -> Instrumentation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstrument()
+
+    def __call__(self, event: object) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    # -- lookups -------------------------------------------------------------------------------------
+
+    def _parent(self, turn_id: str, section_id: str | None) -> tuple[Context | None, Sequence[Link]]:
+        """Parent a lookup on the caller's span; with no caller span, on its turn.
+
+        Either way the lookup links to what it belongs to: the turn, and the prefetch of the same
+        section when there was one (the fetch that made a hit possible).
+        """
+        turn = self._turns.get(turn_id)
+        if turn is None:
+            return None, ()
+        links = []
+        if trace.get_current_span().get_span_context().is_valid:
+            ctx: Context | None = None
+            links.append(Link(turn.span.get_span_context()))
+        else:
+            ctx = trace.set_span_in_context(turn.span)
+        if section_id is not None:
+            fetch = turn.by_section.get(section_id)
+            if fetch is not None:
+                links.append(Link(fetch.get_span_context()))
+        return ctx, links
+
+    def _common(self, turn_id: str, session: str, tenant: str, tool_call_id: str | None) -> _Attrs:
+        attrs: _Attrs = {
+            A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
+            A.GEN_AI_TOOL_NAME: A.TOOL_NAME,
+            A.GEN_AI_TOOL_TYPE: "function",
+            A.GEN_AI_CONVERSATION_ID: session,
+            A.PREHYDRATE_TENANT: tenant,
+            A.PREHYDRATE_TURN_ID: turn_id,
+        }
+        if tool_call_id is not None:
+            attrs[A.GEN_AI_TOOL_CALL_ID] = tool_call_id
+        return attrs
+
+    def _on_lookup(self, ev: Lookup) -> None:
+        attrs = self._common(ev.turn_id, ev.session, ev.tenant, ev.tool_call_id)
+        attrs[A.PREHYDRATE_CACHE_RESULT] = ev.outcome
+        attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
+        attrs[A.PREHYDRATE_WAIT_MS] = ev.waited_ms
+        attrs[A.PREHYDRATE_BYTES] = ev.bytes
+        if ev.lead_ms is not None:
+            attrs[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
+        if ev.tier is not None:
+            attrs[A.PREHYDRATE_CACHE_TIER] = ev.tier
+        if ev.node is not None:
+            attrs[A.PREHYDRATE_NODE] = ev.node
+        if self.record_queries and ev.query is not None:
+            attrs[A.PREHYDRATE_QUERY] = ev.query
+        ctx, links = self._parent(ev.turn_id, ev.section_id if ev.outcome != "miss" else None)
+        span = self._tracer.start_span(
+            A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
+        )
+        span.end(end_time=ev.end_ns)
+        result_attrs = self._result_attrs[ev.outcome]
+        self._lookups.add(1, result_attrs)
+        self._wait.record(ev.waited_ms / 1000.0, result_attrs)
+        if ev.outcome == "miss":
+            self._hydrated.add(ev.bytes, self._demand_attrs)
+
+    def _on_lookup_failed(self, ev: LookupFailed) -> None:
+        attrs = self._common(ev.turn_id, ev.session, ev.tenant, ev.tool_call_id)
+        attrs[A.ERROR_TYPE] = ev.error_type
+        if ev.section_id is not None:
+            attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
+        if self.record_queries and ev.query is not None:
+            attrs[A.PREHYDRATE_QUERY] = ev.query
+        ctx, links = self._parent(ev.turn_id, None)
+        span = self._tracer.start_span(
+            A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
+        )
+        span.set_status(Status(StatusCode.ERROR, ev.message))
+        span.end(end_time=ev.end_ns)
+        self._lookups.add(1, {A.PREHYDRATE_CACHE_RESULT: "error", A.ERROR_TYPE: ev.error_type})
+
+    # -- turns ---------------------------------------------------------------------------------------
+
+    def _turn_attrs(self, turn_id: str, session: str, tenant: str) -> _Attrs:
+        return {
+            A.PREHYDRATE_TURN_ID: turn_id,
+            A.PREHYDRATE_SESSION_ID: session,
+            A.GEN_AI_CONVERSATION_ID: session,
+            A.PREHYDRATE_TENANT: tenant,
+        }
+
+    def _on_turn_started(self, ev: TurnStarted) -> None:
+        attrs = self._turn_attrs(ev.turn_id, ev.session, ev.tenant)
+        attrs[A.PREHYDRATE_TURN_CANDIDATES] = [section for section, _ in ev.candidates]
+        if ev.task_type is not None:
+            attrs[A.PREHYDRATE_TASK_TYPE] = ev.task_type
+        if self.record_queries:
+            attrs[A.PREHYDRATE_QUERY] = ev.query
+        old = self._turns.pop(ev.turn_id, None)
+        if old is not None:  # cannot happen with the engine's unique ids; never leak a span if it does
+            self._end_turn_spans(old, None)
+        span = self._tracer.start_span(A.SPAN_TURN, kind=SpanKind.INTERNAL, attributes=attrs, start_time=ev.time_ns)
+        self._turns[ev.turn_id] = _OpenTurn(span)
+
+    def _on_turn_ended(self, ev: TurnEnded) -> None:
+        turn = self._turns.pop(ev.turn_id, None)
+        if turn is None:  # instrumented after the turn started: record it after the fact
+            span = self._tracer.start_span(
+                A.SPAN_TURN,
+                kind=SpanKind.INTERNAL,
+                attributes=self._turn_attrs(ev.turn_id, ev.session, ev.tenant),
+                start_time=ev.start_ns,
+            )
+            turn = _OpenTurn(span)
+        report = ev.report
+        if isinstance(report, TurnReport) and turn.span.is_recording():
+            turn.span.set_attributes(
+                {
+                    A.PREHYDRATE_TURN_CALLS: report.calls,
+                    A.PREHYDRATE_TURN_HITS: report.hits,
+                    A.PREHYDRATE_TURN_INFLIGHT: report.inflight,
+                    A.PREHYDRATE_TURN_MISSES: report.misses,
+                    A.PREHYDRATE_TURN_ERRORS: report.errors,
+                    A.PREHYDRATE_TURN_PREFETCHED: report.prefetched,
+                    A.PREHYDRATE_TURN_USED: report.used,
+                    A.PREHYDRATE_TURN_WASTED: report.wasted,
+                    A.PREHYDRATE_TURN_CANCELLED: report.cancelled,
+                    A.PREHYDRATE_TURN_FAILED: report.failed,
+                    A.PREHYDRATE_TURN_BYTES_PREFETCHED: report.bytes_prefetched,
+                    A.PREHYDRATE_TURN_BYTES_WASTED: report.bytes_wasted,
+                    A.PREHYDRATE_TURN_WAIT_MS_TOTAL: report.wait_ms_total,
+                    A.PREHYDRATE_TURN_DURATION_MS: report.duration_ms,
+                    A.PREHYDRATE_TURN_HIT_RATE: report.hit_rate,
+                    A.PREHYDRATE_TURN_COVERED_RATE: report.covered_rate,
+                    A.PREHYDRATE_TURN_MAX_INFLIGHT: report.max_inflight,
+                }
+            )
+        self._end_turn_spans(turn, ev.end_ns)
+
+    def _end_turn_spans(self, turn: _OpenTurn, end_ns: int | None) -> None:
+        # A prefetch that found its section already cached ("warm") fetched nothing and is not
+        # settled by the engine; it still had a span, which ends here with that outcome.
+        for span in turn.prefetches.values():
+            span.set_attribute(A.PREHYDRATE_PREFETCH_OUTCOME, "warm")
+            span.end(end_time=end_ns)
+        turn.prefetches.clear()
+        turn.span.end(end_time=end_ns)
+
+    # -- prefetches ----------------------------------------------------------------------------------
+
+    def _on_prefetch_started(self, ev: PrefetchStarted) -> None:
+        attrs: _Attrs = {
+            A.PREHYDRATE_PREFETCH_ID: ev.prefetch_id,
+            A.PREHYDRATE_SECTION_ID: ev.section_id,
+            A.PREHYDRATE_PREFETCH_PROBABILITY: ev.probability,
+            A.PREHYDRATE_PREFETCH_REASON: ev.reason,
+            A.PREHYDRATE_TURN_ID: ev.turn_id,
+            A.PREHYDRATE_TENANT: ev.tenant,
+        }
+        turn = self._turns.get(ev.turn_id)
+        if turn is None:
+            span = self._tracer.start_span(A.SPAN_PREFETCH, attributes=attrs, start_time=ev.time_ns)
+            self._orphans[ev.prefetch_id] = span
+            return
+        # A child of the turn (the prefetch task's own context is wherever the turn was entered),
+        # and an explicit link so backends that show links make the relation obvious.
+        span = self._tracer.start_span(
+            A.SPAN_PREFETCH,
+            context=trace.set_span_in_context(turn.span),
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            links=[Link(turn.span.get_span_context())],
+            start_time=ev.time_ns,
+        )
+        turn.prefetches[ev.prefetch_id] = span
+        turn.by_section[ev.section_id] = span
+
+    def _open_prefetch(self, turn_id: str, prefetch_id: str) -> Span | None:
+        turn = self._turns.get(turn_id)
+        if turn is not None:
+            span = turn.prefetches.get(prefetch_id)
+            if span is not None:
+                return span
+        return self._orphans.get(prefetch_id)
+
+    def _on_prefetch_finished(self, ev: PrefetchFinished) -> None:
+        if ev.status == "ok":
+            self._hydrated.add(ev.bytes, self._prefetch_attrs)
+        span = self._open_prefetch(ev.turn_id, ev.prefetch_id)
+        if span is None or not span.is_recording():
+            return
+        span.set_attributes(
+            {
+                A.PREHYDRATE_PREFETCH_STATUS: ev.status,
+                A.PREHYDRATE_PREFETCH_DURATION_MS: ev.duration_ms,
+                A.PREHYDRATE_BYTES: ev.bytes,
+            }
+        )
+        if ev.status == "failed" and ev.error is not None:
+            span.set_attribute(A.ERROR_TYPE, ev.error.split(":", 1)[0])
+            span.set_status(Status(StatusCode.ERROR, ev.error))
+
+    def _on_prefetch_settled(self, ev: PrefetchSettled) -> None:
+        turn = self._turns.get(ev.turn_id)
+        span = turn.prefetches.pop(ev.prefetch_id, None) if turn is not None else None
+        if span is None:
+            span = self._orphans.pop(ev.prefetch_id, None)
+        if span is None:  # settled without ever starting (cancelled while queued): record it anyway
+            parent = trace.set_span_in_context(turn.span) if turn is not None else None
+            span = self._tracer.start_span(
+                A.SPAN_PREFETCH,
+                context=parent,
+                attributes={
+                    A.PREHYDRATE_PREFETCH_ID: ev.prefetch_id,
+                    A.PREHYDRATE_SECTION_ID: ev.section_id,
+                    A.PREHYDRATE_TURN_ID: ev.turn_id,
+                    A.PREHYDRATE_TENANT: ev.tenant,
+                },
+                start_time=ev.start_ns or ev.end_ns,
+            )
+        span.set_attribute(A.PREHYDRATE_PREFETCH_OUTCOME, ev.outcome)
+        span.end(end_time=ev.end_ns or None)
+        self._prefetches.add(1, self._outcome_attrs[ev.outcome])
+        if ev.outcome == "wasted":
+            self._wasted.add(ev.bytes)
+
+
+def instrument(
+    engine: Engine,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    *,
+    record_queries: bool = False,
+) -> Instrumentation:
+    """Emit OpenTelemetry spans and metrics for everything ``engine`` does.
+
+    Args:
+        engine: the engine to observe (every front end, MCP or LangChain, goes through it).
+        tracer_provider: where spans go; ``None`` follows the global provider, which is a no-op
+            until the application installs one. The library never installs providers itself.
+        meter_provider: where metrics go; ``None`` follows the global provider.
+        record_queries: also record free-text queries (user and model text) as attributes. Off by
+            default because queries may hold personal data.
+
+    Returns:
+        The :class:`Instrumentation`; call ``uninstrument()`` to detach it.
+
+    Example:
+        >>> import prehydrate as ph
+        >>> from prehydrate.tracing import instrument
+        >>> engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())])
+        >>> handle = instrument(engine)
+        >>> handle.uninstrument()
+    """
+    return Instrumentation(
+        engine, tracer_provider=tracer_provider, meter_provider=meter_provider, record_queries=record_queries
+    )
