@@ -74,24 +74,14 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {exc}") from exc
 
 
-def _summary(cc: CompiledContext, prompt_tokens: int, glossary_tokens: int, section_tokens: int) -> Table:
-    table = Table(title="prehydrate compile", show_header=True, header_style="bold")
+def _summary(cc: CompiledContext, inputs: Sequence[tuple[str, int]]) -> Table:
+    """Token counts before and after, and what the prefix holds, for the terminal."""
+    table = Table(title="prehydrate compile", show_header=True, header_style="bold", title_justify="left")
     table.add_column("")
     table.add_column("tokens", justify="right")
-    table.add_row("prompt (input)", str(prompt_tokens))
-    if glossary_tokens:
-        table.add_row("glossary definitions (input)", str(glossary_tokens))
-    if section_tokens:
-        table.add_row("section contents (input)", str(section_tokens))
+    for label, tokens in inputs:
+        table.add_row(label, str(tokens))
     table.add_row("[bold]compiled prefix[/bold]", f"[bold]{cc.tokens}[/bold]")
-    manifest = cc.manifest
-    terms = manifest["terms"]
-    chunks = manifest["chunks"]
-    assert isinstance(terms, list) and isinstance(chunks, list)
-    table.caption = (
-        f"{len(chunks)} chunks, {len(terms)} terms, {len(cc.inlined)} sections inlined, "
-        f"{len(cc.stubs)} stubs; sha256 {cc.sha256[:16]}..."
-    )
     return table
 
 
@@ -178,10 +168,20 @@ def compile_command(
     if output is None:
         # The prefix itself goes to stdout untouched (no rich markup or wrapping); the summary to stderr.
         typer.echo(cc.text, nl=False)
-    summary = _summary(
-        cc,
-        estimate_tokens(text),
-        sum(estimate_tokens(d) for d in terms.values()) if terms else 0,
-        sum(estimate_tokens(c) for c in contents.values()),
+    inputs = [("prompt (input)", estimate_tokens(text))]
+    if terms:
+        inputs.append(("glossary definitions (input)", sum(estimate_tokens(d) for d in terms.values())))
+    if contents:
+        inputs.append(
+            (f"section contents (input, {len(contents)})", sum(estimate_tokens(c) for c in contents.values()))
+        )
+    out = console if output is not None else err_console
+    out.print(_summary(cc, inputs))
+    chunks, terms_made = cc.manifest["chunks"], cc.manifest["terms"]
+    assert isinstance(chunks, list) and isinstance(terms_made, list)
+    out.print(
+        f"{len(chunks)} chunks, {len(terms_made)} terms, {len(cc.inlined)} sections inlined, "
+        f"{len(cc.stubs)} stubs; sha256 {cc.sha256}",
+        highlight=False,
+        soft_wrap=True,
     )
-    (console if output is not None else err_console).print(summary)
