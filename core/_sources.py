@@ -340,30 +340,31 @@ class DirectorySource:
         return out
 
     def list_sections(self) -> Sequence[Section]:
-        if self._sections is None:
-            sections: list[Section] = []
-            self.skipped = []
-            for rel in self._files():
-                try:
-                    text = self._read(rel)
-                except (InputError, OSError) as exc:
-                    reason = str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}"
-                    self.skipped.append((rel, reason))
-                    logger.warning("DirectorySource %s: skipped %s", self.root, reason)
-                    continue
-                for sid, chunk in self._chunks(rel, text):
-                    self._where[sid] = (rel, chunk.anchor)
-                    sections.append(
-                        _section(
-                            section_id=sid,
-                            title=chunk.title,
-                            text=chunk.text,
-                            tags=(rel.split("/", 1)[0],) if "/" in rel else (),
-                            source=self.name,
-                            order=len(sections),
-                        )
+        """Scan the root again on every call, so ``Engine.refresh()`` sees added, removed and edited files."""
+        sections: list[Section] = []
+        where: dict[str, tuple[str, str | None]] = {}
+        skipped: list[tuple[str, str]] = []
+        for rel in self._files():
+            try:
+                text = self._read(rel)
+            except (InputError, OSError) as exc:
+                reason = str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}"
+                skipped.append((rel, reason))
+                logger.warning("DirectorySource %s: skipped %s", self.root, reason)
+                continue
+            for sid, chunk in self._chunks(rel, text):
+                where[sid] = (rel, chunk.anchor)
+                sections.append(
+                    _section(
+                        section_id=sid,
+                        title=chunk.title,
+                        text=chunk.text,
+                        tags=(rel.split("/", 1)[0],) if "/" in rel else (),
+                        source=self.name,
+                        order=len(sections),
                     )
-            self._sections = sections
+                )
+        self._sections, self._where, self.skipped = sections, where, skipped
         return list(self._sections)
 
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
