@@ -515,3 +515,15 @@ def test_cli_reports_glossary_errors_clearly(tmp_path: Path, glossary: str, mess
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+
+
+def test_the_checked_in_example_output_is_current() -> None:
+    """examples/compile/prefix.txt and manifest.json are what docs/compile.md shows; bytes must not drift.
+
+    A change here means every deployed prefix changes too (and every prompt cache misses once). If it is
+    intended, regenerate them with the command in docs/compile.md.
+    """
+    sections, contents = _sections()
+    cc = ph.compile_context(PROMPT, glossary=GLOSSARY, sections=sections, contents=contents, budget_tokens=2800)
+    assert (EXAMPLES / "prefix.txt").read_bytes() == cc.text.encode("utf-8")
+    assert (EXAMPLES / "manifest.json").read_text(encoding="utf-8") == cc.manifest_json()
