@@ -374,14 +374,18 @@ class WarmCache:
             raise ConfigError("WarmCache needs at least one tier")
         self.ttl_s = ttl_s
         self._failing: set[str] = set()
+        self._failing_op: dict[str, str] = {}
 
-    def _failed(self, tier: CacheTier, exc: CacheError) -> None:
+    def _failed(self, tier: CacheTier, exc: CacheError, op: str = "write") -> None:
         if tier.name not in self._failing:
             self._failing.add(tier.name)
+            self._failing_op[tier.name] = op
             logger.warning("cache tier %r is failing, serving without it: %s", tier.name, exc)
 
-    def _ok(self, tier: CacheTier) -> None:
-        if tier.name in self._failing:
+    def _ok(self, tier: CacheTier, op: str = "write") -> None:
+        # Recovery is declared only by the kind of operation that failed: a full disk still answers
+        # reads, and a read between two failed writes must not log "answering again" every request.
+        if tier.name in self._failing and self._failing_op.get(tier.name) == op:
             self._failing.discard(tier.name)
             logger.warning("cache tier %r is answering again", tier.name)
 
@@ -391,9 +395,9 @@ class WarmCache:
             try:
                 entry = await tier.get(key)
             except CacheError as exc:
-                self._failed(tier, exc)
+                self._failed(tier, exc, "read")
                 continue
-            self._ok(tier)
+            self._ok(tier, "read")
             if entry is not None:
                 for upper in self.tiers[:i]:
                     try:
