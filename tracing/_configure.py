@@ -155,11 +155,14 @@ def configure_from_env(*, service_name: str = "prehydrate", set_global: bool = T
 
 
 @contextmanager
-def otel_from_env(engine: Engine, *, service_name: str = "prehydrate") -> Iterator[Instrumentation]:
+def otel_from_env(
+    engine: Engine, *, service_name: str = "prehydrate", set_global: bool = True
+) -> Iterator[Instrumentation]:
     """Configure OpenTelemetry from the environment and instrument ``engine`` for the block.
 
     The helper behind ``--otel`` in the CLI: on exit it detaches the instrumentation and shuts the
-    providers down, which flushes buffered spans and metrics to the exporter.
+    providers down, which flushes buffered spans and metrics to the exporter. ``service_name`` and
+    ``set_global`` are passed to :func:`configure_from_env`.
 
     Example:
         >>> import prehydrate as ph
@@ -168,7 +171,7 @@ def otel_from_env(engine: Engine, *, service_name: str = "prehydrate") -> Iterat
         >>> with otel_from_env(engine):  # doctest: +SKIP
         ...     ...  # serve or run the demo
     """
-    setup = configure_from_env(service_name=service_name)
+    setup = configure_from_env(service_name=service_name, set_global=set_global)
     handle = instrument(engine, setup.tracer_provider, setup.meter_provider)
     try:
         yield handle

@@ -1,0 +1,213 @@
+"""Export over OTLP/HTTP to a real receiver on loopback, configured only through ``OTEL_*`` variables."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+import prehydrate as ph
+from prehydrate.tracing import attributes as A
+from prehydrate.tracing import configure_from_env, instrument, otel_from_env
+
+_OTEL_VARS = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+)
+
+
+@dataclass
+class Receiver:
+    """A minimal OTLP/HTTP collector: stores every decoded export request and its headers."""
+
+    url: str
+    traces: list[ExportTraceServiceRequest] = field(default_factory=list)
+    metrics: list[ExportMetricsServiceRequest] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    box: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            rec = box["r"]
+            rec.headers.append({k.lower(): v for k, v in self.headers.items()})
+            reply: Any
+            if self.path == "/v1/traces":
+                rec.traces.append(ExportTraceServiceRequest.FromString(body))
+                reply = ExportTraceServiceResponse()
+            elif self.path == "/v1/metrics":
+                rec.metrics.append(ExportMetricsServiceRequest.FromString(body))
+                reply = ExportMetricsServiceResponse()
+            else:
+                self.send_error(404)
+                return
+            payload = reply.SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: a free port chosen by the OS
+    box["r"] = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield box["r"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for var in _OTEL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def value(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [value(x) for x in v.array_value.values]
+    return getattr(v, kind) if kind is not None else None
+
+
+def as_dict(kvs: Any) -> dict[str, Any]:
+    return {kv.key: value(kv.value) for kv in kvs if isinstance(kv, KeyValue)}
+
+
+async def run_turn(engine: ph.Engine) -> None:
+    async with engine.session("otlp-1", tenant="acme") as session:
+        async with session.turn(query="q", expect=["a", "slow"]) as turn:
+            for rec in turn.prefetches:
+                if rec.section_id == "a" and rec.task is not None:
+                    await rec.task
+            await turn.request_context("a", tool_call_id="call_7")
+            await turn.request_context("c")
+
+
+async def test_spans_and_metrics_reach_an_otlp_http_receiver(
+    engine: ph.Engine, receiver: Receiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    clean_env.setenv("OTEL_SERVICE_NAME", "prehydrate-otlp-test")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=s3cret")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    setup = configure_from_env(set_global=False)
+    assert setup.endpoint == receiver.url + "/v1/traces"
+    with instrument(engine, setup.tracer_provider, setup.meter_provider):
+        await run_turn(engine)
+    setup.shutdown()  # flushes the batch span processor and the periodic metric reader
+
+    spans = []
+    for req in receiver.traces:
+        for rs in req.resource_spans:
+            assert as_dict(rs.resource.attributes)["service.name"] == "prehydrate-otlp-test"
+            for ss in rs.scope_spans:
+                assert ss.scope.name == "prehydrate"
+                spans.extend(ss.spans)
+    names = sorted(s.name for s in spans)
+    assert names == sorted([A.SPAN_TURN, A.SPAN_PREFETCH, A.SPAN_PREFETCH, A.SPAN_LOOKUP, A.SPAN_LOOKUP])
+    lookups = [as_dict(s.attributes) for s in spans if s.name == A.SPAN_LOOKUP]
+    assert [(a[A.PREHYDRATE_SECTION_ID], a[A.PREHYDRATE_CACHE_RESULT]) for a in lookups] == [
+        ("a", "hit"),
+        ("c", "miss"),
+    ]
+    assert lookups[0][A.GEN_AI_TOOL_CALL_ID] == "call_7"
+    assert lookups[0][A.GEN_AI_OPERATION_NAME] == "execute_tool"
+    assert lookups[0][A.PREHYDRATE_TENANT] == "acme"
+    assert lookups[0][A.PREHYDRATE_PREFETCH_LEAD_MS] >= 0.0
+    (turn_span,) = [s for s in spans if s.name == A.SPAN_TURN]
+    turn_attrs = as_dict(turn_span.attributes)
+    assert (turn_attrs[A.PREHYDRATE_TURN_HITS], turn_attrs[A.PREHYDRATE_TURN_MISSES]) == (1, 1)
+    assert turn_attrs[A.PREHYDRATE_TURN_CANCELLED] == 1
+    outcomes = sorted(as_dict(s.attributes)[A.PREHYDRATE_PREFETCH_OUTCOME] for s in spans if s.name == A.SPAN_PREFETCH)
+    assert outcomes == ["cancelled", "used"]
+    for s in spans:
+        if s.name != A.SPAN_TURN:
+            assert s.parent_span_id == turn_span.span_id
+    assert all(h.get("x-honeycomb-team") == "s3cret" for h in receiver.headers)
+    assert all(h.get("content-encoding") == "gzip" for h in receiver.headers)
+
+    metric_names = {
+        m.name for req in receiver.metrics for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
+    assert {A.METRIC_LOOKUPS, A.METRIC_PREFETCHES, A.METRIC_LOOKUP_WAIT, A.METRIC_BYTES_HYDRATED} <= metric_names
+
+
+async def test_otel_from_env_flushes_on_exit_and_signal_endpoints_win(
+    engine: ph.Engine, receiver: Receiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: must not be used
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url + "/v1/traces")
+    clean_env.setenv("OTEL_METRICS_EXPORTER", "none")
+    with otel_from_env(engine, service_name="prehydrate-cli", set_global=False) as handle:
+        await run_turn(engine)
+        assert handle.open_spans == 0
+    assert receiver.metrics == []
+    (req,) = receiver.traces
+    (rs,) = req.resource_spans
+    assert as_dict(rs.resource.attributes)["service.name"] == "prehydrate-cli"
+    assert sum(len(ss.spans) for ss in rs.scope_spans) == 5
+
+
+@pytest.mark.parametrize(
+    ("var", "val"),
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_METRICS_EXPORTER", "prometheus"),
+    ],
+)
+def test_unsupported_settings_are_config_errors(clean_env: pytest.MonkeyPatch, var: str, val: str) -> None:
+    clean_env.setenv(var, val)
+    with pytest.raises(ph.ConfigError, match=val):
+        configure_from_env(set_global=False)
+
+
+def test_exporters_can_be_switched_off(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("OTEL_TRACES_EXPORTER", "none")
+    clean_env.setenv("OTEL_METRICS_EXPORTER", "none")
+    clean_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=test")
+    setup = configure_from_env(set_global=False)
+    assert setup.endpoint is None and setup.traces_exporter == "none"
+    assert setup.tracer_provider.resource.attributes["service.name"] == "from-attrs"
+    setup.shutdown()
