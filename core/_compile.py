@@ -629,7 +629,8 @@ def compile_context(
         listed = ", ".join(repr(t) for t in missing)
         raise GlossaryError(
             f"unknown glossary term{'s' if len(missing) > 1 else ''} {listed}: never used in the prompt "
-            "text (headings, code and links are not searched); remove it or pass strict=False",
+            "text (headings, code and links are not searched); remove "
+            f"{'them' if len(missing) > 1 else 'it'} or pass strict=False (CLI: --no-strict)",
             terms=missing,
         )
 
