@@ -10,18 +10,25 @@ Turns and prefetches span several tasks, so their spans are never made current: 
 dictionaries by id, started when the turn or prefetch starts and ended when it is settled at
 bailout. :meth:`Instrumentation.uninstrument` ends whatever is still open, so no span leaks.
 
+Counters are cheap on the hot path: a call increments a plain dict, and observable counters hand
+the totals to the SDK when it collects (an SDK ``Counter.add`` costs about as much as the whole
+warm-cache hit). Only the wait-time histogram is a synchronous instrument. The instruments are
+shared by every instrumentation of one meter provider, so instrumenting several engines, or the
+same engine again, reports one set of totals instead of registering duplicates.
+
 Only ``opentelemetry-api`` is imported here: the application chooses the SDK and exporters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 
 from prehydrate import (
@@ -56,6 +63,86 @@ class _OpenTurn:
     """The latest prefetch span of each section, so a lookup can link to the fetch that served it."""
 
 
+class _Meters:
+    """The instruments of one meter provider and the running totals its observable counters report."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.lookups: dict[tuple[str, str], int] = {}
+        """(result, error type or "") -> calls."""
+        self.prefetches: dict[str, int] = {}
+        self.hydrated: dict[str, int] = {}
+        self.wasted_bytes = 0
+        self.result_attrs: dict[str, Mapping[str, str]] = {
+            r: {A.PREHYDRATE_CACHE_RESULT: r} for r in ("hit", "inflight", "miss")
+        }
+        meter.create_observable_counter(
+            A.METRIC_LOOKUPS,
+            [self._observe_lookups],
+            unit="{lookup}",
+            description="request_context calls by cache result",
+        )
+        meter.create_observable_counter(
+            A.METRIC_PREFETCHES,
+            [self._observe_prefetches],
+            unit="{prefetch}",
+            description="Speculative hydrations by outcome at bailout",
+        )
+        meter.create_observable_counter(
+            A.METRIC_BYTES_HYDRATED,
+            [self._observe_hydrated],
+            unit="By",
+            description="Bytes hydrated from sources (prefetch or demand)",
+        )
+        meter.create_observable_counter(
+            A.METRIC_BYTES_WASTED,
+            [self._observe_wasted],
+            unit="By",
+            description="Prefetched bytes discarded unused at bailout",
+        )
+        self.wait = meter.create_histogram(
+            A.METRIC_LOOKUP_WAIT,
+            unit="s",
+            description="How long request_context callers waited for content",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS_S,
+        )
+
+    # The callbacks run on the exporter's thread: copy the dicts (atomic under the GIL) before iterating.
+
+    def _observe_lookups(self, options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for (result, error_type), n in list(self.lookups.items()):
+            attrs = {A.PREHYDRATE_CACHE_RESULT: result}
+            if error_type:
+                attrs[A.ERROR_TYPE] = error_type
+            out.append(Observation(n, attrs))
+        return out
+
+    def _observe_prefetches(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {A.PREHYDRATE_PREFETCH_OUTCOME: o}) for o, n in list(self.prefetches.items())]
+
+    def _observe_hydrated(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {A.PREHYDRATE_HYDRATION_KIND: k}) for k, n in list(self.hydrated.items())]
+
+    def _observe_wasted(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.wasted_bytes)]
+
+
+_METERS: weakref.WeakKeyDictionary[object, _Meters] = weakref.WeakKeyDictionary()
+_GLOBAL_METERS: list[_Meters] = []
+
+
+def _meters_for(provider: MeterProvider | None) -> _Meters:
+    """The shared instruments of ``provider`` (None: the global provider, through the API's proxy)."""
+    if provider is None:
+        if not _GLOBAL_METERS:
+            _GLOBAL_METERS.append(_Meters(metrics.get_meter(_SCOPE, __version__)))
+        return _GLOBAL_METERS[0]
+    found = _METERS.get(provider)
+    if found is None:
+        found = _METERS[provider] = _Meters(provider.get_meter(_SCOPE, __version__))
+    return found
+
+
 class Instrumentation:
     """The subscriber :func:`instrument` attaches to an engine; call :meth:`uninstrument` to detach.
 
@@ -74,38 +161,7 @@ class Instrumentation:
         self.engine = engine
         self.record_queries = record_queries
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
-        meter = (
-            meter_provider.get_meter(_SCOPE, __version__)
-            if meter_provider is not None
-            else metrics.get_meter(_SCOPE, __version__)
-        )
-        self._lookups = meter.create_counter(
-            A.METRIC_LOOKUPS, unit="{lookup}", description="request_context calls by cache result"
-        )
-        self._prefetches = meter.create_counter(
-            A.METRIC_PREFETCHES, unit="{prefetch}", description="Speculative hydrations by outcome at bailout"
-        )
-        self._wait = meter.create_histogram(
-            A.METRIC_LOOKUP_WAIT,
-            unit="s",
-            description="How long request_context callers waited for content",
-            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS_S,
-        )
-        self._hydrated = meter.create_counter(
-            A.METRIC_BYTES_HYDRATED, unit="By", description="Bytes hydrated from sources (prefetch or demand)"
-        )
-        self._wasted = meter.create_counter(
-            A.METRIC_BYTES_WASTED, unit="By", description="Prefetched bytes discarded unused at bailout"
-        )
-        # Metric attribute sets are few and fixed: build them once instead of on every call.
-        self._result_attrs: dict[str, Mapping[str, str]] = {
-            r: {A.PREHYDRATE_CACHE_RESULT: r} for r in ("hit", "inflight", "miss")
-        }
-        self._outcome_attrs: dict[str, Mapping[str, str]] = {
-            o: {A.PREHYDRATE_PREFETCH_OUTCOME: o} for o in ("used", "wasted", "cancelled", "failed", "warm")
-        }
-        self._demand_attrs: Mapping[str, str] = {A.PREHYDRATE_HYDRATION_KIND: "demand"}
-        self._prefetch_attrs: Mapping[str, str] = {A.PREHYDRATE_HYDRATION_KIND: "prefetch"}
+        self._meters = _meters_for(meter_provider)
         self._turns: dict[str, _OpenTurn] = {}
         self._orphans: dict[str, Span] = {}
         """Prefetch spans whose turn span we never saw (instrumented mid-turn)."""
@@ -177,47 +233,56 @@ class Instrumentation:
                 links.append(Link(fetch.get_span_context()))
         return ctx, links
 
-    def _common(self, turn_id: str, session: str, tenant: str, tool_call_id: str | None) -> _Attrs:
+    def _start_attrs(self, tenant: str, tool_call_id: str | None) -> _Attrs:
+        """What a sampler may look at: passed when the span starts (GenAI conventions ask for these)."""
         attrs: _Attrs = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: A.TOOL_NAME,
-            A.GEN_AI_TOOL_TYPE: "function",
-            A.GEN_AI_CONVERSATION_ID: session,
             A.PREHYDRATE_TENANT: tenant,
-            A.PREHYDRATE_TURN_ID: turn_id,
         }
         if tool_call_id is not None:
             attrs[A.GEN_AI_TOOL_CALL_ID] = tool_call_id
         return attrs
 
     def _on_lookup(self, ev: Lookup) -> None:
-        attrs = self._common(ev.turn_id, ev.session, ev.tenant, ev.tool_call_id)
+        attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
         attrs[A.PREHYDRATE_CACHE_RESULT] = ev.outcome
         attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
-        attrs[A.PREHYDRATE_WAIT_MS] = ev.waited_ms
-        attrs[A.PREHYDRATE_BYTES] = ev.bytes
-        if ev.lead_ms is not None:
-            attrs[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
-        if ev.tier is not None:
-            attrs[A.PREHYDRATE_CACHE_TIER] = ev.tier
-        if ev.node is not None:
-            attrs[A.PREHYDRATE_NODE] = ev.node
-        if self.record_queries and ev.query is not None:
-            attrs[A.PREHYDRATE_QUERY] = ev.query
         ctx, links = self._parent(ev.turn_id, ev.section_id if ev.outcome != "miss" else None)
         span = self._tracer.start_span(
             A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
         )
+        if span.is_recording():  # the rest only when the span is kept: unsampled calls skip the work
+            more: _Attrs = {
+                A.GEN_AI_TOOL_TYPE: "function",
+                A.GEN_AI_CONVERSATION_ID: ev.session,
+                A.PREHYDRATE_TURN_ID: ev.turn_id,
+                A.PREHYDRATE_WAIT_MS: ev.waited_ms,
+                A.PREHYDRATE_BYTES: ev.bytes,
+            }
+            if ev.lead_ms is not None:
+                more[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
+            if ev.tier is not None:
+                more[A.PREHYDRATE_CACHE_TIER] = ev.tier
+            if ev.node is not None:
+                more[A.PREHYDRATE_NODE] = ev.node
+            if self.record_queries and ev.query is not None:
+                more[A.PREHYDRATE_QUERY] = ev.query
+            span.set_attributes(more)
         span.end(end_time=ev.end_ns)
-        result_attrs = self._result_attrs[ev.outcome]
-        self._lookups.add(1, result_attrs)
-        self._wait.record(ev.waited_ms / 1000.0, result_attrs)
+        m = self._meters
+        key = (ev.outcome, "")
+        m.lookups[key] = m.lookups.get(key, 0) + 1
+        m.wait.record(ev.waited_ms / 1000.0, m.result_attrs[ev.outcome])
         if ev.outcome == "miss":
-            self._hydrated.add(ev.bytes, self._demand_attrs)
+            m.hydrated["demand"] = m.hydrated.get("demand", 0) + ev.bytes
 
     def _on_lookup_failed(self, ev: LookupFailed) -> None:
-        attrs = self._common(ev.turn_id, ev.session, ev.tenant, ev.tool_call_id)
+        attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
         attrs[A.ERROR_TYPE] = ev.error_type
+        attrs[A.GEN_AI_TOOL_TYPE] = "function"
+        attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
+        attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
         if ev.section_id is not None:
             attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
         if self.record_queries and ev.query is not None:
@@ -228,7 +293,8 @@ class Instrumentation:
         )
         span.set_status(Status(StatusCode.ERROR, ev.message))
         span.end(end_time=ev.end_ns)
-        self._lookups.add(1, {A.PREHYDRATE_CACHE_RESULT: "error", A.ERROR_TYPE: ev.error_type})
+        key = ("error", ev.error_type)
+        self._meters.lookups[key] = self._meters.lookups.get(key, 0) + 1
 
     # -- turns ---------------------------------------------------------------------------------------
 
@@ -336,7 +402,7 @@ class Instrumentation:
 
     def _on_prefetch_finished(self, ev: PrefetchFinished) -> None:
         if ev.status == "ok":
-            self._hydrated.add(ev.bytes, self._prefetch_attrs)
+            self._meters.hydrated["prefetch"] = self._meters.hydrated.get("prefetch", 0) + ev.bytes
         span = self._open_prefetch(ev.turn_id, ev.prefetch_id)
         if span is None or not span.is_recording():
             return
@@ -371,9 +437,10 @@ class Instrumentation:
             )
         span.set_attribute(A.PREHYDRATE_PREFETCH_OUTCOME, ev.outcome)
         span.end(end_time=ev.end_ns or None)
-        self._prefetches.add(1, self._outcome_attrs[ev.outcome])
+        m = self._meters
+        m.prefetches[ev.outcome] = m.prefetches.get(ev.outcome, 0) + 1
         if ev.outcome == "wasted":
-            self._wasted.add(ev.bytes)
+            m.wasted_bytes += ev.bytes
 
 
 def instrument(

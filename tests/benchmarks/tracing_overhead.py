@@ -1,0 +1,217 @@
+"""What OpenTelemetry instrumentation costs on the hit path (a predicted section served from the warm cache).
+
+Run: ``python tests/benchmarks/tracing_overhead.py [--calls 2000] [--rounds 15] [--mcp-calls 300]``
+
+Each round times ``--calls`` warm-cache hits through ``turn.request_context`` for every
+configuration in turn (interleaved, so machine noise hits all of them alike) and reports the median
+per-call time over rounds and the overhead against the uninstrumented engine. Time is the process's
+CPU time (``time.process_time``: every thread, so the batch span processor's worker counts too),
+which stays meaningful on a shared, loaded machine where wall time mostly measures the neighbours;
+the wall-clock median is printed alongside.
+
+- ``off``: no subscriber (the engine still builds its events; nobody listens).
+- ``api-noop``: ``instrument(engine)`` with no SDK installed (the library default: API only).
+- ``sdk``: an SDK TracerProvider with a BatchSpanProcessor (spans queued to an exporter that drops
+  them, the production shape minus the network) and an SDK MeterProvider with a reader.
+- ``sdk-unsampled``: the same with the ``always_off`` sampler (metrics still recorded).
+
+``--mcp-calls`` repeats the ``off``/``sdk`` comparison through an in-memory MCP client calling a
+minimal ``request_context`` tool, with the SDK installed globally in both arms so the MCP SDK's
+own server span is there either way: only prehydrate's instrumentation differs.
+
+``--repredict`` keeps the engine's default re-prediction after every call (more work per call, so
+a smaller relative overhead); by default it is off to isolate the lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+import prehydrate as ph
+from prehydrate.tracing import Instrumentation, instrument
+
+SECTIONS = [f"kb/section-{i}" for i in range(50)]
+
+
+class DropExporter(SpanExporter):
+    """Accepts every batch and drops it: the cost of the pipeline without the network."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def make_engine(repredict: bool) -> ph.Engine:
+    sections = [ph.Section(id=s, title=s, version="v1") for s in SECTIONS]
+    source = ph.MockSource(lambda sid, scope: f"# {sid}\n" + "lorem ipsum " * 200, sections)
+    return ph.Engine(sources=[source], policy=ph.PrefetchPolicy(top_n=0, repredict=repredict))
+
+
+def sdk_providers(sampled: bool) -> tuple[TracerProvider, MeterProvider, DropExporter]:
+    exporter = DropExporter()
+    tp = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
+    tp.add_span_processor(BatchSpanProcessor(exporter))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return tp, mp, exporter
+
+
+Sample = tuple[float, float]
+"""(CPU seconds per call, wall seconds per call)."""
+
+
+async def hits(turn: ph.Turn, n: int) -> Sample:
+    """Per-hit cost over ``n`` calls (every section is already warm)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(n):
+        await turn.request_context(SECTIONS[i % len(SECTIONS)])
+    return (time.process_time() - c0) / n, (time.perf_counter() - t0) / n
+
+
+def summarize(samples: dict[str, list[Sample]], base: str) -> list[dict[str, Any]]:
+    base_cpu = statistics.median(c for c, _ in samples[base])
+    base_wall = statistics.median(w for _, w in samples[base])
+    rows = []
+    for name, vals in samples.items():
+        cpu = statistics.median(c for c, _ in vals)
+        wall = statistics.median(w for _, w in vals)
+        rows.append(
+            {
+                "config": name,
+                "cpu_us_per_call": round(cpu * 1e6, 2),
+                "overhead_cpu_us": round((cpu - base_cpu) * 1e6, 2),
+                "overhead_pct": round((cpu / base_cpu - 1) * 100, 1),
+                "wall_us_per_call": round(wall * 1e6, 2),
+                "overhead_wall_pct": round((wall / base_wall - 1) * 100, 1),
+            }
+        )
+    return rows
+
+
+async def engine_path(calls: int, rounds: int, repredict: bool) -> list[dict[str, Any]]:
+    engine = make_engine(repredict)
+    sdk = sdk_providers(sampled=True)
+    unsampled = sdk_providers(sampled=False)
+    configs: dict[str, Callable[[], Instrumentation | None]] = {
+        "off": lambda: None,
+        "api-noop": lambda: instrument(engine, trace.NoOpTracerProvider(), None),
+        "sdk": lambda: instrument(engine, sdk[0], sdk[1]),
+        "sdk-unsampled": lambda: instrument(engine, unsampled[0], unsampled[1]),
+    }
+    samples: dict[str, list[Sample]] = {k: [] for k in configs}
+    async with engine, engine.session("bench") as session:
+        turn = await session.turn(query="q", expect=[]).start()
+        for sid in SECTIONS:  # warm every section (misses), then only hits are timed
+            await turn.request_context(sid)
+        await hits(turn, calls)  # warm-up
+        for _ in range(rounds):
+            for name, make in configs.items():
+                handle = make()
+                samples[name].append(await hits(turn, calls))
+                if handle is not None:
+                    handle.uninstrument()
+            turn.calls.clear()  # keep the turn's bookkeeping from growing across rounds
+            turn.results.clear()
+        await turn.end()
+    for tp, mp, _ in (sdk, unsampled):
+        tp.shutdown()
+        mp.shutdown()
+    assert sdk[2].exported >= rounds * calls, "the sdk arm must really have exported its spans"
+    return summarize(samples, "off")
+
+
+async def mcp_path(calls: int, rounds: int) -> list[dict[str, Any]]:
+    from mcp import Client
+    from mcp.server.mcpserver import MCPServer
+
+    tp, mp, exporter = sdk_providers(sampled=True)
+    trace.set_tracer_provider(tp)  # the MCP SDK's spans follow the global provider: on in both arms
+    engine = make_engine(repredict=False)
+    samples: dict[str, list[Sample]] = {"off": [], "sdk": []}
+    async with engine, engine.session("bench-mcp") as session:
+        turn = await session.turn(query="q", expect=[]).start()
+        for sid in SECTIONS:
+            await turn.request_context(sid)
+        server: MCPServer[Any] = MCPServer("bench")
+
+        @server.tool()
+        async def request_context(section: str) -> dict[str, str]:
+            r = await turn.request_context(section)
+            return {"section": r.section_id, "outcome": r.outcome}
+
+        async with Client(server) as client:
+
+            async def run(n: int) -> Sample:
+                c0, t0 = time.process_time(), time.perf_counter()
+                for i in range(n):
+                    await client.call_tool("request_context", {"section": SECTIONS[i % len(SECTIONS)]})
+                return (time.process_time() - c0) / n, (time.perf_counter() - t0) / n
+
+            await run(calls)
+            for _ in range(rounds):
+                samples["off"].append(await run(calls))
+                with instrument(engine, tp, mp):
+                    samples["sdk"].append(await run(calls))
+                turn.calls.clear()
+                turn.results.clear()
+        await turn.end()
+    tp.shutdown()
+    mp.shutdown()
+    return summarize(samples, "off")
+
+
+def table(title: str, rows: list[dict[str, Any]]) -> str:
+    out = [
+        title,
+        "| config | CPU µs/call | added µs | overhead (CPU) | wall µs/call | overhead (wall) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['config']} | {r['cpu_us_per_call']} | {r['overhead_cpu_us']:+.1f} | {r['overhead_pct']:+.1f}% "
+            f"| {r['wall_us_per_call']} | {r['overhead_wall_pct']:+.1f}% |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=2000, help="hits per timed block")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds per configuration")
+    ap.add_argument("--mcp-calls", type=int, default=300, help="MCP calls per block (0 skips the MCP path)")
+    ap.add_argument("--repredict", action="store_true", help="re-predict after every call (engine default)")
+    ap.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
+    args = ap.parse_args()
+    engine_rows = asyncio.run(engine_path(args.calls, args.rounds, args.repredict))
+    mcp_rows = asyncio.run(mcp_path(args.mcp_calls, args.rounds)) if args.mcp_calls else []
+    if args.json:
+        for r in engine_rows:
+            print(json.dumps({"path": "engine", **r}))
+        for r in mcp_rows:
+            print(json.dumps({"path": "mcp-in-memory", **r}))
+        return
+    print(
+        table(f"engine hit path ({args.calls} calls x {args.rounds} rounds, repredict={args.repredict})", engine_rows)
+    )
+    if mcp_rows:
+        print()
+        print(table(f"MCP in-memory hit path ({args.mcp_calls} calls x {args.rounds} rounds)", mcp_rows))
+
+
+if __name__ == "__main__":
+    main()
