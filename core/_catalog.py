@@ -90,6 +90,10 @@ class Catalog:
         except KeyError:
             raise UnknownSectionError(section_id, self.suggest(section_id)) from None
 
+    def after(self, position: int, n: int) -> Sequence[Section]:
+        """Up to ``n`` sections following ``position`` in document order (cheap on big catalogs)."""
+        return self._sections[position + 1 : position + 1 + n]
+
     def position(self, section_id: str) -> int:
         """Index of the section in document order."""
         return self._pos[section_id]

@@ -110,16 +110,17 @@ class SequentialPredictor:
         self.decay = decay
 
     def predict(self, state: PredictionState, k: int) -> list[Candidate]:
-        ids = state.catalog.ids
+        catalog = state.catalog
         last = state.last
-        start = state.catalog.position(last) + 1 if last is not None and last in state.catalog else 0
+        start = catalog.position(last) if last is not None and last in catalog else -1
+        seen = state.seen
         out: list[Candidate] = []
         p = self.decay
-        for sid in ids[start:]:
+        for section in catalog.after(start, k + len(seen)):
             if len(out) >= k:
                 break
-            if sid in state.seen:
+            if section.id in seen:
                 continue
-            out.append(Candidate(section_id=sid, probability=p, reason="next in document order"))
+            out.append(Candidate(section_id=section.id, probability=p, reason="next in document order"))
             p *= self.decay
         return out
