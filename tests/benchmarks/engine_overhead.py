@@ -1,0 +1,83 @@
+"""Engine overhead per turn and memory-tier bounds.
+
+Run: ``python tests/benchmarks/engine_overhead.py [--sections 10000] [--turns 2000]``
+
+1. Overhead per turn with a large catalog: entering a turn (predict + schedule + launch prefetch
+   tasks) and leaving it (bailout: cancel the running prefetches, settle, report). Sources sleep far
+   longer than a turn lasts, so every prefetch is cancelled: the worst case for the bailout. The
+   default predictor is measured after fitting it on sample traces mapped onto the catalog.
+2. A stream of large sections through a ``MemoryTier``: bytes held never exceed ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import time
+
+import prehydrate as ph
+
+
+async def turn_overhead(n_sections: int, turns: int, predictor: ph.Predictor, name: str) -> dict[str, float]:
+    ids = [f"area{i % 50}/section-{i}" for i in range(n_sections)]
+    sections = [ph.Section(id=s, title=s.replace("/", " ").replace("-", " "), index_text=s, version="v1") for s in ids]
+    src = ph.MockSource(lambda sid, scope: sid, sections, latency_s=60.0)
+    engine = ph.Engine(sources=[src], predictor=predictor, policy=ph.PrefetchPolicy(top_n=3, max_inflight=4))
+    samples: list[float] = []
+    async with engine, engine.session("bench") as session:
+        for i in range(turns + 50):
+            t0 = time.perf_counter()
+            async with session.turn(query=f"question about section {i % n_sections}", task_type="bench"):
+                pass
+            if i >= 50:  # warm-up: first turns build the BM25 index and caches
+                samples.append((time.perf_counter() - t0) * 1000)
+            session.history.clear()
+            session.history_queries.clear()
+            session.turns.clear()
+    samples.sort()
+    return {
+        "predictor": name,
+        "sections": n_sections,
+        "turns": turns,
+        "p50_ms": round(statistics.median(samples), 4),
+        "p95_ms": round(samples[int(0.95 * len(samples)) - 1], 4),
+        "mean_ms": round(statistics.fmean(samples), 4),
+    }
+
+
+async def memory_bound(max_bytes: int, n: int, size: int) -> dict[str, float]:
+    tier = ph.MemoryTier(max_bytes=max_bytes)
+    peak = 0
+    for i in range(n):
+        key = ph.CacheKey("t", f"big-{i}", "v")
+        await tier.put(ph.CacheEntry.make(key, "x" * size, prefetched=i % 2 == 0))
+        peak = max(peak, tier.bytes_used)
+    return {
+        "max_bytes": max_bytes,
+        "entries_written": n,
+        "entry_bytes": size,
+        "peak_bytes_used": peak,
+        "within_bound": peak <= max_bytes,
+        "entries_held": len(tier),
+        "evictions": tier.evictions,
+        "rss_max_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sections", type=int, default=10_000)
+    ap.add_argument("--turns", type=int, default=2000)
+    args = ap.parse_args()
+    seq = asyncio.run(turn_overhead(args.sections, args.turns, ph.SequentialPredictor(), "sequential"))
+    print(json.dumps(seq))
+    default = ph.default_predictor()
+    print(json.dumps(asyncio.run(turn_overhead(args.sections, args.turns, default, type(default).__name__))))
+    print(json.dumps(asyncio.run(memory_bound(16 << 20, 400, 1 << 20))))
+
+
+if __name__ == "__main__":
+    main()
