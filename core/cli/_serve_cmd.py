@@ -1,0 +1,142 @@
+"""``prehydrate serve``: run the MCP tool server over stdio or streamable HTTP.
+
+The MCP SDK is an optional dependency (``prehydrate[mcp]``), so it is imported inside the command
+only: the rest of the CLI works without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .._errors import PrehydrateError
+from ._app import app, err_console
+
+if TYPE_CHECKING:
+    from prehydrate import Engine
+
+__all__ = ["Transport", "serve_command"]
+
+
+class Transport(enum.StrEnum):
+    """How clients reach the server."""
+
+    stdio = "stdio"
+    http = "http"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+async def _serve(engine: Engine, server: Any, transport: Transport, host: str, port: int) -> None:
+    """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if transport is Transport.stdio and task is not None:
+        # uvicorn handles SIGTERM itself for HTTP; on stdio a host's SIGTERM must still run the
+        # bailout and record the sessions, so turn it into a cancellation of this task.
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        async with engine:
+            if transport is Transport.stdio:
+                await server.run_stdio_async()
+            else:
+                await server.run_streamable_http_async(host=host, port=port)
+    except asyncio.CancelledError:
+        if task is None or task.cancelling() == 0:
+            raise
+    finally:
+        if transport is Transport.stdio:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+@app.command("serve")
+def serve_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Directories and .jsonl section files (default: the bundled sample corpus)."),
+    ] = None,
+    transport: Annotated[Transport, typer.Option(help="stdio for local hosts, http for streamable HTTP.")] = (
+        Transport.stdio
+    ),
+    host: Annotated[str, typer.Option(help="HTTP bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Add a disk cache tier here (persists across restarts).")
+    ] = None,
+    traces: Annotated[
+        Path | None,
+        typer.Option(help="Trace store to learn from and record into (default: $PREHYDRATE_HOME/traces.jsonl)."),
+    ] = None,
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not record sessions in the trace store.")] = False,
+    idle_gap: Annotated[
+        float, typer.Option(help="Seconds of quiet after which the next call starts a new turn.")
+    ] = 30.0,
+    tokens: Annotated[
+        Path | None,
+        typer.Option(help="HTTP bearer tokens: a JSON file mapping token -> tenant (also $PREHYDRATE_TOKENS)."),
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow HTTP without tokens on a non-loopback address.")
+    ] = False,
+) -> None:
+    """Serve the request_context tool over MCP (stdio or streamable HTTP)."""
+    try:
+        from prehydrate import mcp_server
+    except ImportError as exc:  # the optional extra is missing
+        err_console.print(
+            f"[red]error:[/red] the MCP server needs the mcp extra: pip install 'prehydrate[mcp]' ({exc})"
+        )
+        raise typer.Exit(code=2) from exc
+
+    try:
+        if not 0 < port < 65536:
+            raise typer.BadParameter("--port must be between 1 and 65535")
+        token_map = mcp_server.load_tokens(tokens)
+        if transport is Transport.stdio and tokens is not None:
+            raise typer.BadParameter("--tokens applies to --transport http only (stdio is a local pipe)")
+        if transport is Transport.http and not token_map and not _is_loopback(host) and not allow_remote:
+            err_console.print(
+                f"[red]error:[/red] refusing to serve without auth on {host!r}: pass --tokens FILE "
+                "(or set $PREHYDRATE_TOKENS), bind to 127.0.0.1, or pass --allow-remote"
+            )
+            raise typer.Exit(code=2)
+        engine = mcp_server.build_engine(
+            paths or [],
+            cache_dir=cache_dir,
+            traces=traces if traces is not None else mcp_server.default_traces_path(),
+        )
+        settings = mcp_server.ServerSettings(
+            sessions=mcp_server.SessionPolicy(
+                idle_gap_s=idle_gap, session_ttl_s=max(1800.0, idle_gap), record=not no_record
+            )
+        )
+        if transport is Transport.http and token_map:
+            server = mcp_server.create_server(
+                engine,
+                settings,
+                token_verifier=mcp_server.TenantTokenVerifier(token_map),
+                auth=mcp_server.static_auth_settings(f"http://{_url_host(host)}:{port}"),
+            )
+        else:
+            server = mcp_server.create_server(engine, settings)
+        asyncio.run(_serve(engine, server, transport, host, port))
+    except PrehydrateError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
