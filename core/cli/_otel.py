@@ -1,0 +1,64 @@
+"""``--otel`` for commands that run an engine (``serve``, ``demo``): OpenTelemetry from ``OTEL_*`` variables.
+
+A command adds the flag and wraps its run::
+
+    otel: OtelFlag = False,
+    ...
+    with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
+        asyncio.run(...)
+
+``prehydrate.tracing`` (and through it the OpenTelemetry SDK and OTLP exporter) is imported only when
+the flag is on, so the CLI works without the ``otel`` extra. Messages go to stderr: on the stdio
+transport, stdout belongs to the MCP protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ._app import err_console
+
+if TYPE_CHECKING:
+    from prehydrate import Engine
+
+__all__ = ["OtelFlag", "otel_telemetry"]
+
+OtelFlag = Annotated[
+    bool,
+    typer.Option(
+        "--otel",
+        help="Export traces and metrics over OTLP/HTTP, configured by the standard OTEL_* variables "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318). See docs/tracing.md.",
+    ),
+]
+
+
+@contextmanager
+def otel_telemetry(engine: Engine, enabled: bool, *, service_name: str = "prehydrate") -> Iterator[None]:
+    """Instrument ``engine`` and install SDK providers for the block when ``enabled``; flush at exit.
+
+    Raises:
+        typer.Exit: the ``otel`` extra is not installed (exit code 2, with the install command).
+        ConfigError: an unsupported ``OTEL_*`` setting (the command reports it like any input error).
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        from prehydrate.tracing import configure_from_env, instrument
+    except ImportError as exc:  # the optional extra is missing
+        err_console.print(f"[red]error:[/red] --otel needs the otel extra: pip install 'prehydrate[otel]' ({exc})")
+        raise typer.Exit(code=2) from exc
+    setup = configure_from_env(service_name=service_name)
+    handle = instrument(engine, setup.tracer_provider, setup.meter_provider)
+    where = setup.endpoint or f"the {setup.traces_exporter} exporter"
+    err_console.print(f"OpenTelemetry: traces to {where}, metrics to the {setup.metrics_exporter} exporter")
+    try:
+        yield
+    finally:
+        handle.uninstrument()
+        setup.shutdown()  # flushes what the batch processor and the metric reader still hold
