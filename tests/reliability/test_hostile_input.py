@@ -404,7 +404,7 @@ def test_entry_codec_round_trips_and_damage_never_yields_other_content(
         assert parsed.content == content  # what a tier would serve for this key is the original content
 
 
-@HYPOTHESIS
+@settings(max_examples=20, deadline=None)  # each example opens a SQLite database
 @given(key=keys, content=st.text(max_size=100), data=st.data())
 def test_disk_tier_serves_damaged_bytes_as_a_miss(key: ph.CacheKey, content: str, data: st.DataObject) -> None:
     raw = replace(ph.CacheEntry.make(key, content), created_at=0.0).to_bytes()
