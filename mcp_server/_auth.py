@@ -79,7 +79,7 @@ def _parse(text: str, origin: str) -> dict[str, str]:
     text = text.strip()
     if not text:
         raise ph.ConfigError(f"{origin}: no tokens")
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

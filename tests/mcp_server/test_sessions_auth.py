@@ -1,0 +1,106 @@
+"""Session identity, tenant isolation and the static token verifier, without a transport."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import prehydrate as ph
+from prehydrate.mcp_server import SessionManager, SessionPolicy, TenantTokenVerifier, load_tokens
+
+
+class _Stream:
+    """Stands in for a client's stream object (weak-referenceable, like the SDK's)."""
+
+
+def _manager() -> SessionManager:
+    return SessionManager(ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]))
+
+
+async def test_identity_order_meta_principal_header_connection() -> None:
+    m = _manager()
+    stream = _Stream()
+    common = {"headers": {"mcp-session-id": "abc"}, "connection": stream, "peer": "127.0.0.1:5000"}
+    assert m.identify(meta={"prehydrate/session": "s1"}, principal="alice", tenant="acme", **common).session_id == "s1"
+    by_principal = m.identify(meta={}, principal="alice", tenant="acme", **common)
+    assert (by_principal.session_id, by_principal.tenant, by_principal.origin) == (
+        "principal:alice",
+        "acme",
+        "principal",
+    )
+    by_header = m.identify(meta=None, principal=None, tenant=None, **common)
+    assert (by_header.session_id, by_header.tenant, by_header.origin) == ("mcp:abc", "default", "mcp-session-id")
+    by_conn = m.identify(meta=None, principal=None, tenant=None, headers=None, connection=stream, peer=None)
+    assert by_conn.origin == "connection"
+    # the same stream is the same session; another stream is another one
+    assert m.identify(meta=None, principal=None, tenant=None, headers=None, connection=stream, peer=None) == by_conn
+    other = m.identify(meta=None, principal=None, tenant=None, headers=None, connection=_Stream(), peer=None)
+    assert other.session_id != by_conn.session_id
+    # HTTP without a session header: the TCP peer
+    p1 = m.identify(meta=None, principal=None, tenant=None, headers={}, connection=None, peer="127.0.0.1:1")
+    p2 = m.identify(meta=None, principal=None, tenant=None, headers={}, connection=None, peer="127.0.0.1:2")
+    assert p1.session_id != p2.session_id
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 201, "a\x00b", 42, ["s"]])
+async def test_bad_meta_session_ids_are_refused(bad: object) -> None:
+    with pytest.raises(ph.InputError, match="prehydrate/session"):
+        _manager().identify(
+            meta={"prehydrate/session": bad}, principal=None, tenant=None, headers=None, connection=None, peer=None
+        )
+
+
+async def test_same_session_id_in_two_tenants_is_two_sessions_and_caches() -> None:
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())], policy=ph.PrefetchPolicy(enabled=False))
+    m = SessionManager(engine, SessionPolicy(record=False))
+    keys = [
+        m.identify(
+            meta={"prehydrate/session": "shared"}, principal=None, tenant=t, headers=None, connection=None, peer=None
+        )
+        for t in ("acme", "globex")
+    ]
+    outcomes = []
+    async with engine:
+        for key in (keys[0], keys[0], keys[1]):
+            turn, entry = await m.begin_call(key)
+            try:
+                outcomes.append((await turn.request_context("billing/plans")).outcome)
+            finally:
+                m.end_call(entry)
+        assert len(m) == 2
+        assert m.session(keys[0]) is not m.session(keys[1])
+        await m.aclose()
+    # acme's entry never answers globex: the second tenant hydrates its own copy
+    assert outcomes == ["miss", "hit", "miss"]
+
+
+async def test_policy_validation() -> None:
+    with pytest.raises(ph.ConfigError):
+        SessionPolicy(idle_gap_s=0)
+    with pytest.raises(ph.ConfigError):
+        SessionPolicy(idle_gap_s=60, session_ttl_s=10)
+
+
+async def test_token_verifier_maps_tokens_to_tenants() -> None:
+    verifier = TenantTokenVerifier({"tok-acme-0123456789abcdef": "acme"})
+    token = await verifier.verify_token("tok-acme-0123456789abcdef")
+    assert token is not None and token.subject == "acme" and token.claims == {"tenant": "acme"}
+    assert "context:read" in token.scopes
+    assert await verifier.verify_token("tok-acme-0123456789abcdeX") is None
+    assert await verifier.verify_token("") is None
+
+
+async def test_load_tokens_from_file_and_env(tmp_path: Path) -> None:
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps({"tok-file-0123456789abcdef": "a"}), encoding="utf-8")
+    env = {"PREHYDRATE_TOKENS": "tok-env-0123456789abcdef=b, tok-env2-0123456789abcdef=c"}
+    assert load_tokens(f, env=env) == {
+        "tok-file-0123456789abcdef": "a",
+        "tok-env-0123456789abcdef": "b",
+        "tok-env2-0123456789abcdef": "c",
+    }
+    assert load_tokens(env={}) == {}
+    with pytest.raises(ph.ConfigError, match="cannot read the token file"):
+        load_tokens(tmp_path / "missing.json", env={})
