@@ -10,7 +10,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+from mcp import Client, StdioServerParameters
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+import prehydrate as ph
 from prehydrate.tracing import attributes as A
 
 from .conftest import Receiver, as_dict
@@ -64,3 +70,43 @@ def test_unsupported_protocol_is_reported_not_ignored(receiver: Receiver) -> Non
     assert proc.returncode != 0
     assert "ConfigError" in proc.stderr and "http/protobuf" in proc.stderr
     assert receiver.traces == []
+
+
+async def test_serve_otel_over_stdio_nests_lookups_under_the_mcp_server_span(
+    receiver: Receiver, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """``prehydrate serve --otel``: a real stdio subprocess exports its spans to the receiver.
+
+    The client in this process runs under the global SDK provider, so the SDK propagates the trace
+    context in ``_meta``: the subprocess's ``tools/call`` server span joins the client's trace, and
+    prehydrate's lookup span is that server span's child.
+    """
+    ids = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog.ids
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREHYDRATE_"))}
+    env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "PREHYDRATE_HOME": str(tmp_path)}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", "from prehydrate.cli import main; main()", "serve", "--otel", "--no-record"],
+        env=env,
+    )
+    async with Client(params, mode="legacy") as client:
+        for section in (ids[0], ids[5], "no/such-section"):
+            await client.call_tool("request_context", {"section": section})
+    # The server flushes when stdin closes; the client has waited for the process to exit.
+    spans = [s for req in receiver.traces for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    servers = {s.span_id: s for s in spans if s.name == "tools/call request_context"}
+    lookups = [s for s in spans if s.name == A.SPAN_LOOKUP]
+    assert len(servers) == 3 and len(lookups) == 3
+    results = []
+    for lookup in lookups:
+        parent = servers[lookup.parent_span_id]  # the SDK's own server span, not a second one of ours
+        assert parent.kind == parent.SPAN_KIND_SERVER and lookup.trace_id == parent.trace_id
+        results.append(as_dict(lookup.attributes).get(A.PREHYDRATE_CACHE_RESULT, "error"))
+    assert results[2] == "error" and set(results[:2]) <= {"hit", "inflight", "miss"}
+    assert {as_dict(rs.resource.attributes)["service.name"] for r in receiver.traces for rs in r.resource_spans} == {
+        "prehydrate-serve"
+    }
+    clients = {s.context.span_id: s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT}
+    for server_span in servers.values():  # joined across the process boundary
+        client_span = clients[int.from_bytes(server_span.parent_span_id, "big")]
+        assert int.from_bytes(server_span.trace_id, "big") == client_span.context.trace_id
