@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import prehydrate as ph
@@ -166,6 +168,51 @@ def test_code_headings_and_links_are_never_rewritten() -> None:
     assert "```\nSLA = 4\n```" in cc.text
     assert 'meet the SLA <def id="D1" term="SLA">Four hours.</def>.' in cc.text
     assert "The SLA<D1/> again." in cc.text
+
+
+_WORDS = ["the", "agent", "must", "check", "refund", "window", "SLA", "SLAs", "Tier", "2", "D1", "DQ1", "credit", "and"]
+_PROPERTY_GLOSSARY = {"refund window": "14 days.", "SLA": "Four hours.", "Tier 2": "Specialists.", "credit": "Money."}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.lists(st.sampled_from(_WORDS), min_size=1, max_size=30)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from(["natural", "abstract"]),
+    st.integers(min_value=5, max_value=200),
+)
+def test_definitions_and_identifiers_hold_for_any_prompt(
+    blocks: list[tuple[bool, list[str]]], alias_style: str, max_chunk_tokens: int
+) -> None:
+    """Whatever the layout: one definition per used term, one tag per later use, no identifier clash."""
+    prompt = "\n\n".join(("## " if heading else "") + " ".join(words) for heading, words in blocks) + "\n"
+    prose = _prose(prompt)
+    used = {t: len(_term_pattern(t).findall(prose)) for t in _PROPERTY_GLOSSARY}
+    glossary = {t: d for t, d in _PROPERTY_GLOSSARY.items() if used[t]}
+    cc = ph.compile_context(
+        prompt,
+        glossary=glossary,
+        alias_style=alias_style,  # type: ignore[arg-type]
+        max_chunk_tokens=max_chunk_tokens,
+    )
+    reordered = ph.compile_context(
+        prompt,
+        glossary=dict(reversed(glossary.items())),
+        alias_style=alias_style,  # type: ignore[arg-type]
+        max_chunk_tokens=max_chunk_tokens,
+    )
+    assert reordered.text == cc.text
+    for term, ident in _ids(cc).items():
+        assert ident not in prompt and ident not in json.dumps(glossary)
+        assert cc.text.count(f'<def id="{ident}" ') == 1
+        assert cc.text.count(f"<{ident}/>") == used[term] - 1
+    # Chunks cut by size or heading never lose or duplicate text: stripping the tags gives the input back.
+    stripped = re.sub(r"<[A-Z]+\d+/>", "", _DEF_TAG.sub("", cc.text))
+    if alias_style == "natural":
+        assert " ".join(stripped.split()) == " ".join(prompt.split())
 
 
 def test_emphasis_stays_whole_around_the_first_occurrence() -> None:
@@ -397,7 +444,8 @@ def test_task_and_query_change_only_the_closing_block() -> None:
     assert tasked.manifest["static_sha256"] == plain.manifest["static_sha256"] == plain.sha256
     assert tasked.inlined == plain.inlined
     # The budget bounds the static part; the task block comes on top of it.
-    assert plain.tokens == tasked.manifest["static_tokens"] <= 2450
+    assert plain.tokens == tasked.manifest["static_tokens"]
+    assert plain.tokens <= 2450
     assert tasked.tokens > plain.tokens
     assert tasked.manifest["terms"] == plain.manifest["terms"]
 
