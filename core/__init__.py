@@ -12,6 +12,7 @@ from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._data import sample_sections_path, sample_traces_path
 from ._engine import ContextResult, Engine, EngineLimits, Session, Turn, TurnReport
+from ._ensemble import EnsembleFit, EnsemblePredictor
 from ._errors import (
     CacheError,
     ConfigError,
@@ -35,8 +36,11 @@ from ._events import (
     TurnEnded,
     TurnStarted,
 )
+from ._lexical import LexicalPredictor, UsagePredictor
+from ._markov import TracePredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
-from ._prefetch import PrefetchPolicy, PrefetchRecord
+from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
+from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section
 from ._sources import CallableSource, DirectorySource, JsonlSource, MockSource, Source, sources_from_paths
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
@@ -44,12 +48,13 @@ from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_t
 __version__ = "0.1.0"
 
 
-def default_predictor() -> Predictor:
-    """The default predictor (document order until the learned ensemble lands)."""
-    return SequentialPredictor()
+def default_predictor() -> EnsemblePredictor:
+    """The default predictor: the learned ensemble (lexical and sequential signals until fitted)."""
+    return EnsemblePredictor()
 
 
 __all__ = [
+    "AdaptiveWidth",
     "CacheEntry",
     "CacheError",
     "CacheKey",
@@ -66,6 +71,8 @@ __all__ = [
     "DiskTier",
     "Engine",
     "EngineLimits",
+    "EnsembleFit",
+    "EnsemblePredictor",
     "EventBus",
     "GlossaryError",
     "Hydrated",
@@ -73,12 +80,14 @@ __all__ = [
     "InputError",
     "JsonlSource",
     "Learner",
+    "LexicalPredictor",
     "Lookup",
     "LookupFailed",
     "MalformedInputError",
     "MemoryTier",
     "MockSource",
     "NoMatchError",
+    "OraclePredictor",
     "PathTraversalError",
     "PredictionState",
     "Predictor",
@@ -88,6 +97,7 @@ __all__ = [
     "PrefetchSettled",
     "PrefetchStarted",
     "PrehydrateError",
+    "ReplayResult",
     "RequestTooLargeError",
     "Scope",
     "Section",
@@ -97,6 +107,7 @@ __all__ = [
     "Source",
     "SourceError",
     "TaskSpec",
+    "TracePredictor",
     "TraceStore",
     "Turn",
     "TurnEnded",
@@ -104,12 +115,15 @@ __all__ = [
     "TurnStarted",
     "TurnTrace",
     "UnknownSectionError",
+    "UsagePredictor",
     "WarmCache",
     "__version__",
     "compile_context",
     "default_predictor",
     "load_glossary",
     "read_traces",
+    "replay",
+    "run_replay",
     "sample_sections_path",
     "sample_traces_path",
     "sources_from_paths",

@@ -41,7 +41,7 @@ from ._events import (
     TurnStarted,
 )
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
-from ._prefetch import Prefetcher, PrefetchPolicy, PrefetchRecord
+from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
 from ._sections import DEFAULT_TENANT, Scope, Section, content_version, estimate_tokens
 from ._sources import Source, check_section_id
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace
@@ -194,6 +194,8 @@ class Engine:
         self.cache = cache if cache is not None else WarmCache()
         self.predictor: Predictor = predictor if predictor is not None else SequentialPredictor()
         self.policy = policy if policy is not None else PrefetchPolicy()
+        self.width = AdaptiveWidth(self.policy)
+        """The prefetch width, adapted across turns when ``policy.adaptive`` is on."""
         self.traces = traces
         self.limits = limits if limits is not None else EngineLimits()
         self.learn_on_start = learn_on_start
@@ -603,6 +605,7 @@ class Turn:
             lambda record, section: self.engine._launch_prefetch(self, record, section),
             self.engine.latency_estimate,
             id_prefix=f"{self.turn_id}/p",
+            top_n=self.engine.width.current if self.engine.width.policy is self.engine.policy else None,
         )
         self._started = False
         self._t0 = 0.0
@@ -627,13 +630,13 @@ class Turn:
 
     def _predict(self) -> list[Candidate]:
         policy = self.engine.policy
-        if not policy.enabled or policy.top_n == 0:
+        if not policy.enabled or self._prefetcher.top_n == 0:
             return []
         if self.expect is not None:
             if self.calls:
                 return []
             return [Candidate(section_id=s, probability=1.0, reason="expected by caller") for s in self.expect]
-        k = policy.top_n + len(self.calls)
+        k = self._prefetcher.top_n + len(self.calls)
         return self.engine.predictor.predict(self.state(), k)
 
     def _schedule(self, candidates: Sequence[Candidate]) -> None:
@@ -852,6 +855,7 @@ class Turn:
             duration_ms=(asyncio.get_running_loop().time() - self._t0) * 1000.0,
             max_inflight=self._prefetcher.max_running,
         )
+        engine.width.observe(calls=self.report.calls, misses=self.report.misses, prefetched=prefetched, wasted=wasted)
         self.session._finished(self)
         engine.events.emit(
             TurnEnded(

@@ -20,7 +20,7 @@ from ._errors import ConfigError
 from ._predict import Candidate
 from ._sections import Section
 
-__all__ = ["PrefetchPolicy", "PrefetchRecord", "Prefetcher"]
+__all__ = ["AdaptiveWidth", "PrefetchPolicy", "PrefetchRecord", "Prefetcher"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,12 +47,91 @@ class PrefetchPolicy:
     """At bailout, delete prefetched entries nobody requested (otherwise keep them warm)."""
     enabled: bool = True
     """False turns speculation off (the no-prefetch baseline)."""
+    adaptive: bool = False
+    """Adapt the width (candidates taken per prediction) from measured feedback, starting at ``top_n``:
+    narrower while waste is high, wider while misses are high and the budget allows."""
+    min_top_n: int = 1
+    """Narrowest adaptive width."""
+    max_top_n: int | None = None
+    """Widest adaptive width (None: twice ``top_n``)."""
+    waste_high: float = 1.0
+    """Adaptive: shrink while the smoothed wasted prefetches per call are above this."""
+    miss_high: float = 0.25
+    """Adaptive: grow while the smoothed share of calls that missed is above this (and waste is not high)."""
+    adapt_rate: float = 0.3
+    """Adaptive: weight of the latest turn in the smoothed waste and miss rates."""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.max_inflight < 1:
             raise ConfigError("PrefetchPolicy needs top_n >= 0 and max_inflight >= 1")
         if not 0.0 <= self.min_probability <= 1.0:
             raise ConfigError("PrefetchPolicy.min_probability must be within [0, 1]")
+        if self.min_top_n < 0 or (self.max_top_n is not None and self.max_top_n < self.min_top_n):
+            raise ConfigError("PrefetchPolicy needs 0 <= min_top_n <= max_top_n")
+        if not (0.0 < self.adapt_rate <= 1.0 and self.waste_high >= 0.0 and 0.0 <= self.miss_high <= 1.0):
+            raise ConfigError("PrefetchPolicy needs adapt_rate in (0, 1], waste_high >= 0 and miss_high in [0, 1]")
+
+
+class AdaptiveWidth:
+    """The prefetch width of an engine, adapted across turns from measured waste and misses.
+
+    With ``policy.adaptive`` off, :attr:`current` is always ``policy.top_n``. With it on, every
+    finished turn feeds :meth:`observe`; exponentially smoothed counts then move the width one step
+    at a time: down while more than ``waste_high`` prefetches per call go unused, up while more than
+    ``miss_high`` of the calls miss, waste is acceptable and the turn did not exhaust its count budget.
+    Turns without calls still count their waste (speculation on a turn that needed nothing).
+    """
+
+    def __init__(self, policy: PrefetchPolicy) -> None:
+        self.policy = policy
+        self.width = policy.top_n
+        self._wasted = 0.0
+        self._calls = 0.0
+        self._misses = 0.0
+        self.turns = 0
+
+    @property
+    def waste_per_call(self) -> float:
+        """Smoothed wasted prefetches per call."""
+        if self._calls > 0:
+            return self._wasted / self._calls
+        return float("inf") if self._wasted > 0 else 0.0
+
+    @property
+    def miss_rate(self) -> float:
+        """Smoothed share of calls that missed."""
+        return self._misses / self._calls if self._calls > 0 else 0.0
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The narrowest and widest width the policy allows."""
+        p = self.policy
+        hi = p.max_top_n if p.max_top_n is not None else max(2 * p.top_n, p.min_top_n)
+        return min(p.min_top_n, hi), hi
+
+    @property
+    def current(self) -> int:
+        """The width the next turn takes from each prediction."""
+        return self.width if self.policy.adaptive else self.policy.top_n
+
+    def observe(self, *, calls: int, misses: int, prefetched: int, wasted: int) -> int:
+        """Feed one finished turn; returns the width for the next one."""
+        p = self.policy
+        if not p.adaptive or not p.enabled:
+            return self.current
+        a = p.adapt_rate
+        self._wasted = (1 - a) * self._wasted + a * wasted
+        self._calls = (1 - a) * self._calls + a * calls
+        self._misses = (1 - a) * self._misses + a * misses
+        self.turns += 1
+        lo, hi = self.bounds
+        budget_left = p.budget_count is None or prefetched < p.budget_count
+        waste = self.waste_per_call
+        if waste > p.waste_high and self.width > lo:
+            self.width -= 1
+        elif self.miss_rate > p.miss_high and waste <= p.waste_high and budget_left and self.width < hi:
+            self.width += 1
+        return self.width
 
 
 Status = Literal["queued", "running", "ok", "warm", "failed", "cancelled"]
@@ -92,8 +171,11 @@ class Prefetcher:
         latency_s: Callable[[Section], float],
         *,
         id_prefix: str = "p",
+        top_n: int | None = None,
     ) -> None:
         self.policy = policy
+        self.top_n = policy.top_n if top_n is None else top_n
+        """Candidates taken from each prediction (the policy's, or the adaptive width)."""
         self._launch = launch
         self._latency_s = latency_s
         self._heap: list[tuple[float, int, Candidate, Section, CacheKey]] = []
@@ -111,7 +193,7 @@ class Prefetcher:
         """Queue candidates not offered before in this turn, then launch what the limits allow."""
         if self.closed or not self.policy.enabled:
             return
-        for cand, section, key in candidates[: self.policy.top_n]:
+        for cand, section, key in candidates[: self.top_n]:
             if section.id in self._offered or cand.probability < self.policy.min_probability:
                 continue
             self._offered.add(section.id)

@@ -1,0 +1,396 @@
+"""The ensemble: a learned ranker over every predictor's signal, calibrated to mean "will be used".
+
+Each candidate section gets a small feature vector: the trace model's next-call and two-step
+probabilities, the learned query-word score, the BM25 topic score (split by whether the turn has
+started calling, because the query matters most for the first call), document-order proximity, a
+tag match with the task, whether the session already used the section, and how likely the turn is to
+go on at all. Two logistic regressions share these features: one estimates P(the section is the
+next call), which orders the candidates (the next call is the urgent one: a later call can still be
+prefetched after the next one), the other P(the section is requested later in this turn), which is
+the candidate's probability, exactly what decides whether a prefetch is used or wasted, and what a
+probability threshold is compared with.
+
+Fitting is stacked, so the ranker never trains on signals that saw the same session: the training
+traces are split into folds, and each fold's features come from base predictors fitted on the
+other folds. A validation split carved from the training traces chooses the L2 strength and
+measures calibration; test data is never needed. Until fitted (or with fewer
+than ``min_sessions`` traces) the ensemble ranks with fixed weights over the lexical and sequential
+signals only, so a fresh engine still prefetches sensibly.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ._catalog import Catalog
+from ._lexical import LexicalPredictor, UsagePredictor
+from ._markov import TracePredictor
+from ._predict import Candidate, PredictionState
+from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
+from ._traces import SessionTrace
+
+__all__ = ["EnsembleFit", "EnsemblePredictor", "FEATURES"]
+
+FEATURES: tuple[str, ...] = (
+    "log_next",
+    "next",
+    "log_reach",
+    "usage_start",
+    "usage_mid",
+    "lexical_start",
+    "lexical_mid",
+    "sequential",
+    "tag",
+    "history",
+    "log_continue",
+    "log_calls",
+)
+"""The ranker's features, in the order of the weight vector (the intercept comes last)."""
+
+_EPS = 1e-4
+_SEED = 20260301
+
+_FALLBACK = {"lexical_start": 5.0, "lexical_mid": 3.0, "sequential": 1.5, "tag": 0.5, "log_calls": -0.5}
+_FALLBACK_BIAS = -3.0
+"""Weights before fitting: topic words first, document order second (lexical + sequential)."""
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnsembleFit:
+    """What fitting chose and how well it did on the validation split (all from training traces)."""
+
+    sessions: int = 0
+    train_sessions: int = 0
+    validation_sessions: int = 0
+    l2: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)
+    validation_log_loss: float = 0.0
+    validation_ece: float = 0.0
+    """Expected calibration error of P(used) on the validation split (10 bins)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """Standardisation and the two heads' weights (intercept last)."""
+
+    mean: Vector
+    scale: Vector
+    used: Vector
+    next: Vector
+
+    def proba(self, x: Matrix) -> tuple[Vector, Vector]:
+        """P(used later in the turn) and P(next call) for each row of ``x``."""
+        xs = (x - self.mean) / self.scale
+        return _sigmoid(xs @ self.used[:-1] + self.used[-1]), _sigmoid(xs @ self.next[:-1] + self.next[-1])
+
+
+def _sigmoid(z: Vector) -> Vector:
+    out: Vector = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+    return out
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Candidate rows of one prediction point: positions, features and (when known) labels."""
+
+    pos: npt.NDArray[np.intp]
+    x: Matrix
+    y: Vector
+    y_next: Vector
+
+
+class EnsemblePredictor:
+    """The default predictor: trace, usage, lexical and sequential signals through a fitted ranker.
+
+    Args:
+        folds: folds of the stacked fit.
+        validation: share of training sessions held out to choose the L2 strength and measure calibration.
+        candidates: how many top sections each signal contributes to the candidate set.
+        min_sessions: below this many training sessions the ranker keeps its fallback weights.
+        seed: seeds the fold assignment (the only randomness).
+    """
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        *,
+        folds: int = 5,
+        validation: float = 0.2,
+        candidates: int = 12,
+        min_sessions: int = 20,
+        seed: int = _SEED,
+    ) -> None:
+        self.folds = folds
+        self.validation = validation
+        self.candidates = candidates
+        self.min_sessions = min_sessions
+        self.seed = seed
+        self.trace = TracePredictor()
+        self.usage = UsagePredictor()
+        self.lexical = LexicalPredictor()
+        self.seq_decay = 0.5
+        self._lock = threading.Lock()
+        w = np.zeros(len(FEATURES) + 1)
+        for name, v in _FALLBACK.items():
+            w[FEATURES.index(name)] = v
+        w[-1] = _FALLBACK_BIAS
+        self._model = _Model(mean=np.zeros(len(FEATURES)), scale=np.ones(len(FEATURES)), used=w, next=w)
+        self.fitted = False
+        self.fit_report = EnsembleFit()
+
+    # -- features ----------------------------------------------------------------------------------
+
+    def _signals(
+        self, state: PredictionState, view: CatalogView, trace: TracePredictor, usage: UsagePredictor, learned: bool
+    ) -> tuple[Matrix, float]:
+        """Every signal as a (features x catalog) matrix, plus P(the turn goes on)."""
+        n = view.n
+        start = 0.0 if state.calls else 1.0
+        if learned:
+            tp = trace.next_distribution(state)
+            nxt, p_end = tp[:n], float(tp[n])
+            reach = trace.reach(state, tp)
+            use = usage.scores(state)
+        else:
+            nxt, p_end, reach, use = np.zeros(n), 0.0, np.zeros(n), np.zeros(n)
+        lex = self.lexical.scores(state)
+        m = float(lex.max()) if n else 0.0
+        lex = lex / m if m > 0 else lex
+        seq = np.zeros(n)
+        last = state.last
+        if last is not None and last in view.pos:
+            after = np.arange(n) - view.pos[last]
+            seq = np.where(after >= 1, self.seq_decay ** np.maximum(after - 1, 0), 0.0)
+        elif last is None and n:
+            seq = self.seq_decay ** np.arange(n, dtype=np.float64)
+        tags = request_tags(state.request)
+        tag = view.tag_mask(tags) if tags else np.zeros(n)
+        hist = np.zeros(n)
+        earlier = view.positions([k for turn in state.history for k in turn])
+        if earlier:
+            hist[earlier] = 1.0
+        cont = math.log(max(1.0 - p_end, _EPS))
+        calls = math.log1p(len(state.calls))
+        cols = [
+            np.log(nxt + _EPS),
+            nxt,
+            np.log(reach + _EPS),
+            use * start,
+            use * (1.0 - start),
+            lex * start,
+            lex * (1.0 - start),
+            seq,
+            tag,
+            hist,
+            np.full(n, cont),
+            np.full(n, calls),
+        ]
+        return np.vstack(cols), 1.0 - p_end
+
+    def _candidates(self, state: PredictionState, view: CatalogView, sig: Matrix) -> npt.NDArray[np.intp]:
+        """Union of each signal's top sections, minus those already requested in this turn."""
+        n = view.n
+        m = min(self.candidates, n)
+        chosen = np.zeros(n, dtype=bool)
+        for row in (1, 2, 3, 4, 5, 6, 7):  # next, reach, usage, lexical, sequential
+            v = sig[row]
+            if not v.any():
+                continue
+            top = np.argpartition(-v, m - 1)[:m] if m < n else np.arange(n)
+            chosen[top[v[top] > 0]] = True
+        drop = view.positions(state.calls)
+        if drop:
+            chosen[drop] = False
+        return np.flatnonzero(chosen)
+
+    def _rows(
+        self, state: PredictionState, trace: TracePredictor, usage: UsagePredictor, learned: bool
+    ) -> tuple[CatalogView, npt.NDArray[np.intp], Matrix]:
+        view = view_of(state.catalog)
+        sig, _ = self._signals(state, view, trace, usage, learned)
+        pos = self._candidates(state, view, sig)
+        return view, pos, sig[:, pos].T
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def predict(self, state: PredictionState, k: int) -> list[Candidate]:
+        """Candidates with P(requested later in this turn), the likeliest next call first.
+
+        Ties are broken by P(used), then document order.
+        """
+        with self._lock:
+            learned, model = self.fitted, self._model
+        view, pos, x = self._rows(state, self.trace, self.usage, learned)
+        if len(pos) == 0 or k <= 0:
+            return []
+        p_used, p_next = model.proba(x)
+        order = np.lexsort((pos, -p_used, -p_next))[:k]
+        reason = (
+            "learned ranker over trace, usage, lexical and sequential signals"
+            if learned
+            else "lexical and sequential signals (not fitted yet)"
+        )
+        return [Candidate(section_id=view.ids[pos[j]], probability=float(p_used[j]), reason=reason) for j in order]
+
+    # -- learning ----------------------------------------------------------------------------------
+
+    def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
+        """Stacked fit on ``traces`` (see the module docstring); replaces what was learned."""
+        traces = list(traces)
+        trace, usage = TracePredictor(), UsagePredictor()
+        trace.fit(traces, catalog)
+        usage.fit(traces, catalog)
+        if len(traces) < self.min_sessions:
+            with self._lock:
+                self.trace, self.usage = trace, usage
+                self.fitted = False
+                self.fit_report = EnsembleFit(sessions=len(traces))
+            return
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(traces))
+        fold_of = np.empty(len(traces), dtype=np.intp)
+        fold_of[order] = np.arange(len(traces)) % self.folds
+        rows_of: list[list[_Rows]] = [[] for _ in traces]
+        for f in range(self.folds):
+            inside = [t for i, t in enumerate(traces) if fold_of[i] != f]
+            ft, fu = TracePredictor(), UsagePredictor()
+            ft.fit(inside, catalog)
+            fu.fit(inside, catalog)
+            for i, t in enumerate(traces):
+                if fold_of[i] == f:
+                    rows_of[i] = [
+                        self._labelled(pt.state, pt.remaining, ft, fu) for pt in prediction_points(t, catalog)
+                    ]
+        n_val = max(1, int(round(len(traces) * self.validation)))
+        val_idx = set(int(i) for i in order[:n_val])
+        train_rows = [r for i in range(len(traces)) if i not in val_idx for r in rows_of[i]]
+        val_rows = [r for i in sorted(val_idx) for r in rows_of[i]]
+        x_tr, y_tr, n_tr = _stack(train_rows)
+        x_va, y_va, _ = _stack(val_rows)
+        if y_tr.sum() < 5 or y_tr.sum() == len(y_tr) or n_tr.sum() < 5:
+            with self._lock:
+                self.trace, self.usage, self.fitted = trace, usage, False
+                self.fit_report = EnsembleFit(sessions=len(traces))
+            return
+        mean, scale = _standardise(x_tr)
+        best: tuple[float, float, Vector] | None = None
+        for l2 in (0.01, 0.1, 1.0, 10.0):
+            w = _logistic(x_tr, y_tr, mean, scale, l2)
+            loss = _log_loss(_apply(x_va, mean, scale, w), y_va) if len(y_va) else 0.0
+            if best is None or loss < best[0] - 1e-12:
+                best = (loss, l2, w)
+        assert best is not None
+        val_loss, l2, w_used = best
+        ece = _ece(_apply(x_va, mean, scale, w_used), y_va) if len(y_va) else 0.0
+        x_all, y_all, n_all = _stack(train_rows + val_rows)
+        mean_all, scale_all = _standardise(x_all)
+        model = _Model(
+            mean=mean_all,
+            scale=scale_all,
+            used=_logistic(x_all, y_all, mean_all, scale_all, l2),
+            next=_logistic(x_all, n_all, mean_all, scale_all, l2),
+        )
+        with self._lock:
+            self.trace, self.usage = trace, usage
+            self._model = model
+            self.fitted = True
+            self.fit_report = EnsembleFit(
+                sessions=len(traces),
+                train_sessions=len(traces) - n_val,
+                validation_sessions=n_val,
+                l2=l2,
+                weights={name: round(float(v), 4) for name, v in zip((*FEATURES, "bias"), model.used, strict=True)},
+                validation_log_loss=round(val_loss, 4),
+                validation_ece=round(ece, 4),
+            )
+
+    def _labelled(
+        self, state: PredictionState, remaining: tuple[str, ...], trace: TracePredictor, usage: UsagePredictor
+    ) -> _Rows:
+        view, pos, x = self._rows(state, trace, usage, True)
+        wanted = set(remaining) - state.seen
+        y = np.array([1.0 if view.ids[i] in wanted else 0.0 for i in pos])
+        nxt = remaining[0] if remaining else None
+        y_next = np.array([1.0 if view.ids[i] == nxt else 0.0 for i in pos])
+        return _Rows(pos=pos, x=x, y=y, y_next=y_next)
+
+
+# -- fitting helpers -------------------------------------------------------------------------------
+
+
+def _stack(rows: Sequence[_Rows]) -> tuple[Matrix, Vector, Vector]:
+    if not rows:
+        return np.zeros((0, len(FEATURES))), np.zeros(0), np.zeros(0)
+    return np.vstack([r.x for r in rows]), np.concatenate([r.y for r in rows]), np.concatenate([r.y_next for r in rows])
+
+
+def _standardise(x: Matrix) -> tuple[Vector, Vector]:
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    scale = x.std(axis=0) if len(x) else np.ones(x.shape[1])
+    return mean, np.where(scale > 1e-9, scale, 1.0)
+
+
+def _apply(x: Matrix, mean: Vector, scale: Vector, w: Vector) -> Vector:
+    return _sigmoid(((x - mean) / scale) @ w[:-1] + w[-1])
+
+
+def _logistic(x: Matrix, y: Vector, mean: Vector, scale: Vector, l2: float) -> Vector:
+    """L2-regularised logistic regression (intercept unpenalised), fitted by Newton's method.
+
+    A dozen features make the Hessian tiny, so a few Newton steps (with step halving, the loss is
+    convex) converge faster and more reproducibly than a general-purpose optimiser.
+    """
+    xs = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    n = max(len(y), 1)
+    penal = np.full(xs.shape[1], l2 / n)
+    penal[-1] = 0.0
+
+    def objective(w: Vector) -> float:
+        z = xs @ w
+        return float((np.logaddexp(0.0, z) - y * z).sum() / n + 0.5 * float((penal * w * w).sum()))
+
+    w = np.zeros(xs.shape[1])
+    f = objective(w)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w, -30, 30)))
+        grad = xs.T @ (p - y) / n + penal * w
+        hess = (xs * (p * (1 - p))[:, None]).T @ xs / n + np.diag(penal + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-4:
+            cand = w - t * step
+            fc = objective(cand)
+            if fc <= f + 1e-12:
+                break
+            t /= 2
+        else:
+            break
+        w, f_old, f = cand, f, fc
+        if f_old - f < 1e-10:
+            break
+    return w
+
+
+def _log_loss(p: Vector, y: Vector) -> float:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def _ece(p: Vector, y: Vector, bins: int = 10) -> float:
+    """Expected calibration error: how far predicted probabilities are from observed frequencies."""
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = edges == b
+        if m.any():
+            total += float(m.sum()) * abs(float(p[m].mean()) - float(y[m].mean()))
+    return total / max(len(p), 1)

@@ -1,0 +1,413 @@
+"""Replay: recorded sessions through the real engine on virtual time, one run per prefetch policy.
+
+Each test session becomes ``engine.session(...)``, each turn ``session.turn(query, task_type,
+tags)``, and each call sleeps its recorded ``think_ms`` before ``await turn.request_context(key)``,
+against a :class:`MockSource` whose hydration takes ``hydrate_ms``. The event loop is a `looptime`
+loop: its clock jumps to the next timer, so a replay of hours of model time takes seconds and the
+numbers do not depend on the machine (same inputs, byte-identical JSON).
+
+Every session gets its own tenant, so its cache entries are its own: a section hydrated in one
+session is not a free hit in the next (which would measure the cache, not the prediction), while a
+section requested again in the same session is a hit, as it would be in production.
+
+Policies (``POLICIES``):
+
+- ``none``: no speculation, the baseline of context wait;
+- ``sequential``, ``trace``, ``lexical``, ``usage``: one predictor each, top ``top_n``;
+- ``ensemble`` (the default): the fitted ranker at a fixed width ``top_n``, taking candidates whose
+  probability reaches a threshold. The threshold is chosen without the test traces, by 5-fold
+  cross-validation inside the training sessions (:func:`choose_threshold`): each fold (20%) is
+  replayed at each threshold of ``THRESHOLDS`` with an ensemble fitted on the other folds, and the
+  threshold with the best hit rate whose waste stays within ``MAX_WASTE_PER_CALL`` wasted prefetches
+  per call wins (ties: less waste); the ensemble replayed on the test traces is fitted on all of the
+  training sessions;
+- ``ensemble-adaptive``: the ensemble with no tuned threshold and the adaptive width instead
+  (``PrefetchPolicy(adaptive=True)``, starting at ``top_n``): measured feedback, not offline tuning;
+- ``oracle``: a predictor that knows the turn's remaining calls and names the next ``top_n`` of them
+  at every prediction point (turn start and after each call), skipping sections the session already
+  holds. It has the same width, the same re-prediction points and the same source latency as the
+  others, so it is the ceiling for any predictor of that width: what is left is latency no
+  prediction can hide (a call whose think time is shorter than the hydration);
+- ``oracle-start``: ``session.turn(expect=...)`` with the turn's first ``top_n`` calls, nothing after;
+  weaker than ``oracle`` on turns with more than ``top_n`` calls (not a ceiling, shown for contrast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._cache import MemoryTier, WarmCache
+from ._catalog import Catalog
+from ._engine import Engine, TurnReport
+from ._ensemble import EnsemblePredictor
+from ._errors import ConfigError
+from ._lexical import LexicalPredictor, UsagePredictor
+from ._markov import TracePredictor
+from ._predict import Candidate, PredictionState, Predictor, SequentialPredictor
+from ._prefetch import PrefetchPolicy
+from ._sections import Hydrated, Scope, Section, content_version
+from ._sources import MockSource, read_sections_jsonl
+from ._traces import SessionTrace, read_traces
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "DEFAULT_POLICY",
+    "POLICIES",
+    "OraclePredictor",
+    "ReplayResult",
+    "choose_threshold",
+    "replay",
+    "run_replay",
+]
+
+logger = logging.getLogger("prehydrate.replay")
+
+POLICIES: tuple[str, ...] = (
+    "none",
+    "sequential",
+    "trace",
+    "lexical",
+    "usage",
+    "ensemble",
+    "ensemble-adaptive",
+    "oracle",
+    "oracle-start",
+)
+"""Every policy replay knows, in the order tables show them."""
+DEFAULT_POLICIES: tuple[str, ...] = POLICIES
+DEFAULT_POLICY = "ensemble"
+THRESHOLDS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+"""Probability thresholds the validation replay chooses from for the ``ensemble`` policy."""
+MAX_WASTE_PER_CALL = 0.9
+"""Waste target of the threshold choice: wasted prefetches per call on the validation split."""
+VALIDATION_SHARE = 0.2
+SEED = 20260301
+
+Progress = Callable[[str, int, int], None]
+"""``progress(policy, sessions_done, sessions_total)``, called after every replayed session."""
+
+
+class OraclePredictor:
+    """Knows the current turn's calls: names the next ones not yet requested nor held by the session.
+
+    Replay sets :attr:`script` to the turn's calls before opening the turn.
+    """
+
+    name = "oracle"
+
+    def __init__(self) -> None:
+        self.script: tuple[str, ...] = ()
+
+    def predict(self, state: PredictionState, k: int) -> list[Candidate]:
+        held = {key for turn in state.history for key in turn} | state.seen
+        out: list[Candidate] = []
+        for key in dict.fromkeys(self.script[len(state.calls) :]):
+            if len(out) >= k:
+                break
+            if key not in held:
+                out.append(Candidate(section_id=key, probability=1.0, reason="oracle: the turn's next calls"))
+        return out
+
+
+@dataclass(slots=True)
+class _Tally:
+    reports: list[TurnReport] = field(default_factory=list)
+    skipped: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        calls = sum(r.calls for r in self.reports)
+        hits = sum(r.hits for r in self.reports)
+        inflight = sum(r.inflight for r in self.reports)
+        prefetched = sum(r.prefetched for r in self.reports)
+        wasted = sum(r.wasted for r in self.reports)
+        waits = [w for r in self.reports for w in r.wait_ms]
+        durations = [r.duration_ms for r in self.reports]
+        return {
+            "calls": calls,
+            "hits": hits,
+            "inflight": inflight,
+            "misses": sum(r.misses for r in self.reports),
+            "hit_rate": _r(hits / calls if calls else 0.0, 4),
+            "covered_rate": _r((hits + inflight) / calls if calls else 0.0, 4),
+            "prefetched": prefetched,
+            "wasted": wasted,
+            "waste_ratio": _r(wasted / prefetched if prefetched else 0.0, 4),
+            "wait_ms_p50": _r(float(np.percentile(waits, 50)) if waits else 0.0, 3),
+            "wait_ms_p95": _r(float(np.percentile(waits, 95)) if waits else 0.0, 3),
+            "turn_ms_mean": _r(float(np.mean(durations)) if durations else 0.0, 3),
+        }
+
+
+def _r(x: float, digits: int) -> float:
+    out = round(float(x), digits)
+    return 0.0 if out == 0 else out  # no "-0.0" in the JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayResult:
+    """A replay's JSON document plus the raw per-call waits (for plots) and skipped calls."""
+
+    json: dict[str, Any]
+    waits: dict[str, list[float]]
+    skipped_calls: int = 0
+    """Calls whose section id is not in the sections file (counted once per policy run, not replayed)."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The probability threshold each policy used (chosen on the validation split for ``ensemble``)."""
+
+
+def _predictor_for(
+    name: str, train: Sequence[SessionTrace], catalog: Catalog, fitted: dict[str, Predictor]
+) -> Predictor | None:
+    base = name.removesuffix("-adaptive")
+    if base in fitted:
+        return fitted[base]
+    predictor: Predictor | None
+    if base == "none" or base == "oracle-start":
+        predictor = None
+    elif base == "sequential":
+        predictor = SequentialPredictor()
+    elif base == "trace":
+        predictor = TracePredictor()
+    elif base == "lexical":
+        predictor = LexicalPredictor()
+    elif base == "usage":
+        predictor = UsagePredictor()
+    elif base == "ensemble":
+        predictor = EnsemblePredictor()
+    elif base == "oracle":
+        predictor = OraclePredictor()
+    else:
+        raise ConfigError(f"unknown replay policy {name!r}; choose from {', '.join(POLICIES)}")
+    fit = getattr(predictor, "fit", None)
+    if callable(fit):
+        fit(train, catalog)
+    if predictor is not None:
+        fitted[base] = predictor
+    return predictor
+
+
+def _policy_for(name: str, top_n: int, threshold: float = 0.0) -> PrefetchPolicy:
+    if name == "none":
+        return PrefetchPolicy(top_n=top_n, enabled=False)
+    return PrefetchPolicy(
+        top_n=top_n,
+        max_inflight=max(4, top_n + 1),
+        min_probability=threshold,
+        adaptive=name.endswith("-adaptive"),
+        max_top_n=max(2 * top_n, 1),
+    )
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine on a fresh looptime loop (virtual time starting at 0)."""
+    import looptime
+
+    loop = looptime.new_event_loop(start=0.0)
+    try:
+        result = loop.run_until_complete(coro)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        return result
+    finally:
+        loop.close()
+
+
+def choose_threshold(
+    sections: list[tuple[Section, str]],
+    train: Sequence[SessionTrace],
+    *,
+    top_n: int,
+    hydrate_ms: float,
+    thresholds: Sequence[float] = THRESHOLDS,
+    max_waste_per_call: float = MAX_WASTE_PER_CALL,
+    seed: int = SEED,
+) -> float:
+    """The ensemble's probability threshold for this width, chosen by replaying validation splits.
+
+    Cross-validation inside ``train``: the sessions are dealt (seeded) into ``1 / VALIDATION_SHARE``
+    folds; each fold is replayed with an ensemble fitted on the others, so every training session
+    is validation data once and the choice is not at the mercy of one small split. The test traces
+    are never looked at.
+    """
+    if len(train) < 10:
+        return 0.0
+    folds = max(2, round(1 / VALIDATION_SHARE))
+    order = np.random.default_rng(seed).permutation(len(train))
+    fold_of = {int(i): f % folds for f, i in enumerate(order)}
+    catalog = Catalog([s for s, _ in sections])
+    splits: list[tuple[EnsemblePredictor, list[SessionTrace]]] = []
+    for f in range(folds):
+        ensemble = EnsemblePredictor()
+        ensemble.fit([t for i, t in enumerate(train) if fold_of[i] != f], catalog)
+        splits.append((ensemble, [t for i, t in enumerate(train) if fold_of[i] == f]))
+    best: tuple[float, float, float] | None = None  # (hit rate, -waste, threshold)
+    fallback: tuple[float, float] | None = None  # (waste, -threshold) when nothing meets the target
+    for t in thresholds:
+        policy = _policy_for("ensemble", top_n, t)
+        calls = hits = wasted = 0
+        for ensemble, val in splits:
+            tally, _ = _run(
+                _replay_policy(
+                    "ensemble", sections, val, ensemble, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=None
+                )
+            )
+            summary = tally.summary()
+            calls += summary["calls"]
+            hits += summary["hits"]
+            wasted += summary["wasted"]
+        waste = wasted / max(calls, 1)
+        if waste <= max_waste_per_call:
+            key = (hits / max(calls, 1), -waste, t)
+            if best is None or key > best:
+                best = key
+        elif fallback is None or (waste, -t) < fallback:
+            fallback = (waste, -t)
+    if best is not None:
+        return best[2]
+    assert fallback is not None
+    return -fallback[1]
+
+
+async def _replay_policy(
+    name: str,
+    sections: list[tuple[Section, str]],
+    test: Sequence[SessionTrace],
+    predictor: Predictor | None,
+    policy: PrefetchPolicy,
+    *,
+    top_n: int,
+    hydrate_ms: float,
+    progress: Progress | None,
+) -> tuple[_Tally, list[float]]:
+    content = {s.id: text for s, text in sections}
+
+    def handler(section_id: str, scope: Scope) -> Hydrated:
+        text = content[section_id]
+        return Hydrated(section_id=section_id, content=text, version=content_version(text))
+
+    source = MockSource(handler, [s for s, _ in sections], name="replay", latency_s=hydrate_ms / 1000.0)
+    engine = Engine(
+        sources=[source],
+        cache=WarmCache([MemoryTier(max_bytes=256 << 20)]),
+        predictor=predictor if predictor is not None else SequentialPredictor(),
+        policy=policy,
+        learn_on_start=False,
+    )
+    catalog = engine.catalog
+    oracle = predictor if isinstance(predictor, OraclePredictor) else None
+    tally = _Tally()
+    async with engine:
+        for done, trace in enumerate(test, start=1):
+            async with engine.session(trace.session, tenant=trace.session, record=False) as session:
+                for turn in trace.turns:
+                    keys = [c.key for c in turn.calls if c.key in catalog]
+                    if oracle is not None:
+                        oracle.script = tuple(keys)
+                    expect = keys[:top_n] if name == "oracle-start" else None
+                    async with session.turn(
+                        query=turn.query, task_type=trace.task.type or None, tags=trace.task.tags, expect=expect
+                    ) as t:
+                        for call in turn.calls:
+                            await asyncio.sleep(call.think_ms / 1000.0)
+                            if call.key not in catalog:
+                                tally.skipped += 1
+                                continue
+                            await t.request_context(call.key)
+                    assert t.report is not None
+                    tally.reports.append(t.report)
+            if progress is not None:
+                progress(name, done, len(test))
+    waits = [w for r in tally.reports for w in r.wait_ms]
+    return tally, waits
+
+
+def replay(
+    sections_path: str | Path,
+    train_path: str | Path,
+    test_path: str | Path,
+    *,
+    policies: Sequence[str] | None = None,
+    top_n: int = 3,
+    hydrate_ms: float = 300,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Train on ``train_path``, replay ``test_path`` once per policy; see the module docstring.
+
+    Raises:
+        MalformedInputError: a sections or traces line is broken (names file and line).
+        ConfigError: an unknown policy name or a negative ``top_n``/``hydrate_ms``.
+    """
+    names = list(dict.fromkeys(policies)) if policies else list(DEFAULT_POLICIES)
+    for n in names:
+        if n not in POLICIES:
+            raise ConfigError(f"unknown replay policy {n!r}; choose from {', '.join(POLICIES)}")
+    if top_n < 0 or hydrate_ms < 0:
+        raise ConfigError("replay needs top_n >= 0 and hydrate_ms >= 0")
+    sections = read_sections_jsonl(sections_path)
+    train = read_traces(train_path)
+    test = read_traces(test_path)
+    catalog = Catalog([s for s, _ in sections])
+    missing = sorted({c.key for t in test for turn in t.turns for c in turn.calls if c.key not in catalog})
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        logger.warning(
+            "%d section id(s) of %s are not in %s (calls skipped): %s", len(missing), test_path, sections_path, shown
+        )
+    fitted: dict[str, Predictor] = {}
+    results: dict[str, dict[str, Any]] = {}
+    waits: dict[str, list[float]] = {}
+    used_thresholds: dict[str, float] = {}
+    skipped = 0
+    for name in names:
+        predictor = _predictor_for(name, train, catalog, fitted)
+        threshold = 0.0
+        if name == "ensemble":
+            threshold = choose_threshold(sections, train, top_n=top_n, hydrate_ms=hydrate_ms)
+        policy = _policy_for(name, top_n, threshold)
+        used_thresholds[name] = threshold
+        tally, w = _run(
+            _replay_policy(
+                name, sections, test, predictor, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress
+            )
+        )
+        results[name] = tally.summary()
+        waits[name] = w
+        skipped = tally.skipped
+    default = DEFAULT_POLICY if DEFAULT_POLICY in names else names[0]
+    doc = {"default_policy": default, "top_n": top_n, "hydrate_ms": _num(hydrate_ms), "policies": results}
+    return ReplayResult(json=doc, waits=waits, skipped_calls=skipped, thresholds=used_thresholds)
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def run_replay(
+    sections_path: str | Path,
+    train_path: str | Path,
+    test_path: str | Path,
+    *,
+    policies: Sequence[str] | None = None,
+    top_n: int = 3,
+    hydrate_ms: float = 300,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The replay JSON document (``default_policy``, ``top_n``, ``hydrate_ms``, ``policies``).
+
+    Example:
+        >>> import prehydrate as ph
+        >>> doc = ph.run_replay(ph.sample_sections_path(), ph.sample_traces_path("train"),
+        ...                     ph.sample_traces_path("test"), policies=["none", "oracle"])
+        >>> doc["policies"]["none"]["hit_rate"] <= doc["policies"]["oracle"]["hit_rate"]
+        True
+    """
+    return replay(
+        sections_path, train_path, test_path, policies=policies, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress
+    ).json

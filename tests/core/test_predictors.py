@@ -1,0 +1,314 @@
+"""Predictors on hand-made traces where the right answer is known, and the ensemble on held-back data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+import prehydrate as ph
+from prehydrate._scoring import prediction_points
+
+SECTIONS = [
+    ph.Section(
+        id="billing/refunds",
+        title="Refund policy",
+        tags=("billing",),
+        index_text="Refund policy: refunds within 30 days of purchase.",
+    ),
+    ph.Section(
+        id="billing/invoices", title="Invoices", tags=("billing",), index_text="Invoices are issued monthly as PDF."
+    ),
+    ph.Section(
+        id="accounts/password",
+        title="Reset your password",
+        tags=("accounts",),
+        index_text="Reset a forgotten password from the login page.",
+    ),
+    ph.Section(
+        id="accounts/2fa",
+        title="Two-factor authentication",
+        tags=("accounts",),
+        index_text="Two-factor authentication with an app.",
+    ),
+    ph.Section(
+        id="api/limits",
+        title="Rate limits",
+        tags=("api",),
+        index_text="Rate limits: requests per minute, HTTP 429 responses.",
+    ),
+    ph.Section(
+        id="api/errors", title="API errors", tags=("api",), index_text="Error codes returned by the API, 429 and 500."
+    ),
+]
+
+
+def catalog() -> ph.Catalog:
+    return ph.Catalog(SECTIONS)
+
+
+def session(
+    sid: str, ttype: str, turns: Sequence[tuple[str, Sequence[str]]], tags: Sequence[str] = ()
+) -> ph.SessionTrace:
+    return ph.SessionTrace(
+        session=sid,
+        task=ph.TaskSpec(type=ttype, query=turns[0][0] if turns else "", tags=tuple(tags)),
+        turns=tuple(
+            ph.TurnTrace(query=q, calls=tuple(ph.Call(key=k, think_ms=500) for k in keys)) for q, keys in turns
+        ),
+    )
+
+
+def state(
+    cat: ph.Catalog,
+    query: str = "",
+    *,
+    task_type: str | None = None,
+    calls: Sequence[str] = (),
+    history: Sequence[Sequence[str]] = (),
+    tags: Sequence[str] = (),
+    history_queries: Sequence[str] = (),
+) -> ph.PredictionState:
+    return ph.PredictionState(
+        request=ph.ContextRequest(query=query, task_type=task_type, tags=tuple(tags)),
+        catalog=cat,
+        calls=tuple(calls),
+        history=tuple(tuple(h) for h in history),
+        history_queries=tuple(history_queries),
+    )
+
+
+def ids(cands: Sequence[ph.Candidate]) -> list[str]:
+    return [c.section_id for c in cands]
+
+
+# -- sequential -------------------------------------------------------------------------------------
+
+
+def test_sequential_follows_document_order_after_the_last_call() -> None:
+    got = ph.SequentialPredictor().predict(state(catalog(), calls=["accounts/password"]), 2)
+    assert ids(got) == ["accounts/2fa", "api/limits"]
+
+
+# -- trace --------------------------------------------------------------------------------------------
+
+WORKFLOWS = [
+    # Refund sessions go refunds -> invoices; a second turn then goes to the password page.
+    *(
+        session(
+            f"r{i}",
+            "billing+refund",
+            [("money back", ["billing/refunds", "billing/invoices"]), ("and login?", ["accounts/password"])],
+        )
+        for i in range(6)
+    ),
+    # API sessions go limits -> errors, in one turn.
+    *(session(f"a{i}", "api+debug", [("429s", ["api/limits", "api/errors"])]) for i in range(6)),
+    # After invoices within one turn (not at a turn start), api sessions of another type go to 2fa.
+    *(session(f"x{i}", "mixed", [("hm", ["billing/invoices", "accounts/2fa"])]) for i in range(3)),
+]
+
+
+def test_trace_predicts_the_recorded_workflow_per_task_type() -> None:
+    cat = catalog()
+    p = ph.TracePredictor()
+    p.fit(WORKFLOWS, cat)
+    assert ids(p.predict(state(cat, task_type="billing+refund"), 1)) == ["billing/refunds"]
+    assert ids(p.predict(state(cat, task_type="api+debug"), 1)) == ["api/limits"]
+    assert ids(p.predict(state(cat, task_type="billing+refund", calls=["billing/refunds"]), 1)) == ["billing/invoices"]
+    assert ids(p.predict(state(cat, task_type="api+debug", calls=["api/limits"]), 1)) == ["api/errors"]
+
+
+def test_trace_carries_the_previous_turns_last_section_into_the_next_turn() -> None:
+    cat = catalog()
+    p = ph.TracePredictor()
+    p.fit(WORKFLOWS, cat)
+    second_turn = state(cat, task_type="billing+refund", history=[["billing/refunds", "billing/invoices"]])
+    best = p.predict(second_turn, 1)[0]
+    assert best.section_id == "accounts/password"
+    assert best.probability > 0.5
+    # The same last section mid-turn (another workflow) leads elsewhere: position matters.
+    mid = state(cat, task_type="mixed", calls=["billing/invoices"])
+    assert ids(p.predict(mid, 1)) == ["accounts/2fa"]
+
+
+def test_trace_backs_off_to_other_task_types_and_never_repeats_a_call() -> None:
+    cat = catalog()
+    p = ph.TracePredictor()
+    p.fit(WORKFLOWS, cat)
+    unseen_type = state(cat, task_type="never-seen", calls=["api/limits"])
+    assert ids(p.predict(unseen_type, 1)) == ["api/errors"]
+    got = ids(p.predict(state(cat, task_type="api+debug", calls=["api/limits", "api/errors"]), 6))
+    assert "api/limits" not in got and "api/errors" not in got
+    dist = p.next_distribution(state(cat, task_type="api+debug", calls=["api/limits", "api/errors"]))
+    assert math.isclose(float(dist.sum()), 1.0)
+    assert dist[-1] == max(dist)  # after limits -> errors the api turn ends
+
+
+def test_unfitted_trace_predictor_is_uniform_and_harmless() -> None:
+    p = ph.TracePredictor()
+    got = p.predict(state(catalog()), 2)
+    assert ids(got) == ["billing/refunds", "billing/invoices"]  # ties in document order
+    assert got[0].probability == pytest.approx(1 / 7)
+
+
+# -- lexical ------------------------------------------------------------------------------------------
+
+
+def test_lexical_matches_the_turn_query() -> None:
+    got = ph.LexicalPredictor().predict(state(catalog(), "I forgot my password"), 2)
+    assert ids(got)[0] == "accounts/password"
+    assert 0 < got[0].probability <= 1
+
+
+def test_lexical_uses_the_sessions_history_when_the_turn_says_little() -> None:
+    got = ph.LexicalPredictor().predict(state(catalog(), "and then?", history_queries=["getting 429 errors"]), 1)
+    assert ids(got)[0] in {"api/limits", "api/errors"}
+
+
+def test_tags_and_task_type_rerank_lexical_candidates() -> None:
+    cat = catalog()
+    query = "429 errors and invoices"  # matches api and billing sections alike
+    assert ids(ph.LexicalPredictor().predict(state(cat, query, tags=["billing"]), 1)) == ["billing/invoices"]
+    assert ids(ph.LexicalPredictor().predict(state(cat, query, task_type="api+debug"), 1))[0].startswith("api/")
+
+
+# -- usage-learned lexical ----------------------------------------------------------------------------
+
+
+def test_usage_learns_words_that_never_appear_in_the_section() -> None:
+    cat = catalog()
+    traces = [session(f"u{i}", "t", [("can I get my money back", ["billing/refunds"])]) for i in range(5)]
+    traces += [session(f"v{i}", "t", [("locked out, lost my phone", ["accounts/2fa"])]) for i in range(5)]
+    usage = ph.UsagePredictor()
+    usage.fit(traces, cat)
+    assert ids(usage.predict(state(cat, "money back please"), 1)) == ["billing/refunds"]
+    assert ids(usage.predict(state(cat, "I lost my phone"), 1)) == ["accounts/2fa"]
+    # BM25 alone cannot know: "money" and "phone" are in no section.
+    assert ph.LexicalPredictor().predict(state(cat, "money back please"), 1) == []
+    # Unknown words give nothing rather than noise.
+    assert usage.predict(state(cat, "zebra"), 3) == []
+
+
+# -- ensemble -----------------------------------------------------------------------------------------
+
+
+def test_unfitted_ensemble_falls_back_to_lexical_and_sequential() -> None:
+    cat = catalog()
+    e = ph.default_predictor()
+    assert isinstance(e, ph.EnsemblePredictor) and not e.fitted
+    assert ids(e.predict(state(cat, "reset password"), 1)) == ["accounts/password"]
+    assert ids(e.predict(state(cat, "", calls=["accounts/password"]), 1)) == ["accounts/2fa"]
+    e.fit(WORKFLOWS[:3], cat)  # too few sessions: stays on the fallback
+    assert not e.fitted
+    assert ids(e.predict(state(cat, "reset password"), 1)) == ["accounts/password"]
+
+
+def _coverage(predictor: ph.Predictor, traces: Sequence[ph.SessionTrace], cat: ph.Catalog, width: int) -> float:
+    """Share of calls whose section was among the top ``width`` at some earlier point of the turn."""
+    calls = covered = 0
+    offered: set[str] = set()
+    for trace in traces:
+        for pt in prediction_points(trace, cat):
+            if not pt.state.calls:
+                offered = set()
+            offered.update(c.section_id for c in predictor.predict(pt.state, width)[:width])
+            if pt.next_key is not None:
+                calls += 1
+                covered += pt.next_key in offered or pt.next_key in pt.state.seen
+    return covered / calls
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[ph.Catalog, list[ph.SessionTrace], list[ph.SessionTrace]]:
+    cat = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog
+    return cat, ph.read_traces(ph.sample_traces_path("train")), ph.read_traces(ph.sample_traces_path("test"))
+
+
+def test_ensemble_beats_each_single_predictor_on_held_back_sample_traces(
+    sample: tuple[ph.Catalog, list[ph.SessionTrace], list[ph.SessionTrace]],
+) -> None:
+    cat, train, test = sample
+    singles: list[ph.Predictor] = [
+        ph.SequentialPredictor(),
+        ph.TracePredictor(),
+        ph.LexicalPredictor(),
+        ph.UsagePredictor(),
+    ]
+    for p in singles:
+        if isinstance(p, ph.Learner):
+            p.fit(train, cat)
+    ensemble = ph.EnsemblePredictor()
+    ensemble.fit(train, cat)
+    assert ensemble.fitted
+    ours = _coverage(ensemble, test, cat, 3)
+    for p in singles:
+        theirs = _coverage(p, test, cat, 3)
+        assert ours > theirs, f"ensemble {ours:.3f} <= {type(p).__name__} {theirs:.3f}"
+    # Calibration, measured on the validation split carved from the training traces.
+    report = ensemble.fit_report
+    assert report.validation_sessions > 0 and report.train_sessions + report.validation_sessions == len(train)
+    assert report.validation_ece < 0.05
+
+
+def test_ensemble_probabilities_are_calibrated_on_held_back_traces(
+    sample: tuple[ph.Catalog, list[ph.SessionTrace], list[ph.SessionTrace]],
+) -> None:
+    cat, train, test = sample
+    ensemble = ph.EnsemblePredictor()
+    ensemble.fit(train, cat)
+    predicted = used = 0.0
+    for trace in test:
+        for pt in prediction_points(trace, cat):
+            remaining = set(pt.remaining)
+            for c in ensemble.predict(pt.state, 3):
+                predicted += c.probability
+                used += c.section_id in remaining
+    assert abs(predicted - used) / used < 0.25  # expected and observed uses agree
+
+
+def test_ensemble_is_deterministic(sample: tuple[ph.Catalog, list[ph.SessionTrace], list[ph.SessionTrace]]) -> None:
+    cat, train, test = sample
+    a, b = ph.EnsemblePredictor(), ph.EnsemblePredictor()
+    a.fit(train[:120], cat)
+    b.fit(train[:120], cat)
+    points = [pt.state for trace in test[:20] for pt in prediction_points(trace, cat)]
+    assert [a.predict(s, 5) for s in points] == [b.predict(s, 5) for s in points]
+    assert a.fit_report == b.fit_report
+
+
+# -- adaptive width -----------------------------------------------------------------------------------
+
+
+def test_fixed_width_never_moves() -> None:
+    w = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3))
+    for _ in range(10):
+        w.observe(calls=1, misses=1, prefetched=3, wasted=3)
+    assert w.current == 3
+
+
+def test_adaptive_width_narrows_on_waste_and_widens_on_misses() -> None:
+    policy = ph.PrefetchPolicy(top_n=3, adaptive=True, min_top_n=1, max_top_n=5)
+    w = ph.AdaptiveWidth(policy)
+    for _ in range(10):
+        w.observe(calls=2, misses=0, prefetched=6, wasted=5)
+    assert w.current == 1
+    for _ in range(10):
+        w.observe(calls=4, misses=3, prefetched=1, wasted=0)
+    assert w.current == 5
+    with pytest.raises(ph.ConfigError):
+        ph.PrefetchPolicy(min_top_n=4, max_top_n=2)
+
+
+async def test_engine_applies_the_adaptive_width_across_turns() -> None:
+    src = ph.MockSource(lambda sid, scope: sid, [f"d/{i}" for i in range(20)], latency_s=0.0)
+    policy = ph.PrefetchPolicy(top_n=3, adaptive=True, min_top_n=1, max_top_n=4)
+    async with ph.Engine(sources=[src], policy=policy) as engine, engine.session("s") as s:
+        for _ in range(6):  # sequential prefetches d/0..2 but the model asks for d/19: all wasted
+            async with s.turn("q") as turn:
+                await turn.request_context("d/19")
+        assert engine.width.current == 1
+        async with s.turn("q") as turn:
+            await turn.request_context("d/19")
+        assert turn.report is not None and turn.report.prefetched <= 2  # one at the start, one after the call
