@@ -8,12 +8,14 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import prehydrate as ph
-from prehydrate.tracing import Instrumentation
+from prehydrate.tracing import Instrumentation, instrument
 from prehydrate.tracing import attributes as A
 
 from .conftest import OpenSpanTracker
@@ -87,4 +89,34 @@ async def test_lookup_span_is_child_of_the_tools_call_server_span(
         assert len(clients) == 3
         for client_span, server_span in zip(clients, servers, strict=True):
             assert server_span.parent is not None and server_span.parent.span_id == client_span.context.span_id
+    assert tracker.open == {}
+
+
+async def test_the_real_prehydrate_server_nests_its_lookups_and_ends_every_span(
+    exporter: InMemorySpanExporter, meter_provider: MeterProvider, tracker: OpenSpanTracker
+) -> None:
+    """``prehydrate.mcp_server.create_server``: its own sessions and turns, the same span shape."""
+    from prehydrate.mcp_server import create_server
+
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())])
+    ids = engine.catalog.ids
+    with instrument(engine, trace.get_tracer_provider(), meter_provider) as handle:
+        async with engine:
+            async with Client(create_server(engine)) as client:
+                for section in (ids[0], ids[1], ids[1]):
+                    out = await client.call_tool("request_context", {"section": section})
+                    assert not out.is_error
+            # Leaving the client ran the server's shutdown: the open turn bailed out.
+            assert handle.open_spans == 0
+    spans = exporter.get_finished_spans()
+    servers = {s.context.span_id: s for s in spans if s.name == "tools/call request_context"}
+    lookups = [s for s in spans if s.name == A.SPAN_LOOKUP]
+    assert len(lookups) == 3 and len(servers) == 3
+    for lookup in lookups:
+        assert lookup.parent is not None and lookup.parent.span_id in servers
+    assert dict(lookups[2].attributes or {})[A.PREHYDRATE_CACHE_RESULT] == "hit"
+    (turn_span,) = [s for s in spans if s.name == A.SPAN_TURN]
+    assert dict(turn_span.attributes or {})[A.PREHYDRATE_TURN_CALLS] == 3
+    for lookup in lookups:  # each call's trace links back to the turn it belongs to
+        assert turn_span.context.span_id in {link.context.span_id for link in lookup.links}
     assert tracker.open == {}
