@@ -308,20 +308,26 @@ class _Chunk:
     section_id: str | None = None
 
 
-def _chunk_prompt(lines: Sequence[str], fenced: Sequence[bool], max_tokens: int) -> list[_Chunk]:
-    """Cut the prompt at headings, then cut long chunks at blank lines outside code blocks."""
-    groups: list[tuple[str, int, list[tuple[str, bool]]]] = [("", 0, [])]
-    for line, in_fence in zip(lines, fenced, strict=True):
-        if not in_fence and _HEADING.match(line):
+def _chunk_prompt(lines: Sequence[str], fenced: Sequence[bool], removed: set[int], max_tokens: int) -> list[_Chunk]:
+    """Cut the prompt at headings, then cut long chunks at blank lines outside code blocks.
+
+    ``removed`` lines (definitions moved to their first use) are left out; a heading whose whole
+    body was such definitions has nothing left to say and is dropped with them.
+    """
+    groups: list[tuple[str, int, list[tuple[str, bool]], list[bool]]] = [("", 0, [], [False])]
+    for n, (line, in_fence) in enumerate(zip(lines, fenced, strict=True)):
+        if n in removed:
+            groups[-1][3][0] = True
+        elif not in_fence and _HEADING.match(line):
             match = _HEADING_LEVEL.match(line)
             heading, level = (match.group(2), len(match.group(1))) if match else (line.strip(), 1)
-            groups.append((heading, level, [(line, in_fence)]))
+            groups.append((heading, level, [(line, in_fence)], [False]))
         else:
             groups[-1][2].append((line, in_fence))
     chunks: list[_Chunk] = []
-    for heading, level, body in groups:
+    for heading, level, body, lost_lines in groups:
         paragraphs = _paragraphs(body)
-        if not paragraphs:
+        if not paragraphs or (lost_lines[0] and _is_bare_heading("\n".join(paragraphs))):
             continue
         parts: list[list[str]] = [[]]
         for paragraph in paragraphs:
@@ -348,7 +354,6 @@ def _paragraphs(body: Sequence[tuple[str, bool]]) -> list[str]:
         current.append(line.rstrip())
     if current:
         paragraphs.append("\n".join(current).rstrip())
-    # A chunk that holds only a heading (its definitions were moved out) is dropped by the caller.
     return paragraphs
 
 
@@ -613,11 +618,7 @@ def compile_context(
         terms = [_Term(t, d, "glossary") for t, d in entries]
     else:
         terms, removed = _terms_from_prompt(lines, fenced)
-    kept_lines = [line for n, line in enumerate(lines) if n not in removed]
-    kept_fenced = [f for n, f in enumerate(fenced) if n not in removed]
-    chunks = _chunk_prompt(kept_lines, kept_fenced, max_chunk_tokens)
-    # A heading whose whole body was definitions has nothing left to say once they move.
-    chunks = [c for c in chunks if not (removed and _is_bare_heading(c.text))]
+    chunks = _chunk_prompt(lines, fenced, removed, max_chunk_tokens)
 
     matcher = _Matcher(terms)
     in_prompt: dict[int, int] = {}
