@@ -7,7 +7,7 @@ used at the end of the turn. See docs/index.md for the guide.
 
 from __future__ import annotations
 
-from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, MemoryTier, WarmCache
+from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, FillCoordinator, FillLease, MemoryTier, WarmCache
 from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._data import sample_sections_path, sample_traces_path
@@ -40,6 +40,7 @@ from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
+from ._redis import RedisTier
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section
 from ._sources import CallableSource, DirectorySource, JsonlSource, MockSource, Source, sources_from_paths
@@ -74,6 +75,8 @@ __all__ = [
     "EnsembleFit",
     "EnsemblePredictor",
     "EventBus",
+    "FillCoordinator",
+    "FillLease",
     "GlossaryError",
     "Hydrated",
     "HydrationTimeout",
@@ -97,6 +100,7 @@ __all__ = [
     "PrefetchSettled",
     "PrefetchStarted",
     "PrehydrateError",
+    "RedisTier",
     "ReplayResult",
     "RequestTooLargeError",
     "Scope",
