@@ -55,17 +55,25 @@ class OpenSpanTracker(SpanProcessor):
 
 _EXPORTER = InMemorySpanExporter()
 _TRACKER = OpenSpanTracker()
-_PROVIDER = TracerProvider(resource=Resource.create({"service.name": "prehydrate-test"}))
-_PROVIDER.add_span_processor(_TRACKER)
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def global_tracer_provider() -> TracerProvider:
-    """Install the SDK provider globally once, so the MCP SDK's own spans are recorded too."""
-    trace.set_tracer_provider(_PROVIDER)
-    assert trace.get_tracer_provider() is _PROVIDER, "another global provider was installed first"
-    return _PROVIDER
+    """Install the SDK provider globally once, so the MCP SDK's own spans are recorded too.
+
+    If another part of the suite already installed a global SDK provider (it can be set only once
+    per process), attach the exporter and the tracker to that one instead.
+    """
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current
+    else:
+        provider = TracerProvider(resource=Resource.create({"service.name": "prehydrate-test"}))
+        trace.set_tracer_provider(provider)
+        assert trace.get_tracer_provider() is provider, "a non-SDK global provider was installed first"
+    provider.add_span_processor(_TRACKER)
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    return provider
 
 
 @pytest.fixture
