@@ -81,6 +81,11 @@ def serve_command(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Add a disk cache tier here (persists across restarts).")
     ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(help="Share the warm cache with other replicas through this Redis (redis://host:port/db)."),
+    ] = None,
+    redis_prefix: Annotated[str, typer.Option(help="This deployment's key prefix in Redis.")] = "prehydrate",
     traces: Annotated[
         Path | None,
         typer.Option(help="Trace store to learn from and record into (default: $PREHYDRATE_HOME/traces.jsonl)."),
@@ -138,6 +143,8 @@ def serve_command(
             )
         else:
             server = mcp_server.create_server(engine, settings)
+        if redis is not None:
+            engine.cache.tiers.append(ph.RedisTier(redis, prefix=redis_prefix))
         with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
             asyncio.run(_serve(engine, server, transport, host, port))
     except PrehydrateError as exc:
