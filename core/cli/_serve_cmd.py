@@ -144,7 +144,9 @@ def serve_command(
         else:
             server = mcp_server.create_server(engine, settings)
         if redis is not None:
-            engine.cache.tiers.append(ph.RedisTier(redis, prefix=redis_prefix))
+            from .._redis import RedisTier
+
+            engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix))
         with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
             asyncio.run(_serve(engine, server, transport, host, port))
     except PrehydrateError as exc:
