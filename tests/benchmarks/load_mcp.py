@@ -1,0 +1,321 @@
+"""Load: N concurrent MCP sessions against `prehydrate serve --transport http` on loopback.
+
+Run: ``python tests/benchmarks/load_mcp.py [--sessions 200] [--duration 60] [--json out.json]``
+
+The script generates a Markdown corpus larger than the server's memory tier, starts the real
+command line (``prehydrate serve DIR --transport http --tokens FILE``) as a subprocess, and drives
+it with ``--sessions`` MCP clients over streamable HTTP, each with a bearer token of one of
+``--tenants`` tenants and its own session (``_meta["prehydrate/session"]``). A session reads the
+corpus like an agent does: mostly the next section in document order (which the server predicts
+and prefetches), sometimes a jump elsewhere (a miss), sometimes the same section again, with
+``--think-ms`` of model time between calls. It stops by itself after ``--duration`` seconds or
+``--max-requests`` calls, whichever comes first.
+
+Measured: client-observed latency of each call (p50/p95, split by the outcome the server reported:
+hit, inflight, miss), the server's own wait, errors (tool errors, exceptions, wrong content), and
+the server's resident memory (RSS, sampled every 0.2 s from /proc) against the configured memory
+tier bound plus a fixed overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MEMORY_TIER_BYTES = 64 << 20
+"""The memory tier bound of ``prehydrate serve`` (``build_engine(memory_bytes=...)`` default)."""
+
+FIXED_OVERHEAD_BYTES = 96 << 20
+"""Allowed RSS growth on top of the memory tier: sessions, HTTP buffers, allocator slack."""
+
+SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve"]
+
+
+@dataclass(slots=True, kw_only=True)
+class LoadConfig:
+    """One load run."""
+
+    sessions: int = 200
+    duration_s: float = 60.0
+    max_requests: int = 40_000
+    tenants: int = 4
+    files: int = 150
+    sections_per_file: int = 20
+    section_bytes: int = 6000
+    think_ms: tuple[float, float] = (250.0, 750.0)
+    jump_p: float = 0.15
+    repeat_p: float = 0.1
+    seed: int = 1
+
+
+@dataclass(slots=True)
+class Stats:
+    latency_ms: dict[str, list[float]] = field(default_factory=lambda: {"hit": [], "inflight": [], "miss": []})
+    server_wait_ms: dict[str, list[float]] = field(default_factory=lambda: {"hit": [], "inflight": [], "miss": []})
+    errors: list[str] = field(default_factory=list)
+    wrong: int = 0
+    requests: int = 0
+    rss: list[int] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_corpus(root: Path, cfg: LoadConfig) -> list[str]:
+    """Write the Markdown corpus; returns the section ids in document order."""
+    rng = random.Random(cfg.seed)
+    words = ["refund", "invoice", "ledger", "policy", "retry", "quota", "tenant", "region", "audit", "token"]
+    ids: list[str] = []
+    root.mkdir(parents=True, exist_ok=True)
+    for f in range(cfg.files):
+        parts = []
+        for s in range(cfg.sections_per_file):
+            sid = f"part{f:03d}#topic-{f}-{s}"
+            body = " ".join(rng.choice(words) for _ in range(cfg.section_bytes // 7))
+            parts.append(f"## Topic {f}-{s}\n\n[{sid}] {body}\n")
+            ids.append(sid)
+        (root / f"part{f:03d}.md").write_text("\n".join(parts), encoding="utf-8")
+    return ids
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextmanager
+def serve(workdir: Path, corpus: Path, tokens: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``prehydrate serve CORPUS --transport http --tokens FILE`` on a free loopback port."""
+    port = free_port()
+    token_file = workdir / "tokens.json"
+    token_file.write_text(json.dumps(tokens), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PREHYDRATE_TOKENS"}
+    env["PREHYDRATE_HOME"] = str(workdir / "home")
+    log = (workdir / "server.log").open("wb")
+    argv = [*SERVE, str(corpus), "--transport", "http", "--port", str(port), "--tokens", str(token_file)]
+    proc = subprocess.Popen([*argv, "--no-record"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{(workdir / 'server.log').read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not open its port within 120 s") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+async def one_session(
+    n: int, url: str, token: str, ids: list[str], cfg: LoadConfig, stats: Stats, stop: asyncio.Event
+) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    rng = random.Random(cfg.seed * 1_000_003 + n)
+    meta = {"prehydrate/session": f"load-{n}"}
+    pos = rng.randrange(len(ids))
+    await asyncio.sleep(rng.uniform(0, cfg.think_ms[1]) / 1000)  # stagger the starts
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        while not stop.is_set():
+            if stats.requests >= cfg.max_requests:
+                stop.set()
+                break
+            stats.requests += 1
+            sid = ids[pos]
+            t0 = time.perf_counter()
+            try:
+                result = await client.call_tool("request_context", {"section": sid}, meta=meta)  # type: ignore[arg-type]
+            except Exception as exc:  # counted, never fatal: the run reports every error
+                stats.errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                ms = (time.perf_counter() - t0) * 1000
+                out = result.structured_content
+                if result.is_error or out is None:
+                    stats.errors.append(str(result.content[0])[:200] if result.content else "empty error")
+                else:
+                    outcome = out["outcome"]
+                    stats.latency_ms[outcome].append(ms)
+                    stats.server_wait_ms[outcome].append(float(out["waited_ms"]))
+                    if out["section"] != sid or f"[{sid}]" not in out["content"]:
+                        stats.wrong += 1
+            r = rng.random()
+            if r < cfg.jump_p:
+                pos = rng.randrange(len(ids))
+            elif r >= cfg.jump_p + cfg.repeat_p:
+                pos = (pos + 1) % len(ids)
+            try:
+                await asyncio.wait_for(stop.wait(), rng.uniform(*cfg.think_ms) / 1000)
+            except TimeoutError:
+                pass
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, max(0, int(round(q * len(values))) - 1))], 2)
+
+
+async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, Any]:
+    """Start the server, drive it, stop it; returns the measurements (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="prehydrate-load-") as tmp:
+        work = workdir or Path(tmp)
+        ids = make_corpus(work / "corpus", cfg)
+        tokens = {f"load-token-{t:02d}-0123456789abcdef": f"tenant-{t}" for t in range(cfg.tenants)}
+        token_list = list(tokens)
+        stats = Stats()
+        with serve(work, work / "corpus", tokens) as (url, proc):
+            # Warm-up: one call per tenant; the server's RSS after it is the baseline.
+            warm_cfg = LoadConfig(**{**asdict(cfg), "max_requests": 1, "think_ms": (0.0, 0.0)})
+            for t in range(cfg.tenants):
+                warm = Stats()
+                await one_session(-1 - t, url, token_list[t], ids, warm_cfg, warm, asyncio.Event())
+                if warm.errors:
+                    raise RuntimeError(f"warm-up call failed: {warm.errors[0]}")
+            baseline = rss_bytes(proc.pid)
+            stop = asyncio.Event()
+
+            async def sample_rss() -> None:
+                while not stop.is_set():
+                    stats.rss.append(rss_bytes(proc.pid))
+                    await asyncio.sleep(0.2)
+
+            sampler = asyncio.create_task(sample_rss())
+            t0 = time.perf_counter()
+            sessions = [
+                asyncio.create_task(one_session(n, url, token_list[n % cfg.tenants], ids, cfg, stats, stop))
+                for n in range(cfg.sessions)
+            ]
+            try:
+                done, _ = await asyncio.wait(sessions, timeout=cfg.duration_s)
+                if len(done) < len(sessions):
+                    stop.set()
+                await asyncio.gather(*sessions, return_exceptions=False)
+            finally:
+                stop.set()
+                for task in sessions:
+                    task.cancel()
+                await asyncio.gather(*sessions, return_exceptions=True)
+                await sampler
+            elapsed = time.perf_counter() - t0
+            stats.rss.append(rss_bytes(proc.pid))
+        peak = max(stats.rss)
+        bound = baseline + MEMORY_TIER_BYTES + FIXED_OVERHEAD_BYTES
+        answered = sum(len(v) for v in stats.latency_ms.values())
+        return {
+            "config": {**asdict(cfg), "think_ms": list(cfg.think_ms), "corpus_sections": len(ids)},
+            "elapsed_s": round(elapsed, 2),
+            "requests": stats.requests,
+            "answered": answered,
+            "throughput_rps": round(answered / elapsed, 1) if elapsed else 0.0,
+            "errors": len(stats.errors),
+            "error_samples": stats.errors[:5],
+            "wrong_content": stats.wrong,
+            "latency_ms": {
+                outcome: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95), "max": pct(v, 1.0)}
+                for outcome, v in stats.latency_ms.items()
+            },
+            "server_wait_ms": {
+                outcome: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for outcome, v in stats.server_wait_ms.items()
+            },
+            "rss_mb": {
+                "baseline": round(baseline / 2**20, 1),
+                "peak": round(peak / 2**20, 1),
+                "mean": round(statistics.fmean(stats.rss) / 2**20, 1),
+                "bound": round(bound / 2**20, 1),
+                "memory_tier_bound": MEMORY_TIER_BYTES >> 20,
+                "fixed_overhead": FIXED_OVERHEAD_BYTES >> 20,
+            },
+            "within_memory_bound": peak <= bound,
+        }
+
+
+def table(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [
+        f"{cfg['sessions']} sessions, {cfg['tenants']} tenants, {result['elapsed_s']} s, "
+        f"{result['answered']} calls answered ({result['throughput_rps']}/s), errors {result['errors']}, "
+        f"wrong content {result['wrong_content']}",
+        "| outcome | calls | p50 ms | p95 ms | max ms | server wait p50 / p95 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for outcome, lat in result["latency_ms"].items():
+        wait = result["server_wait_ms"][outcome]
+        lines.append(
+            f"| {outcome} | {lat['n']} | {lat['p50']} | {lat['p95']} | {lat['max']} | {wait['p50']} / {wait['p95']} |"
+        )
+    rss = result["rss_mb"]
+    lines.append(
+        f"RSS MB: baseline {rss['baseline']}, peak {rss['peak']}, mean {rss['mean']}; bound {rss['bound']} "
+        f"(baseline + memory tier {rss['memory_tier_bound']} + overhead {rss['fixed_overhead']}): "
+        f"{'within' if result['within_memory_bound'] else 'OVER'}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--max-requests", type=int, default=40_000)
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--think-ms", type=float, nargs=2, default=(250.0, 750.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--files", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the measurements here")
+    args = parser.parse_args(argv)
+    cfg = LoadConfig(
+        sessions=args.sessions,
+        duration_s=args.duration,
+        max_requests=args.max_requests,
+        tenants=args.tenants,
+        think_ms=tuple(args.think_ms),
+        files=args.files,
+        seed=args.seed,
+    )
+    result = asyncio.run(run_load(cfg))
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    ok = result["errors"] == 0 and result["wrong_content"] == 0 and result["within_memory_bound"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
