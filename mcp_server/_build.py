@@ -6,6 +6,7 @@ change the engine (another cache tier, another trace store) are added in one pla
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,31 @@ from pathlib import Path
 import prehydrate as ph
 
 __all__ = ["build_engine", "default_traces_path"]
+
+
+class _SlowSource:
+    """Wraps a source so every hydration first sleeps: simulated latency for in-memory corpora.
+
+    The bundled sample corpus hydrates in microseconds, so there would be nothing for prefetching to
+    hide; ``prehydrate demo`` (and anyone trying the server) sets the latency a real source has.
+    """
+
+    def __init__(self, inner: ph.Source, latency_s: float) -> None:
+        self.inner = inner
+        self.latency_s = latency_s
+        self.name = inner.name
+        self.speculative = inner.speculative
+
+    def list_sections(self) -> Sequence[ph.Section]:
+        return self.inner.list_sections()
+
+    async def hydrate(self, section_id: str, *, scope: ph.Scope) -> ph.Hydrated:
+        await asyncio.sleep(self.latency_s)
+        return await self.inner.hydrate(section_id, scope=scope)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 HOME_ENV = "PREHYDRATE_HOME"
 """Directory for prehydrate's own state (the default trace store); ``~/.prehydrate`` if unset."""
@@ -37,6 +63,8 @@ def build_engine(
     memory_bytes: int = 64 << 20,
     policy: ph.PrefetchPolicy | None = None,
     predictor: ph.Predictor | None = None,
+    simulate_latency_s: float = 0.0,
+    learn: Sequence[str | Path] = (),
 ) -> ph.Engine:
     """An Engine over ``paths`` with a memory tier, an optional disk tier and a trace store.
 
@@ -48,19 +76,36 @@ def build_engine(
         memory_bytes: size bound of the in-process tier.
         policy: prefetch policy (defaults to ``PrefetchPolicy()``).
         predictor: predictor (defaults to ``prehydrate.default_predictor()``).
+        simulate_latency_s: every hydration first sleeps this long (a demo of a slow source).
+        learn: trace files the predictor is fitted on now, together with the trace store's own
+            sessions (which are not written to: recorded sessions still go to ``traces``).
 
     Raises:
-        prehydrate.ConfigError: a path that is neither a directory nor a ``.jsonl`` file.
+        prehydrate.ConfigError: a path that is neither a directory nor a ``.jsonl`` file, or a
+            negative latency.
+        prehydrate.MalformedInputError: a broken line in a ``learn`` file (names file and line).
     """
-    sources = ph.sources_from_paths(paths) if paths else [ph.JsonlSource(ph.sample_sections_path())]
+    if simulate_latency_s < 0:
+        raise ph.ConfigError("the simulated latency must not be negative")
+    sources: list[ph.Source] = ph.sources_from_paths(paths) if paths else [ph.JsonlSource(ph.sample_sections_path())]
+    if simulate_latency_s > 0:
+        sources = [_SlowSource(s, simulate_latency_s) for s in sources]
     tiers: list[ph.CacheTier] = [ph.MemoryTier(max_bytes=memory_bytes)]
     if cache_dir is not None:
         tiers.append(ph.DiskTier(cache_dir))
     store = traces if isinstance(traces, ph.TraceStore) or traces is None else ph.TraceStore(traces)
-    return ph.Engine(
+    engine = ph.Engine(
         sources=sources,
         cache=ph.WarmCache(tiers=tiers),
         predictor=predictor if predictor is not None else ph.default_predictor(),
         policy=policy,
         traces=store,
     )
+    if learn:
+        extra = [t for path in learn for t in ph.read_traces(path)]
+        if isinstance(engine.predictor, ph.Learner):
+            # One fit over both, here: Engine.start() would fit on the store alone and forget these.
+            recorded = store.load() if store is not None else []
+            engine.predictor.fit([*extra, *recorded], engine.catalog)
+        engine.learn_on_start = False
+    return engine

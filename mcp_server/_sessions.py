@@ -58,6 +58,10 @@ class SessionPolicy:
     """Record every session in the engine's TraceStore so the predictors learn from real use."""
     max_sessions: int = 10_000
     """Open sessions kept at most; the least recently used one is closed beyond it."""
+    isolate: bool = False
+    """Give every session a cache scope of its own (``tenant/session``): nothing hydrated for one
+    conversation is served to another. For per-conversation content, and for measuring what
+    prediction alone saves (``prehydrate demo``), without the help of other sessions' fetches."""
 
     def __post_init__(self) -> None:
         if self.idle_gap_s <= 0 or self.session_ttl_s <= 0:
@@ -170,7 +174,8 @@ class SessionManager:
         k = (key.tenant, key.session_id)
         entry = self._entries.get(k)
         if entry is None or entry.closed or entry.session.closed:
-            session = self.engine.session(key.session_id, tenant=key.tenant, record=self.policy.record)
+            tenant = f"{key.tenant}/{key.session_id}" if self.policy.isolate else key.tenant
+            session = self.engine.session(key.session_id, tenant=tenant, record=self.policy.record)
             entry = _Entry(key=key, session=session)
             self._entries[k] = entry
             if len(self._entries) > self.policy.max_sessions:

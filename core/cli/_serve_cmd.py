@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import ipaddress
+import json
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,6 +40,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _record_turn_reports(engine: Engine, path: Path) -> None:
+    """Append every finished turn's report to ``path`` as one JSON line (waste is only known here)."""
+    from prehydrate import TurnEnded, TurnReport
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, TurnEnded) and isinstance(event.report, TurnReport):
+            line = {**event.report.as_dict(), "wait_ms": [round(w, 3) for w in event.report.wait_ms]}
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+
+    engine.subscribe(on_event)
 
 
 def _url_host(host: str) -> str:
@@ -102,8 +118,29 @@ def serve_command(
         bool, typer.Option("--allow-remote", help="Allow HTTP without tokens on a non-loopback address.")
     ] = False,
     otel: OtelFlag = False,
+    simulate_latency_ms: Annotated[
+        float, typer.Option(help="Every hydration first sleeps this long (try prefetching on a fast corpus).")
+    ] = 0.0,
+    no_prefetch: Annotated[
+        bool, typer.Option("--no-prefetch", help="No speculation: every request hydrates on demand (baseline).")
+    ] = False,
+    learn: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also fit the predictor on this trace file at start (repeatable; not written to)."),
+    ] = None,
+    isolate_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--isolate-sessions", help="A cache scope per session: nothing fetched for one is served to another."
+        ),
+    ] = False,
+    turn_reports: Annotated[
+        Path | None, typer.Option(help="Append every turn's report (hits, misses, waste, waits) here as JSON lines.")
+    ] = None,
 ) -> None:
     """Serve the request_context tool over MCP (stdio or streamable HTTP)."""
+    import prehydrate as ph
+
     try:
         from prehydrate import mcp_server
     except ImportError as exc:  # the optional extra is missing
@@ -128,10 +165,18 @@ def serve_command(
             paths or [],
             cache_dir=cache_dir,
             traces=traces if traces is not None else mcp_server.default_traces_path(),
+            policy=ph.PrefetchPolicy(enabled=False) if no_prefetch else None,
+            simulate_latency_s=simulate_latency_ms / 1000.0,
+            learn=learn or (),
         )
+        if turn_reports is not None:
+            _record_turn_reports(engine, turn_reports)
         settings = mcp_server.ServerSettings(
             sessions=mcp_server.SessionPolicy(
-                idle_gap_s=idle_gap, session_ttl_s=max(1800.0, idle_gap), record=not no_record
+                idle_gap_s=idle_gap,
+                session_ttl_s=max(1800.0, idle_gap),
+                record=not no_record,
+                isolate=isolate_sessions,
             )
         )
         if transport is Transport.http and token_map:
