@@ -700,6 +700,7 @@ class Turn:
         query: str | None = None,
         tool_call_id: str | None = None,
         node: str | None = None,
+        repredict: bool = True,
     ) -> ContextResult:
         """Return a section's content, from the warm cache when it was predicted.
 
@@ -708,6 +709,9 @@ class Turn:
             query: free text resolved to the best-matching section instead of an id.
             tool_call_id: the model's tool call id, passed to events (tracing).
             node: the workflow node making the call, recorded in the trace.
+            repredict: re-predict and queue prefetches before returning (per the policy). A front
+                end that answers first and re-predicts in the idle time after passes False and
+                calls :meth:`repredict` itself.
 
         Raises:
             UnknownSectionError: no such id (with suggestions).
@@ -783,9 +787,17 @@ class Turn:
                 end_ns=time.time_ns(),
             )
         )
+        if repredict:
+            self.repredict()
+        return result
+
+    def repredict(self) -> None:
+        """Predict again from the calls so far and queue what is new (no-op once the turn ended).
+
+        Follows ``PrefetchPolicy.repredict``; ``request_context`` calls it unless told not to.
+        """
         if self.engine.policy.repredict and self.report is None:
             self._schedule(self._predict())
-        return result
 
     async def end(self) -> TurnReport:
         """The bailout: cancel speculation still running, discard what was not used, report."""
