@@ -450,6 +450,12 @@ class WarmCache:
                     continue
                 if lease is not None:
                     leases.append(lease)
+                    # Another process may have stored the entry and released its lease between
+                    # our cache miss and this acquire: look once more before hydrating again.
+                    found = await self.get(key)
+                    if found is not None:
+                        filled = found[0]
+                        break
             yield filled
         finally:
             for lease in leases:
