@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import _sources_cmd  # noqa: F401  (registers `sections` and `fetch`)
 from ._app import app
 from ._compile_cmd import compile_command  # noqa: F401  (registers `compile`)
+from ._demo_cmd import demo_command  # noqa: F401  (registers `demo`)
 from ._replay_cmd import replay_command  # noqa: F401  (registers `replay`)
 from ._serve_cmd import serve_command  # noqa: F401  (registers `serve`)
 
