@@ -110,7 +110,7 @@ class RedisTier(CacheTier):
         ttl_s: float | None = None,
         max_value_bytes: int = 4 << 20,
         socket_timeout_s: float = 0.25,
-        connect_timeout_s: float = 0.25,
+        connect_timeout_s: float = 0.5,
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         lock_ttl_s: float = 30.0,

@@ -52,7 +52,11 @@ class TestRedisTier(TierConformance):
 
     @pytest.fixture
     def make_tier(self, shared_redis: RedisServer, prefix: str) -> Callable[[], ph.CacheTier]:
-        return lambda: ph.RedisTier(shared_redis.url, prefix=prefix, max_value_bytes=1 << 20)
+        # Generous timeouts: this suite checks correctness, and 50 concurrent connects on a busy CI
+        # machine can take longer than the production default.
+        return lambda: ph.RedisTier(
+            shared_redis.url, prefix=prefix, max_value_bytes=1 << 20, socket_timeout_s=5, connect_timeout_s=5
+        )
 
     async def store_foreign(self, tier: ph.CacheTier, key: ph.CacheKey, other: ph.CacheEntry) -> None:
         assert isinstance(tier, ph.RedisTier)
@@ -68,7 +72,7 @@ class TestRedisTier(TierConformance):
 
 @pytest.fixture
 async def tier(shared_redis: RedisServer, prefix: str) -> AsyncIterator[ph.RedisTier]:
-    t = ph.RedisTier(shared_redis.url, prefix=prefix, max_value_bytes=64 << 10)
+    t = ph.RedisTier(shared_redis.url, prefix=prefix, max_value_bytes=64 << 10, socket_timeout_s=5, connect_timeout_s=5)
     yield t
     await t.aclose()
 
@@ -196,6 +200,7 @@ def make_source(counter: list[str] | None = None, *, latency: float = 0.0, fail:
 def make_engine(
     url: str, prefix: str, source: ph.Source, *, prefetch: bool = False, **tier_kw: object
 ) -> tuple[ph.Engine, ph.RedisTier]:
+    tier_kw = {"socket_timeout_s": 5.0, "connect_timeout_s": 5.0, **tier_kw}  # slow CI is not an outage
     redis_tier = ph.RedisTier(url, prefix=prefix, **tier_kw)  # type: ignore[arg-type]
     engine = ph.Engine(
         sources=[source],
