@@ -238,10 +238,12 @@ def create_server(
         try:
             key = identify(ctx)
             turn, entry = await sessions.begin_call(key, query=query)
+            then = None
             try:
-                result = await turn.request_context(section, query=query, tool_call_id=ctx.request_id)
+                result = await turn.request_context(section, query=query, tool_call_id=ctx.request_id, repredict=False)
+                then = turn.repredict  # predict the next sections in the idle time after answering
             finally:
-                sessions.end_call(entry)
+                sessions.end_call(entry, then=then)
         except ph.PrehydrateError as exc:
             raise _tool_error(exc, section, query) from exc
         return ContextOutput(

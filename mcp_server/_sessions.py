@@ -28,7 +28,7 @@ import itertools
 import logging
 import secrets
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +42,10 @@ SessionOrigin = Literal["meta", "principal", "mcp-session-id", "connection"]
 
 MAX_SESSION_ID_CHARS = 200
 """Longest client-supplied session id accepted from ``_meta``."""
+
+REPREDICT_DELAY_S = 0.001
+"""How long after a call returns its re-prediction runs: long enough for the response to leave
+first (so prediction never adds to the model's wait), far shorter than any model's think time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +96,8 @@ class _Entry:
     last_activity: float = 0.0
     timer: asyncio.TimerHandle | None = None
     closed: bool = False
+    pending: asyncio.TimerHandle | None = None
+    pending_fn: Callable[[], None] | None = None
 
 
 class SessionManager:
@@ -196,6 +202,7 @@ class SessionManager:
         Pair every ``begin_call`` with :meth:`end_call`, which arms the idle timer again.
         """
         entry = self._entry(key)
+        self._flush(entry)  # the previous call's re-prediction, if it has not run yet, runs first
         entry.active += 1
         self._disarm(entry)
         try:
@@ -215,17 +222,48 @@ class SessionManager:
             entry.active -= 1
             raise
 
-    def end_call(self, entry: _Entry) -> None:
-        """A call finished: remember when, and bail out if nothing follows within the idle gap."""
+    def end_call(self, entry: _Entry, *, then: Callable[[], None] | None = None) -> None:
+        """A call finished: remember when, and bail out if nothing follows within the idle gap.
+
+        Args:
+            entry: what :meth:`begin_call` returned.
+            then: work for the idle time after the response (the turn's re-prediction); it runs
+                :data:`REPREDICT_DELAY_S` later, or at the start of the session's next call if
+                that comes first, so it is never skipped and never delays the answer.
+        """
+        loop = asyncio.get_running_loop()
         entry.active -= 1
-        entry.last_activity = asyncio.get_running_loop().time()
+        entry.last_activity = loop.time()
+        if then is not None:
+            self._flush(entry)
+            entry.pending_fn = then
+            entry.pending = loop.call_later(REPREDICT_DELAY_S, self._flush, entry)
         if entry.active == 0:
             self._arm(entry, self.policy.idle_gap_s, self._on_idle)
+
+    def _drop(self, entry: _Entry) -> None:
+        """Forget pending idle-time work: the turn it would prefetch for is about to end."""
+        if entry.pending is not None:
+            entry.pending.cancel()
+            entry.pending = None
+        entry.pending_fn = None
+
+    def _flush(self, entry: _Entry) -> None:
+        if entry.pending is not None:
+            entry.pending.cancel()
+            entry.pending = None
+        fn, entry.pending_fn = entry.pending_fn, None
+        if fn is not None:
+            try:
+                fn()
+            except Exception:  # a failing predictor must not break serving: the next call still works
+                logger.exception("re-prediction failed in session %r", entry.key.session_id)
 
     async def new_turn(self, key: SessionKey, *, query: str, task_type: str | None) -> ph.Turn:
         """Start a fresh turn (the ``compiled_context`` prompt): bail out of the open one first."""
         entry = self._entry(key)
         self._disarm(entry)
+        self._drop(entry)
         async with entry.lock:
             if entry.session.current is not None:
                 await self._end_turn(entry.session.current)
@@ -290,6 +328,7 @@ class SessionManager:
                 return
             entry.closed = True
             self._disarm(entry)
+            self._drop(entry)
             current = entry.session.current
             if current is not None:
                 await self._end_turn(current)

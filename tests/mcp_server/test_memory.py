@@ -255,3 +255,17 @@ async def test_concurrent_calls_share_one_turn(engine: ph.Engine) -> None:
         (session,) = engine._sessions
         assert session.current is not None
         assert sorted(c.key for c in session.current.calls) == sorted(ids)
+
+
+async def test_a_failing_re_prediction_never_fails_a_call(caplog: pytest.LogCaptureFixture) -> None:
+    class FailsAfterFirstCall:
+        def predict(self, state: ph.PredictionState, k: int) -> list[ph.Candidate]:
+            if state.calls:
+                raise RuntimeError("predictor bug")
+            return []
+
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())], predictor=FailsAfterFirstCall())
+    async with engine, Client(create_server(engine)) as client:
+        for sid in ("billing/plans", "billing/taxes", "billing/plans"):
+            assert _out(await client.call_tool("request_context", {"section": sid}))["section"] == sid
+    assert "re-prediction failed" in caplog.text
