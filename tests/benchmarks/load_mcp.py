@@ -57,7 +57,10 @@ class LoadConfig:
     files: int = 150
     sections_per_file: int = 20
     section_bytes: int = 6000
-    think_ms: tuple[float, float] = (250.0, 750.0)
+    think_ms: tuple[float, float] = (1000.0, 3000.0)
+    """Model time between a session's calls, uniform in this range (recorded traces: p50 0.6 s, p90 1.8 s)."""
+    warmup_s: float = 5.0
+    """Calls in the first seconds (clients connecting) count for errors but not for latency."""
     jump_p: float = 0.15
     repeat_p: float = 0.1
     seed: int = 1
@@ -70,7 +73,10 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     wrong: int = 0
     requests: int = 0
+    answered: int = 0
     rss: list[int] = field(default_factory=list)
+    measure_from: float = 0.0
+    """``perf_counter`` time from which latencies are recorded (after the warm-up)."""
 
 
 def free_port() -> int:
@@ -94,6 +100,13 @@ def make_corpus(root: Path, cfg: LoadConfig) -> list[str]:
             ids.append(sid)
         (root / f"part{f:03d}.md").write_text("\n".join(parts), encoding="utf-8")
     return ids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:
@@ -149,7 +162,7 @@ async def one_session(
     rng = random.Random(cfg.seed * 1_000_003 + n)
     meta = {"prehydrate/session": f"load-{n}"}
     pos = rng.randrange(len(ids))
-    await asyncio.sleep(rng.uniform(0, cfg.think_ms[1]) / 1000)  # stagger the starts
+    await asyncio.sleep(rng.uniform(0, cfg.warmup_s))  # stagger the starts over the warm-up
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http, Client(streamable_http_client(url, http_client=http)) as client:
         while not stop.is_set():
@@ -170,8 +183,10 @@ async def one_session(
                     stats.errors.append(str(result.content[0])[:200] if result.content else "empty error")
                 else:
                     outcome = out["outcome"]
-                    stats.latency_ms[outcome].append(ms)
-                    stats.server_wait_ms[outcome].append(float(out["waited_ms"]))
+                    stats.answered += 1
+                    if t0 >= stats.measure_from:
+                        stats.latency_ms[outcome].append(ms)
+                        stats.server_wait_ms[outcome].append(float(out["waited_ms"]))
                     if out["section"] != sid or f"[{sid}]" not in out["content"]:
                         stats.wrong += 1
             r = rng.random()
@@ -217,7 +232,10 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
                     await asyncio.sleep(0.2)
 
             sampler = asyncio.create_task(sample_rss())
+            load_before = os.getloadavg()[0]
+            server_cpu0, client_cpu0 = cpu_seconds(proc.pid), time.process_time()
             t0 = time.perf_counter()
+            stats.measure_from = t0 + cfg.warmup_s
             sessions = [
                 asyncio.create_task(one_session(n, url, token_list[n % cfg.tenants], ids, cfg, stats, stop))
                 for n in range(cfg.sessions)
@@ -235,17 +253,27 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
                 await sampler
             elapsed = time.perf_counter() - t0
             stats.rss.append(rss_bytes(proc.pid))
+            server_cpu = cpu_seconds(proc.pid) - server_cpu0
+            client_cpu = time.process_time() - client_cpu0
+        log_lines = (work / "server.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        notable = [line for line in log_lines if any(w in line for w in ("WARNING", "ERROR", "Traceback", "Error"))]
         peak = max(stats.rss)
         bound = baseline + MEMORY_TIER_BYTES + FIXED_OVERHEAD_BYTES
-        answered = sum(len(v) for v in stats.latency_ms.values())
+        answered = stats.answered
         return {
             "config": {**asdict(cfg), "think_ms": list(cfg.think_ms), "corpus_sections": len(ids)},
             "elapsed_s": round(elapsed, 2),
             "requests": stats.requests,
             "answered": answered,
             "throughput_rps": round(answered / elapsed, 1) if elapsed else 0.0,
+            "cpu_ms_per_call": {
+                "server": round(1000 * server_cpu / max(1, answered), 2),
+                "load_generator": round(1000 * client_cpu / max(1, answered), 2),
+            },
+            "machine": {"cpus": os.cpu_count(), "loadavg_1m_before": round(load_before, 2)},
             "errors": len(stats.errors),
             "error_samples": stats.errors[:5],
+            "server_log": notable[-30:],
             "wrong_content": stats.wrong,
             "latency_ms": {
                 outcome: {"n": len(v), "p50": pct(v, 0.5), "p95": pct(v, 0.95), "max": pct(v, 1.0)}
@@ -271,7 +299,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"{cfg['sessions']} sessions, {cfg['tenants']} tenants, {result['elapsed_s']} s, "
         f"{result['answered']} calls answered ({result['throughput_rps']}/s), errors {result['errors']}, "
-        f"wrong content {result['wrong_content']}",
+        f"wrong content {result['wrong_content']}; CPU per call: server {result['cpu_ms_per_call']['server']} ms, "
+        f"load generator {result['cpu_ms_per_call']['load_generator']} ms; machine {result['machine']}",
         "| outcome | calls | p50 ms | p95 ms | max ms | server wait p50 / p95 ms |",
         "|---|---|---|---|---|---|",
     ]
@@ -295,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=40_000)
     parser.add_argument("--tenants", type=int, default=4)
-    parser.add_argument("--think-ms", type=float, nargs=2, default=(250.0, 750.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--think-ms", type=float, nargs=2, default=(1000.0, 3000.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of ramp-up left out of the latencies")
     parser.add_argument("--files", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the measurements here")
@@ -306,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         max_requests=args.max_requests,
         tenants=args.tenants,
         think_ms=tuple(args.think_ms),
+        warmup_s=args.warmup,
         files=args.files,
         seed=args.seed,
     )
