@@ -1,0 +1,61 @@
+"""Every ``examples/*.py`` runs offline, as written, in a subprocess (with small arguments where it takes any).
+
+A new example is picked up automatically and runs with no arguments unless it is listed in
+``SMALL_ARGS``. Examples with a dedicated test elsewhere are listed in ``TESTED_ELSEWHERE``, and this
+module checks that the named test really runs them, so nothing falls through the gap.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+SMALL_ARGS: dict[str, list[str]] = {
+    "quickstart.py": ["--train", "50", "--latency-ms", "50"],
+}
+TESTED_ELSEWHERE: dict[str, str] = {
+    "langgraph_agent.py": "tests/integrations/test_example_and_api.py",
+}
+EXPECTED_OUTPUT: dict[str, list[str]] = {
+    "quickstart.py": ["refunds/chargebacks", "hit", "turn: 3 calls", "expected: refunds/request hit"],
+}
+
+
+def _examples() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in TESTED_ELSEWHERE)
+
+
+def test_there_is_a_quickstart() -> None:
+    assert "quickstart.py" in _examples()
+
+
+@pytest.mark.parametrize("name", sorted(TESTED_ELSEWHERE))
+def test_examples_tested_elsewhere_are_run_there(name: str) -> None:
+    assert (EXAMPLES / name).exists()
+    assert name in (ROOT / TESTED_ELSEWHERE[name]).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", _examples())
+def test_example_runs_offline(name: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREHYDRATE_"))}
+    env["PREHYDRATE_HOME"] = str(tmp_path / "home")
+    # A proxy pointing nowhere: an example that reaches for the network fails instead of passing.
+    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *SMALL_ARGS.get(name, [])],
+        cwd=tmp_path,  # examples must not depend on the working directory
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    for expected in EXPECTED_OUTPUT.get(name, []):
+        assert expected in proc.stdout, proc.stdout
