@@ -129,21 +129,33 @@ class Catalog:
                 self._index = retriever
         return self._index
 
-    def scores(self, query: str) -> list[float]:
-        """BM25 score of every section (document order) for ``query``; zeros when nothing matches."""
+    def score_array(self, query: str) -> Any:
+        """BM25 score of every section (document order) as a float32 numpy array; zeros on no match."""
+        import numpy as np
+
         index = self._ensure_index()
         if index is None:
-            return []
+            return np.zeros(0, dtype=np.float32)
         words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in self._vocab]
         if not words:
-            return [0.0] * len(self._sections)
-        return [float(x) for x in index.get_scores(words)]
+            return np.zeros(len(self._sections), dtype=np.float32)
+        return index.get_scores(words)
+
+    def scores(self, query: str) -> list[float]:
+        """BM25 score of every section (document order) for ``query``; zeros when nothing matches."""
+        return [float(x) for x in self.score_array(query)]
 
     def search(self, query: str, k: int = 5) -> list[tuple[Section, float]]:
         """The best ``k`` sections for ``query`` with their BM25 scores (only positive scores)."""
-        scores = self.scores(query)
-        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return [(self._sections[i], scores[i]) for i in ranked[:k] if scores[i] > 0]
+        import numpy as np
+
+        scores = self.score_array(query)
+        n = len(scores)
+        if n == 0 or k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        ranked = sorted((int(i) for i in top), key=lambda i: (-float(scores[i]), i))
+        return [(self._sections[i], float(scores[i])) for i in ranked if scores[i] > 0]
 
     def resolve(self, query: str) -> Section:
         """The single best section for a free-text request.

@@ -79,7 +79,7 @@ class CatalogView:
         """BM25 score of every section for ``query`` (document order; zeros when nothing matches)."""
         if not query.strip():
             return np.zeros(self.n)
-        out = self._bm25.get(query, lambda: np.asarray(self.catalog.scores(query), dtype=np.float64))
+        out = self._bm25.get(query, lambda: np.asarray(self.catalog.score_array(query), dtype=np.float64))
         assert isinstance(out, np.ndarray)
         return out
 
