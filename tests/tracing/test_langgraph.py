@@ -10,11 +10,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typing_extensions import TypedDict
 
 import prehydrate as ph
-from prehydrate.tracing import Instrumentation
+from prehydrate.tracing import Instrumentation, instrument
 from prehydrate.tracing import attributes as A
 
 from .conftest import OpenSpanTracker
@@ -80,4 +81,61 @@ async def test_parallel_tool_calls_in_a_graph_are_children_of_the_run(
     for span in lookups:
         assert span.parent is not None and span.parent.span_id == run.get_span_context().span_id
         assert span.context.trace_id == run.get_span_context().trace_id
+    assert tracker.open == {}
+
+
+async def test_the_langchain_request_context_tool_in_a_prehydrated_graph_is_one_trace(
+    exporter: InMemorySpanExporter, meter_provider: MeterProvider, tracker: OpenSpanTracker
+) -> None:
+    """The real integration: the entry node opens the turn and ``RequestContextTool`` serves the calls.
+
+    Everything happens inside the application's run span, so the turn, its prefetches and the
+    lookups form one trace under it, each lookup carrying the model's tool call id and node.
+    """
+    from prehydrate.integrations.langgraph import PrehydrateContext, Prehydrator, RequestContextTool, prehydrate_entry
+
+    texts = {sid: f"# {sid}\n" + "text " * 50 for sid in ("billing/refunds", "billing/invoices", "api/errors")}
+    source = ph.MockSource(lambda sid, scope: texts[sid], list(texts))
+    engine = ph.Engine(sources=[source], policy=ph.PrefetchPolicy(top_n=2))
+
+    async def agent(state: State) -> dict[str, Any]:
+        calls = [
+            {"name": "request_context", "args": {"section": sid}, "id": f"call_{i}", "type": "tool_call"}
+            for i, sid in enumerate(("billing/refunds", "api/errors"))
+        ]
+        return {"messages": [AIMessage(content="", tool_calls=calls)]}
+
+    g = StateGraph(State, context_schema=PrehydrateContext)
+    g.add_node("prehydrate", prehydrate_entry)
+    g.add_node("agent", agent)
+    g.add_node("tools", ToolNode([RequestContextTool()]))
+    g.add_edge(START, "prehydrate")
+    g.add_edge("prehydrate", "agent")
+    g.add_edge("agent", "tools")
+    g.add_edge("tools", END)
+    app = g.compile()
+
+    tracer = trace.get_tracer("app")
+    with instrument(engine, trace.get_tracer_provider(), meter_provider) as handle:
+        async with engine:
+            with tracer.start_as_current_span("invoke_workflow support-agent") as run:
+                async with Prehydrator(engine, app).run("lg-2", tenant="acme", query="refund") as ctx:
+                    out = await app.ainvoke({"messages": [("user", "refund?")]}, context=ctx)
+            assert handle.open_spans == 0
+    assert len([m for m in out["messages"] if isinstance(m, ToolMessage)]) == 2
+
+    spans = exporter.get_finished_spans()
+    run_id = run.get_span_context()
+    assert {s.context.trace_id for s in spans if s.instrumentation_scope.name == "prehydrate"} == {run_id.trace_id}
+    (turn_span,) = [s for s in spans if s.name == A.SPAN_TURN]
+    assert turn_span.parent is not None and turn_span.parent.span_id == run_id.span_id
+    lookups = {dict(s.attributes or {})[A.GEN_AI_TOOL_CALL_ID]: s for s in spans if s.name == A.SPAN_LOOKUP}
+    assert set(lookups) == {"call_0", "call_1"}
+    for span in lookups.values():
+        assert span.parent is not None and span.parent.span_id == run_id.span_id
+        assert dict(span.attributes or {})[A.PREHYDRATE_NODE] == "tools"
+        assert turn_span.context.span_id in {link.context.span_id for link in span.links}
+    assert dict(turn_span.attributes or {})[A.PREHYDRATE_TURN_CALLS] == 2
+    for prefetch in (s for s in spans if s.name == A.SPAN_PREFETCH):
+        assert prefetch.parent is not None and prefetch.parent.span_id == turn_span.context.span_id
     assert tracker.open == {}
