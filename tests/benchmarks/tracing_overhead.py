@@ -19,6 +19,12 @@ the wall-clock median is printed alongside.
 minimal ``request_context`` tool, with the SDK installed globally in both arms so the MCP SDK's
 own server span is there either way: only prehydrate's instrumentation differs.
 
+``--stdio-calls`` measures the product path: two real ``prehydrate serve`` subprocesses over stdio,
+one plain and one with ``--otel`` exporting to a loopback OTLP receiver that accepts and drops the
+payloads, driven alternately by the same MCP client. The cost is the *server* process's CPU time
+per call (utime + stime from ``/proc/<pid>/stat``), so the client's and the receiver's work is not
+counted; the server's engine keeps its defaults (re-prediction on), as a user runs it.
+
 ``--repredict`` keeps the engine's default re-prediction after every call (more work per call, so
 a smaller relative overhead); by default it is off to isolate the lookup.
 """
@@ -28,9 +34,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry import trace
@@ -175,6 +185,82 @@ async def mcp_path(calls: int, rounds: int) -> list[dict[str, Any]]:
     return summarize(samples, "off")
 
 
+def _children_serving() -> list[int]:
+    """Pids of this process's children whose command line runs ``serve`` (Linux ``/proc``)."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == me and b"serve" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _DropReceiver(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that accepts every export and keeps nothing."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+async def stdio_path(calls: int, rounds: int) -> list[dict[str, Any]]:
+    from mcp import Client, StdioServerParameters
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _DropReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
+    ids = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog.ids[:20]
+    samples: dict[str, list[Sample]] = {"off": [], "otel": []}
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as home:
+            env["PREHYDRATE_HOME"] = home
+            argv = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve", "--no-record"]
+            off = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
+            on = StdioServerParameters(command=argv[0], args=[*argv[1:], "--otel"], env=env)
+            async with Client(off) as c_off:
+                (pid_off,) = _children_serving()
+                async with Client(on) as c_on:
+                    (pid_on,) = [p for p in _children_serving() if p != pid_off]
+                    arms = {"off": (c_off, pid_off), "otel": (c_on, pid_on)}
+                    for client, _ in arms.values():  # warm every section: later calls are hits
+                        for sid in ids * 2:
+                            await client.call_tool("request_context", {"section": sid})
+                    for _ in range(rounds):
+                        for name, (client, pid) in arms.items():
+                            c0, t0 = _cpu_seconds(pid), time.perf_counter()
+                            for i in range(calls):
+                                await client.call_tool("request_context", {"section": ids[i % len(ids)]})
+                            samples[name].append(((_cpu_seconds(pid) - c0) / calls, (time.perf_counter() - t0) / calls))
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    return summarize(samples, "off")
+
+
 def table(title: str, rows: list[dict[str, Any]]) -> str:
     out = [
         title,
@@ -194,16 +280,22 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=2000, help="hits per timed block")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds per configuration")
     ap.add_argument("--mcp-calls", type=int, default=300, help="MCP calls per block (0 skips the MCP path)")
+    ap.add_argument(
+        "--stdio-calls", type=int, default=0, help="calls per block through real `prehydrate serve` subprocesses"
+    )
     ap.add_argument("--repredict", action="store_true", help="re-predict after every call (engine default)")
     ap.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
     args = ap.parse_args()
     engine_rows = asyncio.run(engine_path(args.calls, args.rounds, args.repredict))
     mcp_rows = asyncio.run(mcp_path(args.mcp_calls, args.rounds)) if args.mcp_calls else []
+    stdio_rows = asyncio.run(stdio_path(args.stdio_calls, args.rounds)) if args.stdio_calls else []
     if args.json:
         for r in engine_rows:
             print(json.dumps({"path": "engine", **r}))
         for r in mcp_rows:
             print(json.dumps({"path": "mcp-in-memory", **r}))
+        for r in stdio_rows:
+            print(json.dumps({"path": "serve-stdio", **r}))
         return
     print(
         table(f"engine hit path ({args.calls} calls x {args.rounds} rounds, repredict={args.repredict})", engine_rows)
@@ -211,6 +303,10 @@ def main() -> None:
     if mcp_rows:
         print()
         print(table(f"MCP in-memory hit path ({args.mcp_calls} calls x {args.rounds} rounds)", mcp_rows))
+    if stdio_rows:
+        print()
+        title = f"`prehydrate serve` over stdio, server CPU ({args.stdio_calls} calls x {args.rounds} rounds)"
+        print(table(title, stdio_rows))
 
 
 if __name__ == "__main__":
