@@ -16,9 +16,10 @@ Every session lives inside a tenant (from the token, otherwise ``default``), so 
 can never reach into another tenant's session or cache.
 
 **Turn**: starts with the ``compiled_context`` prompt or with the first call after an idle gap
-(``idle_gap_s``, default 30 s); it stays open across calls so the core re-predicts after each one and
-prefetches in the idle time before the next. The bailout runs when the idle gap passes, when the
-session expires (``session_ttl_s``) and on server shutdown; closing a session records it.
+(``idle_gap_s``, default 30 s); it stays open across calls, and after answering each call the turn
+re-predicts and prefetches in the idle time before the next one. The bailout runs when the idle gap
+passes, when the session expires (``session_ttl_s``) and on server shutdown; closing a session
+records it.
 """
 
 from __future__ import annotations
