@@ -89,9 +89,14 @@ def _call(args: dict[str, str], call_id: str) -> dict[str, Any]:
     return {"name": "request_context", "args": args, "id": call_id, "type": "tool_call"}
 
 
-async def triage(state: State) -> dict[str, Any]:
+TRIAGE_THINK_S = 0.4
+"""Model time before triage's tool call (times --think-scale), like the recorded think times."""
+
+
+async def triage(state: State, config: RunnableConfig) -> dict[str, Any]:
     """Look the question up once (through the ToolNode), then hand over to a specialist."""
     sc = state["scenario"]
+    await asyncio.sleep(TRIAGE_THINK_S * config["configurable"].get("think_scale", 1.0))
     if not state.get("triaged"):
         script = [AIMessage(content="", tool_calls=[_call({"query": sc.query}, f"{sc.session}-triage")])]
         update: dict[str, Any] = {"triaged": True}
@@ -166,7 +171,7 @@ def scenarios(n: int, think_scale: float) -> list[Scenario]:
     return [out[i % len(out)] for i in range(n)]
 
 
-def make_engine(latency_s: float, *, prefetch: bool, traces: Path | None) -> ph.Engine:
+def make_engine(latency_s: float, *, prefetch: bool, traces: Path | None, lexical: bool = True) -> ph.Engine:
     """The sample corpus behind a source with simulated latency, and a learning workflow predictor."""
     path = ph.sample_sections_path()
     corpus = {row["id"]: row["text"] for row in map(json.loads, path.read_text("utf-8").splitlines()) if row}
@@ -174,18 +179,25 @@ def make_engine(latency_s: float, *, prefetch: bool, traces: Path | None) -> ph.
     source = ph.MockSource(lambda sid, scope: corpus[sid], sections, name="docs", latency_s=latency_s)
     return ph.Engine(
         sources=[source],
-        predictor=WorkflowPredictor(),
+        predictor=WorkflowPredictor(fallback=ph.LexicalPredictor() if lexical else None),
         policy=ph.PrefetchPolicy(top_n=4, max_inflight=4, budget_count=10, enabled=prefetch),
         traces=ph.TraceStore(traces) if traces is not None else None,
     )
 
 
 async def run_all(
-    items: Sequence[Scenario], *, latency_s: float, prefetch: bool, traces: Path | None, use_task_type: bool = True
+    items: Sequence[Scenario],
+    *,
+    latency_s: float,
+    prefetch: bool,
+    traces: Path | None,
+    think_scale: float,
+    use_task_type: bool = True,
+    lexical: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every scenario through the graph; one result dict per run."""
     app = build_graph()
-    engine = make_engine(latency_s, prefetch=prefetch, traces=traces)
+    engine = make_engine(latency_s, prefetch=prefetch, traces=traces, lexical=lexical)
     prehydrator = Prehydrator(engine, app)
     results: list[dict[str, Any]] = []
     async with engine:
@@ -195,7 +207,8 @@ async def run_all(
                 f"run-{i}", tenant=f"customer-{i}", query=sc.query, task_type=sc.task_type if use_task_type else None
             ) as ctx:
                 inputs: State = {"messages": [HumanMessage(sc.query)], "scenario": sc}
-                await app.ainvoke(inputs, context=ctx, config={"callbacks": ctx.callbacks})
+                config: RunnableConfig = {"callbacks": ctx.callbacks, "configurable": {"think_scale": think_scale}}
+                await app.ainvoke(inputs, context=ctx, config=config)
             wall_ms = (time.perf_counter() - t0) * 1000.0
             r = ctx.report
             assert r is not None
@@ -221,13 +234,20 @@ async def run_all(
 async def amain(args: argparse.Namespace) -> int:
     items = scenarios(args.runs, args.think_scale)
     latency_s = args.latency_ms / 1000.0
-    await run_all(items[:1], latency_s=latency_s, prefetch=False, traces=None)  # warm up imports and caches
+    scale = args.think_scale
+    await run_all(items[:1], latency_s=latency_s, prefetch=False, traces=None, think_scale=scale)  # warm-up
     with tempfile.TemporaryDirectory(prefix="prehydrate-example-") as tmp:
         traces = Path(tmp) / "traces.jsonl"
         with_ = await run_all(
-            items, latency_s=latency_s, prefetch=True, traces=traces, use_task_type=not args.no_task_type
+            items,
+            latency_s=latency_s,
+            prefetch=True,
+            traces=traces,
+            think_scale=scale,
+            use_task_type=not args.no_task_type,
+            lexical=not args.no_lexical,
         )
-    without = await run_all(items, latency_s=latency_s, prefetch=False, traces=None)
+    without = await run_all(items, latency_s=latency_s, prefetch=False, traces=None, think_scale=scale)
     for a, b in zip(with_, without, strict=True):
         row = {k: v for k, v in a.items() if k != "wall_ms"}
         row |= {"wall_ms_with": a["wall_ms"], "wall_ms_without": b["wall_ms"]}
@@ -264,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-task-type", action="store_true", help="do not tell prehydrate the task type (workflow signal only)"
+    )
+    parser.add_argument(
+        "--no-lexical", action="store_true", help="do not blend in the lexical predictor (the question's words)"
     )
     args = parser.parse_args(argv)
     if args.runs < 1:

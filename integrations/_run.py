@@ -46,12 +46,11 @@ NODE_KEY = "langgraph_node"
 def _repredict(turn: ph.Turn, node: str | None) -> None:
     """Point the turn at ``node`` and queue what the predictor expects from there.
 
-    Uses the turn's own predict-and-schedule step (the one ``request_context`` runs after a call),
-    so the prefetcher's limits, budget and de-duplication apply unchanged.
+    ``Turn.repredict`` is the turn's own predict-and-schedule step (the one ``request_context``
+    runs after a call), so the prefetcher's limits, budget and de-duplication apply unchanged.
     """
     turn.node = node
-    if turn.report is None and turn._started:
-        turn._schedule(turn._predict())
+    turn.repredict()
 
 
 class PrehydrateContext:

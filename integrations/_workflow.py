@@ -248,7 +248,7 @@ class WorkflowPredictor:
     whose calls carry ``node`` (``fit``) and from each finished run (``observe``), so a second run of
     the same workflow is already predicted. When the turn has a task type, branch and section
     probabilities are conditioned on it, backing off to all runs while that type has few runs.
-    Without a DAG, or to fill up to ``k``, it defers to ``fallback`` when one is given.
+    A ``fallback`` predictor, when given, is blended in at a lower weight (alone without a DAG).
 
     Example:
         >>> dag = WorkflowDAG.from_edges([("__start__", "router"), ("router", "billing", True),
@@ -275,7 +275,8 @@ class WorkflowPredictor:
 
         Args:
             dag: the workflow; may be attached later with :meth:`attach`.
-            fallback: a predictor for what the workflow cannot rank (used to fill up to ``k``).
+            fallback: another predictor blended in at ``fallback_weight`` (e.g. lexical, for free-text
+                lookups the workflow cannot foresee); its ``fit`` runs with this one's.
             discount: weight per step to the node, so sooner work is launched first.
             smoothing: pseudo-runs pulling branch probabilities toward uniform (uniform before any run).
             backoff: pseudo-runs pulling task-type estimates toward the all-runs estimate.
@@ -431,11 +432,12 @@ class WorkflowPredictor:
             return []
         out: list[Candidate] = []
         task_type = state.request.task_type or None
+        scores: dict[str, float] = defaultdict(float)
+        why: dict[str, tuple[float, str, int, float]] = {}
+        reasons: dict[str, str] = {}
         if self.dag is not None:
             origin = state.node if state.node is not None and state.node in self.dag.nodes else START
             reach = self.dag.reach(origin, lambda s, t, alts: self.branch_probability(s, t, alts, task_type))
-            scores: dict[str, float] = defaultdict(float)
-            why: dict[str, tuple[float, str, int, float]] = {}
             seen = state.seen
             for node, (p_reach, steps) in reach.items():
                 if p_reach <= 0.0:
@@ -449,27 +451,20 @@ class WorkflowPredictor:
                     scores[sid] += contribution
                     if sid not in why or contribution > why[sid][0]:
                         why[sid] = (contribution, node, steps, p_reach)
-            ranked = sorted(scores, key=lambda s: (-scores[s], state.catalog.position(s)))
-            for sid in ranked[:k]:
-                _, node, steps, p_reach = why[sid]
-                out.append(
-                    Candidate(
-                        section_id=sid,
-                        probability=min(1.0, scores[sid]),
-                        reason=f"workflow: node {node!r} in {steps} step(s), P(reach)={p_reach:.2f}",
-                    )
-                )
-        if len(out) < k and self.fallback is not None:
-            have = {c.section_id for c in out}
+        if self.fallback is not None:
+            # Blend in the fallback's view (e.g. lexical: what the turn's words point at) at a lower
+            # weight, so workflow evidence leads and the fallback covers what the workflow cannot see.
             for c in self.fallback.predict(state, k):
-                if len(out) >= k:
-                    break
-                if c.section_id not in have:
-                    out.append(
-                        Candidate(
-                            section_id=c.section_id,
-                            probability=c.probability * self.fallback_weight,
-                            reason=f"fallback: {c.reason}",
-                        )
-                    )
+                if c.section_id in state.seen or c.section_id not in state.catalog:
+                    continue
+                contribution = self.fallback_weight * c.probability
+                scores[c.section_id] += contribution
+                if c.section_id not in why or contribution > why[c.section_id][0]:
+                    why[c.section_id] = (contribution, "", -1, 0.0)
+                    reasons[c.section_id] = f"fallback: {c.reason}"
+        ranked = sorted(scores, key=lambda s: (-scores[s], state.catalog.position(s)))
+        for sid in ranked[:k]:
+            _, node, steps, p_reach = why[sid]
+            reason = reasons.get(sid) or f"workflow: node {node!r} in {steps} step(s), P(reach)={p_reach:.2f}"
+            out.append(Candidate(section_id=sid, probability=min(1.0, scores[sid]), reason=reason))
         return out
