@@ -21,6 +21,8 @@ Policies (``POLICIES``):
   threshold with the best hit rate whose waste stays within ``MAX_WASTE_PER_CALL`` wasted prefetches
   per call wins (ties: less waste); the ensemble replayed on the test traces is fitted on all of the
   training sessions;
+- ``ensemble-wide``: the ensemble at fixed width without a threshold (every prediction's top
+  ``top_n``), to show what the threshold trades: more hits for more waste;
 - ``ensemble-adaptive``: the ensemble with no tuned threshold and the adaptive width instead
   (``PrefetchPolicy(adaptive=True)``, starting at ``top_n``): measured feedback, not offline tuning;
 - ``oracle``: a predictor that knows the turn's remaining calls and names the next ``top_n`` of them
@@ -76,6 +78,7 @@ POLICIES: tuple[str, ...] = (
     "lexical",
     "usage",
     "ensemble",
+    "ensemble-wide",
     "ensemble-adaptive",
     "oracle",
     "oracle-start",
@@ -165,7 +168,7 @@ class ReplayResult:
 def _predictor_for(
     name: str, train: Sequence[SessionTrace], catalog: Catalog, fitted: dict[str, Predictor]
 ) -> Predictor | None:
-    base = name.removesuffix("-adaptive")
+    base = name.removesuffix("-adaptive").removesuffix("-wide")
     if base in fitted:
         return fitted[base]
     predictor: Predictor | None
