@@ -382,7 +382,9 @@ class _Matcher:
         alternatives = []
         for i in ranked:
             words = [re.escape(w) for w in terms[i].term.split(" ")]
-            body = r"\s+".join(words)
+            # Words of a term may wrap onto the next line, but never across a blank line: a term
+            # split over two paragraphs is not a use of it (and size-cut chunks end at blank lines).
+            body = r"(?:[^\S\n]+|[^\S\n]*\n[^\S\n]*)".join(words)
             acronym = terms[i].term.upper() == terms[i].term and any(c.isalpha() for c in terms[i].term)
             alternatives.append(f"(?P<t{i}>{body if acronym else f'(?i:{body})'})")
         self.pattern: re.Pattern[str] | None = (

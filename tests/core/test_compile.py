@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -33,7 +33,7 @@ _DEF_TAG = re.compile(r' <def id="(?P<id>[A-Z]+\d+)" term="[^"]*">.*?</def>')
 
 def _term_pattern(term: str) -> re.Pattern[str]:
     """Word-bounded, plural-tolerant; case-sensitive for acronyms (``SLA``), as documented."""
-    body = r"\s+".join(re.escape(w) for w in term.split())
+    body = r"(?:[^\S\n]+|[^\S\n]*\n[^\S\n]*)".join(re.escape(w) for w in term.split())
     flags = 0 if term.isupper() else re.IGNORECASE
     return re.compile(rf"(?<!\w){body}(?:e?s)?(?!\w)", flags)
 
@@ -175,6 +175,7 @@ _PROPERTY_GLOSSARY = {"refund window": "14 days.", "SLA": "Four hours.", "Tier 2
 
 
 @settings(max_examples=100, deadline=None)
+@example(blocks=[(True, ["the"]), (False, ["the", "Tier"]), (False, ["2"])], alias_style="natural", max_chunk_tokens=5)
 @given(
     st.lists(
         st.tuples(st.booleans(), st.lists(st.sampled_from(_WORDS), min_size=1, max_size=30)),
