@@ -84,7 +84,9 @@ def exporter(global_tracer_provider: TracerProvider) -> Iterator[InMemorySpanExp
 
 
 @pytest.fixture
-def tracker() -> OpenSpanTracker:
+def tracker(global_tracer_provider: TracerProvider) -> OpenSpanTracker:
+    """The open-span tracker, forgetting spans of earlier tests (this test's spans all start after)."""
+    _TRACKER.open.clear()
     return _TRACKER
 
 
