@@ -31,8 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class LoadConfig:
     jump_p: float = 0.15
     repeat_p: float = 0.1
     seed: int = 1
+    client: str = "raw"
+    """``raw``: the lean JSON-RPC client (measures the server); ``mcp``: the MCP SDK's ``Client``."""
 
 
 @dataclass(slots=True)
@@ -152,19 +154,108 @@ def serve(workdir: Path, corpus: Path, tokens: dict[str, str]) -> Iterator[tuple
         log.close()
 
 
-async def one_session(
-    n: int, url: str, token: str, ids: list[str], cfg: LoadConfig, stats: Stats, stop: asyncio.Event
-) -> None:
+class RawSession:
+    """A lean MCP client for the load generator: JSON-RPC over streamable HTTP with ``httpx``.
+
+    It speaks the 2025-11-25 protocol like any client (``initialize``, the ``mcp-session-id``
+    header, ``notifications/initialized``, ``tools/call``) but skips the SDK's per-call machinery,
+    so the load generator's CPU, which shares the machine with the server, stays small.
+    """
+
+    def __init__(self, http: Any, url: str, token: str) -> None:
+        self.http = http
+        self.url = url
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        self.ids = 0
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        response = await self.http.post(self.url, content=json.dumps(body), headers=self.headers)
+        response.raise_for_status()
+        if "id" not in body:
+            return None
+        text = response.text
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            for line in text.splitlines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("id") == body["id"]:
+                        return msg  # type: ignore[no-any-return]
+            raise RuntimeError(f"no response to request {body['id']} in the event stream")
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    async def open(self) -> None:
+        self.ids += 1
+        init = {
+            "jsonrpc": "2.0",
+            "id": self.ids,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "load_mcp", "version": "1"},
+            },
+        }
+        response = await self.http.post(self.url, content=json.dumps(init), headers=self.headers)
+        response.raise_for_status()
+        self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
+        self.headers["mcp-protocol-version"] = "2025-11-25"
+        await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    async def call(self, section: str, meta: dict[str, str]) -> tuple[bool, dict[str, Any] | None, str]:
+        self.ids += 1
+        params = {"name": "request_context", "arguments": {"section": section}, "_meta": meta}
+        msg = await self._post({"jsonrpc": "2.0", "id": self.ids, "method": "tools/call", "params": params})
+        assert msg is not None
+        if "error" in msg:
+            return True, None, str(msg["error"])[:200]
+        result = msg["result"]
+        text = " ".join(c.get("text", "") for c in result.get("content", []))[:200]
+        return bool(result.get("isError")), result.get("structuredContent"), text
+
+    async def close(self) -> None:
+        await self.http.delete(self.url, headers=self.headers)
+
+
+@asynccontextmanager
+async def open_caller(client: str, url: str, token: str, http: Any) -> AsyncIterator[Any]:
+    """A ``call(section, meta) -> (is_error, structured, text)`` for one session, with either client."""
+    if client == "raw":
+        session = RawSession(http, url, token)
+        await session.open()
+        try:
+            yield session.call
+        finally:
+            await session.close()
+        return
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
+    sdk_http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with sdk_http, Client(streamable_http_client(url, http_client=sdk_http)) as mcp_client:
+
+        async def call(section: str, meta: dict[str, str]) -> tuple[bool, dict[str, Any] | None, str]:
+            result = await mcp_client.call_tool("request_context", {"section": section}, meta=meta)  # type: ignore[arg-type]
+            text = " ".join(getattr(c, "text", "") for c in result.content)[:200]
+            return result.is_error, result.structured_content, text
+
+        yield call
+
+
+async def one_session(
+    n: int, url: str, token: str, ids: list[str], cfg: LoadConfig, stats: Stats, stop: asyncio.Event, http: Any
+) -> None:
     rng = random.Random(cfg.seed * 1_000_003 + n)
     meta = {"prehydrate/session": f"load-{n}"}
-    pos = rng.randrange(len(ids))
+    start = rng.randrange(len(ids))
     await asyncio.sleep(rng.uniform(0, cfg.warmup_s))  # stagger the starts over the warm-up
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(url, http_client=http)) as client:
+
+    async def loop(call: Any) -> None:
+        pos = start
         while not stop.is_set():
             if stats.requests >= cfg.max_requests:
                 stop.set()
@@ -173,14 +264,13 @@ async def one_session(
             sid = ids[pos]
             t0 = time.perf_counter()
             try:
-                result = await client.call_tool("request_context", {"section": sid}, meta=meta)  # type: ignore[arg-type]
+                is_error, out, text = await call(sid, meta)
             except Exception as exc:  # counted, never fatal: the run reports every error
                 stats.errors.append(f"{type(exc).__name__}: {exc}")
             else:
                 ms = (time.perf_counter() - t0) * 1000
-                out = result.structured_content
-                if result.is_error or out is None:
-                    stats.errors.append(str(result.content[0])[:200] if result.content else "empty error")
+                if is_error or out is None:
+                    stats.errors.append(text or "empty error")
                 else:
                     outcome = out["outcome"]
                     stats.answered += 1
@@ -199,6 +289,12 @@ async def one_session(
             except TimeoutError:
                 pass
 
+    try:
+        async with open_caller(cfg.client, url, token, http) as call:
+            await loop(call)
+    except Exception as exc:  # a session that cannot connect or is cut off counts as an error
+        stats.errors.append(f"session {n}: {type(exc).__name__}: {exc}")
+
 
 def pct(values: list[float], q: float) -> float | None:
     if not values:
@@ -215,12 +311,20 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
         tokens = {f"load-token-{t:02d}-0123456789abcdef": f"tenant-{t}" for t in range(cfg.tenants)}
         token_list = list(tokens)
         stats = Stats()
+        import httpx
+
+        # Drop idle connections before uvicorn does (its keep-alive timeout is 5 s, httpx's default
+        # expiry is also 5 s): otherwise a call can race the server closing the connection.
+        limits = httpx.Limits(
+            max_connections=cfg.sessions + 8, max_keepalive_connections=cfg.sessions + 8, keepalive_expiry=2.0
+        )
         with serve(work, work / "corpus", tokens) as (url, proc):
+            http = httpx.AsyncClient(limits=limits, timeout=120)
             # Warm-up: one call per tenant; the server's RSS after it is the baseline.
-            warm_cfg = LoadConfig(**{**asdict(cfg), "max_requests": 1, "think_ms": (0.0, 0.0)})
+            warm_cfg = LoadConfig(**{**asdict(cfg), "max_requests": 1, "think_ms": (0.0, 0.0), "warmup_s": 0.0})
             for t in range(cfg.tenants):
                 warm = Stats()
-                await one_session(-1 - t, url, token_list[t], ids, warm_cfg, warm, asyncio.Event())
+                await one_session(-1 - t, url, token_list[t], ids, warm_cfg, warm, asyncio.Event(), http)
                 if warm.errors:
                     raise RuntimeError(f"warm-up call failed: {warm.errors[0]}")
             baseline = rss_bytes(proc.pid)
@@ -237,7 +341,7 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
             t0 = time.perf_counter()
             stats.measure_from = t0 + cfg.warmup_s
             sessions = [
-                asyncio.create_task(one_session(n, url, token_list[n % cfg.tenants], ids, cfg, stats, stop))
+                asyncio.create_task(one_session(n, url, token_list[n % cfg.tenants], ids, cfg, stats, stop, http))
                 for n in range(cfg.sessions)
             ]
             try:
@@ -251,6 +355,7 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
                     task.cancel()
                 await asyncio.gather(*sessions, return_exceptions=True)
                 await sampler
+                await http.aclose()
             elapsed = time.perf_counter() - t0
             stats.rss.append(rss_bytes(proc.pid))
             server_cpu = cpu_seconds(proc.pid) - server_cpu0
@@ -297,7 +402,7 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
 def table(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [
-        f"{cfg['sessions']} sessions, {cfg['tenants']} tenants, {result['elapsed_s']} s, "
+        f"{cfg['sessions']} sessions ({cfg['client']} client), {cfg['tenants']} tenants, {result['elapsed_s']} s, "
         f"{result['answered']} calls answered ({result['throughput_rps']}/s), errors {result['errors']}, "
         f"wrong content {result['wrong_content']}; CPU per call: server {result['cpu_ms_per_call']['server']} ms, "
         f"load generator {result['cpu_ms_per_call']['load_generator']} ms; machine {result['machine']}",
@@ -328,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of ramp-up left out of the latencies")
     parser.add_argument("--files", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--client", choices=["raw", "mcp"], default="raw", help="lean JSON-RPC client, or the MCP SDK's Client"
+    )
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args(argv)
     cfg = LoadConfig(
@@ -339,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         files=args.files,
         seed=args.seed,
+        client=args.client,
     )
     result = asyncio.run(run_load(cfg))
     print(table(result))

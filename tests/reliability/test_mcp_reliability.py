@@ -281,7 +281,9 @@ async def check_load(cfg: LoadConfig) -> dict[str, Any]:
 
 async def test_load_small() -> None:
     await check_load(
-        LoadConfig(sessions=20, duration_s=10, files=30, max_requests=5000, think_ms=(100.0, 400.0), warmup_s=2.0)
+        LoadConfig(
+            sessions=20, duration_s=10, files=30, max_requests=5000, think_ms=(100.0, 400.0), warmup_s=2.0, client="mcp"
+        )
     )
 
 
