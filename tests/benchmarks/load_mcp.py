@@ -154,12 +154,21 @@ def serve(workdir: Path, corpus: Path, tokens: dict[str, str]) -> Iterator[tuple
         log.close()
 
 
+PROTOCOL = "2026-07-28"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": PROTOCOL,
+    "io.modelcontextprotocol/clientInfo": {"name": "load_mcp", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
 class RawSession:
     """A lean MCP client for the load generator: JSON-RPC over streamable HTTP with ``httpx``.
 
-    It speaks the 2025-11-25 protocol like any client (``initialize``, the ``mcp-session-id``
-    header, ``notifications/initialized``, ``tools/call``) but skips the SDK's per-call machinery,
-    so the load generator's CPU, which shares the machine with the server, stays small.
+    It speaks the 2026-07-28 protocol the way the SDK's ``Client`` does by default (a stateless
+    envelope in every request's ``_meta``, ``server/discover`` first, plain JSON replies) but skips
+    the SDK's per-call machinery, so the load generator, which shares the cores with the server,
+    stays cheap.
     """
 
     def __init__(self, http: Any, url: str, token: str) -> None:
@@ -169,47 +178,33 @@ class RawSession:
             "Authorization": f"Bearer {token}",
             "Accept": "application/json, text/event-stream",
             "Content-Type": "application/json",
+            "mcp-protocol-version": PROTOCOL,
         }
         self.ids = 0
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        response = await self.http.post(self.url, content=json.dumps(body), headers=self.headers)
+    async def _request(self, method: str, params: dict[str, Any], **headers: str) -> dict[str, Any]:
+        self.ids += 1
+        meta = {**params.pop("_meta", {}), **ENVELOPE}
+        body = {"jsonrpc": "2.0", "id": self.ids, "method": method, "params": {"_meta": meta, **params}}
+        response = await self.http.post(
+            self.url, content=json.dumps(body), headers={**self.headers, "mcp-method": method, **headers}
+        )
         response.raise_for_status()
-        if "id" not in body:
-            return None
-        text = response.text
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            for line in text.splitlines():
-                if line.startswith("data:"):
-                    msg = json.loads(line[5:])
-                    if msg.get("id") == body["id"]:
-                        return msg  # type: ignore[no-any-return]
-            raise RuntimeError(f"no response to request {body['id']} in the event stream")
-        return json.loads(text)  # type: ignore[no-any-return]
+            for line in response.text.splitlines():
+                if line.startswith("data:") and json.loads(line[5:]).get("id") == self.ids:
+                    return json.loads(line[5:])  # type: ignore[no-any-return]
+            raise RuntimeError(f"no response to request {self.ids} in the event stream")
+        return response.json()  # type: ignore[no-any-return]
 
     async def open(self) -> None:
-        self.ids += 1
-        init = {
-            "jsonrpc": "2.0",
-            "id": self.ids,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "load_mcp", "version": "1"},
-            },
-        }
-        response = await self.http.post(self.url, content=json.dumps(init), headers=self.headers)
-        response.raise_for_status()
-        self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
-        self.headers["mcp-protocol-version"] = "2025-11-25"
-        await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        reply = await self._request("server/discover", {})
+        if "error" in reply:
+            raise RuntimeError(f"server/discover failed: {reply['error']}")
 
     async def call(self, section: str, meta: dict[str, str]) -> tuple[bool, dict[str, Any] | None, str]:
-        self.ids += 1
-        params = {"name": "request_context", "arguments": {"section": section}, "_meta": meta}
-        msg = await self._post({"jsonrpc": "2.0", "id": self.ids, "method": "tools/call", "params": params})
-        assert msg is not None
+        params = {"name": "request_context", "arguments": {"section": section}, "_meta": dict(meta)}
+        msg = await self._request("tools/call", params, **{"mcp-name": "request_context"})
         if "error" in msg:
             return True, None, str(msg["error"])[:200]
         result = msg["result"]
@@ -217,7 +212,7 @@ class RawSession:
         return bool(result.get("isError")), result.get("structuredContent"), text
 
     async def close(self) -> None:
-        await self.http.delete(self.url, headers=self.headers)
+        return None
 
 
 @asynccontextmanager
