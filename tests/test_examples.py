@@ -1,5 +1,8 @@
 """Every ``examples/*.py`` runs offline, as written, in a subprocess (with small arguments where it takes any).
 
+The complete programs shown in docs/concepts.md (Python blocks that end in ``asyncio.run(...)``) run too, and
+print what the page says they print.
+
 A new example is picked up automatically and runs with no arguments unless it is listed in
 ``SMALL_ARGS``. Examples with a dedicated test elsewhere are listed in ``TESTED_ELSEWHERE``, and this
 module checks that the named test really runs them, so nothing falls through the gap.
@@ -8,6 +11,7 @@ module checks that the named test really runs them, so nothing falls through the
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +63,17 @@ def test_example_runs_offline(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr + proc.stdout
     for expected in EXPECTED_OUTPUT.get(name, []):
         assert expected in proc.stdout, proc.stdout
+
+
+def _doc_programs(page: Path) -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return [b for b in blocks if "asyncio.run(" in b]
+
+
+def test_concepts_program_prints_what_the_page_shows(tmp_path: Path) -> None:
+    (program,) = _doc_programs(ROOT / "docs" / "concepts.md")
+    proc = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    outcomes = [line.split()[:2] for line in proc.stdout.splitlines()[:3]]
+    assert outcomes == [["billing/refunds", "inflight"], ["refunds/request", "hit"], ["accounts/sso", "miss"]]
+    assert proc.stdout.splitlines()[3] == "prefetched 3, used 2, wasted 1"
