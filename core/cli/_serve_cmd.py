@@ -10,7 +10,9 @@ import asyncio
 import enum
 import ipaddress
 import json
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,26 +63,40 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def _serve(engine: Engine, server: Any, transport: Transport, host: str, port: int) -> None:
+async def _terminate(engine: Engine, sessions: Any) -> None:
+    """Bail out, record every session, close the engine, then leave the process."""
+    try:
+        await sessions.aclose()
+        await engine.aclose()
+    finally:
+        sys.stderr.flush()
+        os._exit(0)  # the stdin reader thread cannot be interrupted; nothing is left to wait for
+
+
+async def _serve(engine: Engine, server: Any, transport: Transport, host: str, port: int, sessions: Any) -> None:
     """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after."""
-    task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if transport is Transport.stdio and task is not None:
-        # uvicorn handles SIGTERM itself for HTTP; on stdio a host's SIGTERM must still run the
-        # bailout and record the sessions, so turn it into a cancellation of this task.
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    stdio_signals = (signal.SIGTERM, signal.SIGINT) if transport is Transport.stdio else ()
+    terminating: list[asyncio.Task[None]] = []  # a strong reference: the loop keeps tasks weakly
+
+    def on_signal() -> None:
+        if not terminating:
+            terminating.append(loop.create_task(_terminate(engine, sessions)))
+
+    for sig in stdio_signals:
+        # uvicorn handles signals itself for HTTP. On stdio the SDK reads stdin in a worker thread
+        # that no cancellation interrupts, so a host's SIGTERM would wait for input that never
+        # comes: run the shutdown work (bailout, recording, closing the engine) here instead.
+        loop.add_signal_handler(sig, on_signal)
     try:
         async with engine:
             if transport is Transport.stdio:
                 await server.run_stdio_async()
             else:
                 await server.run_streamable_http_async(host=host, port=port)
-    except asyncio.CancelledError:
-        if task is None or task.cancelling() == 0:
-            raise
     finally:
-        if transport is Transport.stdio:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for sig in stdio_signals:
+            loop.remove_signal_handler(sig)
 
 
 @app.command("serve")
@@ -193,7 +209,7 @@ def serve_command(
 
             engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix))
         with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
-            asyncio.run(_serve(engine, server, transport, host, port))
+            asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server)))
     except PrehydrateError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc

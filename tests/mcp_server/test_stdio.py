@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +100,33 @@ async def test_serve_serves_given_paths(tmp_path: Path) -> None:
         ids = [s["id"] for s in stubs]
         assert "x/one" in ids and any(i.startswith("guide") for i in ids)
         assert _out(await client.call_tool("request_context", {"section": "x/one"}))["content"] == "first"
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie waiting for the client transport to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_sigterm_on_stdio_bails_out_and_records(tmp_path: Path) -> None:
+    """A host that stops the server with SIGTERM still gets the session recorded."""
+    pidfile = tmp_path / "server.pid"
+    boot = f"import os; open({str(pidfile)!r}, 'w').write(str(os.getpid())); from prehydrate.cli import main; main()"
+    argv = [sys.executable, "-c", boot, "serve", "--traces", str(tmp_path / "traces.jsonl")]
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=child_env(tmp_path))
+    async with Client(params, mode="legacy") as client:
+        await client.call_tool("request_context", {"section": "billing/plans"})
+        await client.call_tool("request_context", {"section": "billing/taxes"})
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(600):  # the process exits once the bailout ran and the trace is written
+            await asyncio.sleep(0.05)
+            if _exited(pid):
+                break
+        else:
+            raise AssertionError("the server did not exit after SIGTERM")
+    (trace,) = ph.read_traces(tmp_path / "traces.jsonl")
+    assert [c.key for turn in trace.turns for c in turn.calls] == ["billing/plans", "billing/taxes"]
