@@ -33,9 +33,7 @@ def _engine(calls: list[str], redis_url: str | None, prefix: str, **tier_kw: obj
     tiers: list[ph.CacheTier] = [ph.MemoryTier()]
     if redis_url is not None:
         tiers.append(ph.RedisTier(redis_url, prefix=prefix, **tier_kw))  # type: ignore[arg-type]
-    return ph.Engine(
-        sources=[_source(calls)], cache=ph.WarmCache(tiers=tiers), policy=ph.PrefetchPolicy(enabled=False)
-    )
+    return ph.Engine(sources=[_source(calls)], cache=ph.WarmCache(tiers=tiers), policy=ph.PrefetchPolicy(enabled=False))
 
 
 async def fleet(redis_url: str | None, prefix: str) -> dict[str, float]:

@@ -248,9 +248,7 @@ async def test_section_prefetched_by_one_engine_is_a_hit_in_the_other(shared_red
     assert calls_a == ["doc/3"] and calls_b == ["doc/3"]  # b hydrated only for the other tenant
 
 
-async def test_two_engines_requesting_one_cold_section_hydrate_it_once(
-    shared_redis: RedisServer, prefix: str
-) -> None:
+async def test_two_engines_requesting_one_cold_section_hydrate_it_once(shared_redis: RedisServer, prefix: str) -> None:
     calls: list[str] = []
     engines = [make_engine(shared_redis.url, prefix, make_source(calls, latency=0.3)) for _ in range(3)]
 
