@@ -110,3 +110,48 @@ def test_modelled_wait_and_comparison() -> None:
     assert result["with_prefetch"]["hit_rate"] == 0.5 and result["with_prefetch"]["covered_rate"] == 1.0
     with pytest.raises(ph.ConfigError):
         DemoSettings(concurrency=0)
+
+
+# -- the serve options the demo relies on, in process ------------------------------------------------
+
+
+def test_build_engine_learns_from_trace_files_without_writing_them(tmp_path: Path) -> None:
+    from prehydrate.mcp_server import build_engine
+
+    train = ph.sample_traces_path("train")
+    before = train.read_bytes()
+    engine = build_engine(traces=tmp_path / "store.jsonl", learn=[train], simulate_latency_s=0.01)
+    assert engine.learn_on_start is False  # already fitted: start() must not refit on the empty store
+    assert getattr(engine.predictor, "fitted", None) is True
+    assert train.read_bytes() == before and not (tmp_path / "store.jsonl").exists()
+    with pytest.raises(ph.ConfigError):
+        build_engine(simulate_latency_s=-1.0)
+
+
+async def test_isolated_sessions_do_not_share_cache_entries() -> None:
+    from prehydrate.mcp_server import SessionManager, SessionPolicy, build_engine
+
+    async def outcomes(isolate: bool) -> list[str]:
+        engine = build_engine(policy=ph.PrefetchPolicy(enabled=False), simulate_latency_s=0.001)
+        manager = SessionManager(engine, SessionPolicy(record=False, isolate=isolate))
+        seen = []
+        async with engine:
+            for sid in ("a", "a", "b"):
+                key = manager.identify(
+                    meta={"prehydrate/session": sid},
+                    principal=None,
+                    tenant=None,
+                    headers=None,
+                    connection=None,
+                    peer=None,
+                )
+                turn, entry = await manager.begin_call(key)
+                try:
+                    seen.append((await turn.request_context("billing/plans")).outcome)
+                finally:
+                    manager.end_call(entry)
+            await manager.aclose()
+        return seen
+
+    assert await outcomes(isolate=False) == ["miss", "hit", "hit"]  # one tenant: session b reuses a's fetch
+    assert await outcomes(isolate=True) == ["miss", "hit", "miss"]  # a cache scope per session
