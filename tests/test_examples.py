@@ -2,6 +2,7 @@
 
 The complete programs shown in docs/concepts.md (Python blocks that end in ``asyncio.run(...)``) run too, and
 print what the page says they print.
+``examples/claude_desktop_config.json`` starts a real server over stdio, as an MCP host would.
 
 A new example is picked up automatically and runs with no arguments unless it is listed in
 ``SMALL_ARGS``. Examples with a dedicated test elsewhere are listed in ``TESTED_ELSEWHERE``, and this
@@ -77,3 +78,35 @@ def test_concepts_program_prints_what_the_page_shows(tmp_path: Path) -> None:
     outcomes = [line.split()[:2] for line in proc.stdout.splitlines()[:3]]
     assert outcomes == [["billing/refunds", "inflight"], ["refunds/request", "hit"], ["accounts/sso", "miss"]]
     assert proc.stdout.splitlines()[3] == "prefetched 3, used 2, wasted 1"
+
+
+async def test_claude_desktop_config_starts_a_working_server(tmp_path: Path) -> None:
+    """examples/claude_desktop_config.json, with its placeholder paths pointed at real files, as a host runs it."""
+    import json
+    import shutil
+
+    from mcp import Client, StdioServerParameters
+
+    import prehydrate as ph
+
+    (handbook := tmp_path / "handbook").mkdir()
+    (handbook / "oncall.md").write_text("# On call\n\n## Escalations\n\nPage the lead for refunds over $1,000.\n")
+    shutil.copy(ph.sample_sections_path(), tmp_path / "sections.jsonl")
+    text = (EXAMPLES / "claude_desktop_config.json").read_text(encoding="utf-8")
+    text = text.replace("/Users/you/work", str(tmp_path)).replace("/Users/you/.prehydrate", str(tmp_path / "home"))
+    server = json.loads(text)["mcpServers"]["prehydrate"]
+    assert server["command"] == "prehydrate"
+    # the console script of this interpreter's environment, as `which prehydrate` would give it
+    command = [sys.executable, "-c", "from prehydrate.cli import main; main()"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREHYDRATE_"))}
+    params = StdioServerParameters(
+        command=command[0], args=[*command[1:], *server["args"]], env={**env, **server["env"]}
+    )
+    async with Client(params) as client:
+        result = await client.call_tool("request_context", {"section": "oncall#escalations"})
+        assert not result.is_error and result.structured_content is not None
+        assert "$1,000" in result.structured_content["content"]
+        result = await client.call_tool("request_context", {"section": "billing/refunds"})
+        assert not result.is_error
+    assert any((tmp_path / "home" / "cache").iterdir())  # --cache-dir: the disk tier was written
+    assert ph.read_traces(tmp_path / "home" / "traces.jsonl")  # the session was recorded under PREHYDRATE_HOME
