@@ -287,6 +287,8 @@ def demo_command(
 
         def started(label: str) -> None:
             view.status = f"playing {label}"
+            if not console.is_terminal:  # no live view: say what is going on, once per run
+                console.print(f"playing {label} ...")
 
         async def both(live: Live | None) -> tuple[DemoRun, DemoRun]:
             def on_call(call: DemoCall) -> None:
