@@ -202,26 +202,29 @@ class SessionManager:
 
         Pair every ``begin_call`` with :meth:`end_call`, which arms the idle timer again.
         """
-        entry = self._entry(key)
-        self._flush(entry)  # the previous call's re-prediction, if it has not run yet, runs first
-        entry.active += 1
-        self._disarm(entry)
-        try:
-            async with entry.lock:
-                loop = asyncio.get_running_loop()
-                now = loop.time()
-                current = entry.session.current
-                if current is not None and now - entry.last_activity > self.policy.idle_gap_s:
-                    await self._end_turn(current)
-                    current = None
-                if current is None:
-                    current = entry.session.turn(query=query or "")
-                    await current.start()
-                entry.last_activity = now
-                return current, entry
-        except BaseException:
-            entry.active -= 1
-            raise
+        while True:
+            entry = self._entry(key)
+            self._flush(entry)  # the previous call's re-prediction, if it has not run yet, runs first
+            entry.active += 1
+            self._disarm(entry)
+            try:
+                async with entry.lock:
+                    if entry.closed:  # expired or evicted while we waited: start over in a fresh session
+                        entry.active -= 1
+                        continue
+                    now = asyncio.get_running_loop().time()
+                    current = entry.session.current
+                    if current is not None and now - entry.last_activity > self.policy.idle_gap_s:
+                        await self._end_turn(current)
+                        current = None
+                    if current is None:
+                        current = entry.session.turn(query=query or "")
+                        await current.start()
+                    entry.last_activity = now
+                    return current, entry
+            except BaseException:
+                entry.active -= 1
+                raise
 
     def end_call(self, entry: _Entry, *, then: Callable[[], None] | None = None) -> None:
         """A call finished: remember when, and bail out if nothing follows within the idle gap.
@@ -262,15 +265,19 @@ class SessionManager:
 
     async def new_turn(self, key: SessionKey, *, query: str, task_type: str | None) -> ph.Turn:
         """Start a fresh turn (the ``compiled_context`` prompt): bail out of the open one first."""
-        entry = self._entry(key)
-        self._disarm(entry)
-        self._drop(entry)
-        async with entry.lock:
-            if entry.session.current is not None:
-                await self._end_turn(entry.session.current)
-            turn = entry.session.turn(query=query, task_type=task_type or None)
-            await turn.start()
-            entry.last_activity = asyncio.get_running_loop().time()
+        while True:
+            entry = self._entry(key)
+            self._disarm(entry)
+            self._drop(entry)
+            async with entry.lock:
+                if entry.closed:  # expired or evicted while we waited: start over in a fresh session
+                    continue
+                if entry.session.current is not None:
+                    await self._end_turn(entry.session.current)
+                turn = entry.session.turn(query=query, task_type=task_type or None)
+                await turn.start()
+                entry.last_activity = asyncio.get_running_loop().time()
+                break
         if entry.active == 0:
             self._arm(entry, self.policy.idle_gap_s, self._on_idle)
         return turn

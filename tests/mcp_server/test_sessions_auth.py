@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -104,3 +105,25 @@ async def test_load_tokens_from_file_and_env(tmp_path: Path) -> None:
     assert load_tokens(env={}) == {}
     with pytest.raises(ph.ConfigError, match="cannot read the token file"):
         load_tokens(tmp_path / "missing.json", env={})
+
+
+async def test_a_call_racing_the_session_expiry_gets_a_fresh_session() -> None:
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())], policy=ph.PrefetchPolicy(enabled=False))
+    m = SessionManager(engine, SessionPolicy(record=False))
+    key = m.identify(
+        meta={"prehydrate/session": "s"}, principal=None, tenant=None, headers=None, connection=None, peer=None
+    )
+    async with engine:
+        turn, entry = await m.begin_call(key)
+        await turn.request_context("billing/plans")
+        m.end_call(entry)
+        async with entry.lock:  # the expiry holds the lock first; the call waits behind it
+            closing = asyncio.create_task(m._close(entry))
+            calling = asyncio.create_task(m.begin_call(key))
+            await asyncio.sleep(0)
+        await closing
+        turn2, entry2 = await calling
+        assert entry2 is not entry and turn2.session is not turn.session and not turn2.session.closed
+        assert (await turn2.request_context("billing/plans")).section_id == "billing/plans"
+        m.end_call(entry2)
+        await m.aclose()
