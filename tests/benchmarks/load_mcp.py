@@ -226,9 +226,8 @@ async def open_caller(client: str, url: str, token: str) -> AsyncIterator[Any]:
     if client == "raw":
         import httpx
 
-        # One connection per session, as separate agents have. Idle connections are dropped before
-        # uvicorn drops them (its keep-alive timeout and httpx's expiry are both 5 s by default, so
-        # a call after about 5 s of thinking could race the server closing the connection).
+        # One connection per session, as separate agents have. Idle connections are dropped well
+        # before uvicorn's 5 s keep-alive timeout, so a reused connection is never one being closed.
         limits = httpx.Limits(max_connections=1, keepalive_expiry=2.0)
         async with httpx.AsyncClient(limits=limits, timeout=120) as own:
             session = RawSession(own, url, token)
