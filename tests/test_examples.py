@@ -110,3 +110,35 @@ async def test_claude_desktop_config_starts_a_working_server(tmp_path: Path) -> 
         assert not result.is_error
     assert any((tmp_path / "home" / "cache").iterdir())  # --cache-dir: the disk tier was written
     assert ph.read_traces(tmp_path / "home" / "traces.jsonl")  # the session was recorded under PREHYDRATE_HOME
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_docs_index_links_every_page() -> None:
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name != "index.md":
+            assert f"]({page.name}" in index, f"docs/index.md does not link {page.name}"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)  # code blocks are not links
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path) if path else page
+        assert dest.exists(), f"{page.name}: link to {target!r} points nowhere"
+        if anchor and dest.suffix == ".md":
+            body = re.sub(r"```.*?```", "", dest.read_text(encoding="utf-8"), flags=re.S)
+            anchors = {_slug(h) for h in re.findall(r"^#+\s+(.*)$", body, re.M)}
+            assert anchor in anchors, f"{page.name}: no heading for #{anchor} in {dest.name}"
