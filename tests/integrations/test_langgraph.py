@@ -391,3 +391,66 @@ async def test_kept_sessions_make_runs_turns_of_one_conversation(tmp_path: Path)
         await prehydrator.end_session("conv")
     recorded = json.loads(store.read_text())
     assert [t["query"] for t in recorded["turns"]] == ["billing", "api"]
+
+
+def test_workflow_predictor_follows_the_core_protocols() -> None:
+    p = WorkflowPredictor()
+    assert isinstance(p, ph.Predictor) and isinstance(p, ph.Learner)
+    catalog = ph.Catalog(make_source().list_sections())
+    state = ph.PredictionState(request=ph.ContextRequest(), catalog=catalog)
+    assert p.predict(state, 3) == []  # no DAG, nothing learned, no fallback: no guesses
+    trace = ph.SessionTrace(
+        session="s",
+        task=ph.TaskSpec(type="refund"),
+        turns=(ph.TurnTrace(calls=(ph.Call(key="billing/refunds", node="billing"),)),),
+    )
+    p.attach(WorkflowDAG.from_graph(build()))
+    p.fit([trace], catalog)
+    top = p.predict(ph.PredictionState(request=ph.ContextRequest(task_type="refund"), catalog=catalog), 1)
+    assert [c.section_id for c in top] == ["billing/refunds"]
+    assert "node 'billing'" in top[0].reason
+
+
+@pytest.mark.parametrize("follow_nodes", [False, True])
+async def test_following_node_starts_prefetches_for_the_node_that_just_started(follow_nodes: bool) -> None:
+    one_each = {"billing": ["billing/refunds"], "api": ["api/errors"]}
+
+    def build_small() -> Any:
+        g = StateGraph(State, context_schema=PrehydrateContext)
+        g.add_node("prehydrate", prehydrate_entry)
+        g.add_node("classify", noop)
+        g.add_node("billing", specialist(one_each["billing"], 0.1))
+        g.add_node("api", specialist(one_each["api"], 0.1))
+        g.add_edge(START, "prehydrate")
+        g.add_edge("prehydrate", "classify")
+        g.add_conditional_edges("classify", router)
+        return g.compile()
+
+    app = build_small()
+    engine = make_engine(make_source(latency=0.02), policy=ph.PrefetchPolicy(top_n=1, max_inflight=1))
+    prehydrator = Prehydrator(engine, app)
+    async with engine:
+        for i, route in enumerate(["billing", "api", "billing"]):  # learn both branches; billing is likelier
+            async with prehydrator.run(f"learn{i}", tenant=f"l{i}") as ctx:
+                await app.ainvoke({"route": route}, context=ctx)
+        async with prehydrator.run("s", tenant="new") as ctx:
+            config: RunnableConfig = {"callbacks": ctx.callbacks} if follow_nodes else {}
+            await app.ainvoke({"route": "api"}, context=ctx, config=config)
+    assert ctx.turn is not None
+    assert ctx.turn.prefetches[0].section_id == "billing/refunds"  # the entry node bets on the likelier branch
+    assert ctx.report is not None
+    assert ctx.report.hits == (1 if follow_nodes else 0)
+    assert ("api" in ctx.visited) and (("classify" in ctx.visited) == follow_nodes)
+
+
+async def test_without_an_entry_node_the_first_tool_call_opens_the_turn() -> None:
+    g = StateGraph(State, context_schema=PrehydrateContext)
+    g.add_node("billing", specialist(BILLING, 0.0))
+    g.add_edge(START, "billing")
+    app = g.compile()
+    engine = make_engine(make_source(latency=0.0))
+    async with engine:
+        async with Prehydrator(engine, app).run("s", query="q") as ctx:
+            await app.ainvoke({}, context=ctx)
+    assert ctx.turn is not None and ctx.turn.node == "billing"
+    assert ctx.report is not None and ctx.report.calls == 2
