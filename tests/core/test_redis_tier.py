@@ -400,9 +400,14 @@ async def test_redis_killed_mid_run_every_request_answers_then_redis_use_resumes
                 resumed_at = i
                 break
             await asyncio.sleep(0.05)
+        assert resumed_at is not None, "the tier never wrote to Redis again after the restart"
+        # One more cold section: its read now reaches Redis too (recovery of the failed kind, a
+        # read, is what the warm cache reports as "answering again").
+        after = await request(IDS[-1])
+        after_digest = engine.key_for(engine.catalog.get(after.section_id), s.scope).digest
+        assert own_redis.keys(f"{prefix}:e:{after_digest}")
     assert len(stored_before) == 10
     assert all(r.content == f"content of {r.section_id} for acme" for r in results)
-    assert resumed_at is not None, "the tier never wrote to Redis again after the restart"
     messages = [r.getMessage() for r in caplog.records if r.name == "prehydrate.cache"]
     assert len([m for m in messages if "is failing" in m]) == 1, messages
     assert len([m for m in messages if "answering again" in m]) == 1, messages
