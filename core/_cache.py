@@ -18,9 +18,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -323,6 +325,13 @@ class DiskTier(CacheTier):
             self._dc = diskcache.Cache(str(self.directory), size_limit=size_limit, **settings)
         except Exception as exc:  # sqlite3/OS errors: report which directory failed
             raise CacheError(f"cannot open disk cache at {self.directory}: {exc}", tier=self.name) from exc
+        # diskcache keeps one SQLite connection per thread: writes go through one thread of our own,
+        # so aclose() can close that connection too instead of leaving it open in a shared pool.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prehydrate-disk")
+        self._closed = False
+
+    async def _in_writer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, partial(fn, *args, **kwargs))
 
     async def _get(self, key: CacheKey) -> CacheEntry | None:
         try:
@@ -343,20 +352,25 @@ class DiskTier(CacheTier):
         expire = None if entry.expires_at is None else max(0.0, entry.expires_at - time.time())
         data = entry.to_bytes()
         try:
-            return bool(await asyncio.to_thread(self._dc.set, entry.key.raw, data, expire=expire))
+            return bool(await self._in_writer(self._dc.set, entry.key.raw, data, expire=expire))
         except Exception as exc:  # read-only or full directory, lock timeouts
             raise CacheError(f"disk cache write failed: {exc}", tier=self.name) from exc
 
     async def _delete(self, key: CacheKey) -> None:
         try:
-            await asyncio.to_thread(self._dc.delete, key.raw)
+            await self._in_writer(self._dc.delete, key.raw)
         except Exception as exc:
             raise CacheError(f"disk cache delete failed: {exc}", tier=self.name) from exc
 
     async def _clear(self) -> None:
-        await asyncio.to_thread(self._dc.clear)
+        await self._in_writer(self._dc.clear)
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._in_writer(self._dc.close)
+        self._writer.shutdown(wait=True)
         self._dc.close()
 
 
