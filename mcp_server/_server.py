@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
@@ -101,14 +102,13 @@ def session_manager(server: MCPServer[Any]) -> SessionManager:
         raise ph.ConfigError("this server was not made by prehydrate.mcp_server.create_server") from None
 
 
-def _connection_of(ctx: Context[Any, Any]) -> tuple[object | None, str | None]:
+def _connection_of(rc: ServerRequestContext[Any, Any]) -> tuple[object | None, str | None]:
     """An object living as long as the client's stream, and the HTTP peer ``host:port``.
 
     The SDK keeps the per-stream connection on the request's session without a public accessor.
     Only stream transports (stdio, in-memory) have a standalone channel; HTTP requests are told
     apart by their TCP peer instead.
     """
-    rc = ctx.request_context
     stream: object | None = None
     conn = getattr(rc.session, "_connection", None)
     if conn is not None and getattr(conn, "has_standalone_channel", False):
@@ -200,11 +200,13 @@ def create_server(
     _MANAGERS[server] = sessions
 
     def identify(ctx: Context[Any, Any]) -> SessionKey:
+        rc = ctx.request_context  # read once: every Context property goes through pydantic's __getattr__
         principal, tenant = current_principal()
-        stream, peer = _connection_of(ctx)
-        meta: Mapping[str, Any] | None = ctx.request_context.meta
+        stream, peer = _connection_of(rc)
+        meta: Mapping[str, Any] | None = rc.meta
+        headers: Mapping[str, str] | None = getattr(rc.request, "headers", None)
         return sessions.identify(
-            meta=meta, principal=principal, tenant=tenant, headers=ctx.headers, connection=stream, peer=peer
+            meta=meta, principal=principal, tenant=tenant, headers=headers, connection=stream, peer=peer
         )
 
     @server.tool(

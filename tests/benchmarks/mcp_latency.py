@@ -18,6 +18,9 @@ hit <= 1.2x floor.
 A hit still does real work per call: session and turn bookkeeping, the cache lookup, a Lookup event,
 re-prediction and prefetch scheduling for the next call, and a response carrying the section
 (about 1 KB, sent twice: as structured content and as its JSON text block).
+
+``--in-memory`` runs the server in-process instead (the SDK's in-memory client, no transport, much
+less noise) and also times a no-op tool returning a one-field model: the cost of any ``tools/call``.
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from pydantic import BaseModel
 
 SECTION = "billing/refunds"
 
@@ -43,15 +49,41 @@ def _pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-async def one_run(mode: str, calls: int, warmup: int, think_ms: float, tmp: Path) -> dict[str, Any]:
-    argv = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve", "--no-record"]
-    argv += ["--traces", str(tmp / "traces.jsonl")]
-    env = {**os.environ, "PREHYDRATE_HOME": str(tmp)}
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
+class _Tiny(BaseModel):
+    ok: bool
+
+
+@asynccontextmanager
+async def _client(mode: str, memory: bool, tmp: Path) -> AsyncIterator[Client]:
+    """A client on a stdio subprocess, or (``memory``) on an in-process server with a no-op tool."""
+    if not memory:
+        argv = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve", "--no-record"]
+        argv += ["--traces", str(tmp / "traces.jsonl")]
+        env = {**os.environ, "PREHYDRATE_HOME": str(tmp)}
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
+        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+            yield client
+        return
+    from prehydrate.mcp_server import ServerSettings, SessionPolicy, build_engine, create_server
+
+    engine = build_engine(traces=None)
+    server = create_server(engine, ServerSettings(sessions=SessionPolicy(record=False)))
+
+    @server.tool(structured_output=True)
+    async def noop(section: str | None = None) -> _Tiny:
+        """A tool that does nothing: the cost of a tools/call itself."""
+        return _Tiny(ok=True)
+
+    async with engine, Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def one_run(mode: str, calls: int, warmup: int, think_ms: float, tmp: Path, memory: bool) -> dict[str, Any]:
     floor: list[float] = []
     hit: list[float] = []
+    noop: list[float] = []
     server_wait: list[float] = []
-    async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+    async with _client(mode, memory, tmp) as client:
         think = think_ms / 1000
 
         async def timed(request: Any) -> tuple[float, Any]:
@@ -67,6 +99,9 @@ async def one_run(mode: str, calls: int, warmup: int, think_ms: float, tmp: Path
         def hit_call() -> Any:
             return client.call_tool("request_context", {"section": SECTION})
 
+        def noop_call() -> Any:
+            return client.call_tool("noop", {"section": SECTION})
+
         for i in range(warmup + calls):
             # alternate the order so neither kind always follows the other
             if i % 2:
@@ -76,6 +111,10 @@ async def one_run(mode: str, calls: int, warmup: int, think_ms: float, tmp: Path
                 h_ms, r = await timed(hit_call)
                 f_ms, _ = await timed(list_tools)
             out = r.structured_content or {}
+            if memory:
+                n_ms, _ = await timed(noop_call)
+                if i >= warmup:
+                    noop.append(n_ms)
             if i >= warmup:
                 if r.is_error or out.get("outcome") != "hit":
                     raise RuntimeError(f"call {i} was not a hit: {r.is_error=} {out.get('outcome')=}")
@@ -88,7 +127,9 @@ async def one_run(mode: str, calls: int, warmup: int, think_ms: float, tmp: Path
     return {
         "era": era,
         "mode": mode,
+        "transport": "memory" if memory else "stdio",
         "think_ms": think_ms,
+        "noop_p50_ms": round(statistics.median(noop), 3) if noop else None,
         "calls": calls,
         "section_bytes": size,
         "floor_p50_ms": round(f50, 3),
@@ -105,14 +146,15 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as d:
         for run in range(args.runs):
             for mode in ("auto", "legacy"):
-                row = await one_run(mode, args.calls, args.warmup, args.think_ms, Path(d))
+                row = await one_run(mode, args.calls, args.warmup, args.think_ms, Path(d), args.in_memory)
                 row["run"] = run + 1
                 rows.append(row)
                 print(
                     f"run {run + 1} {row['era']:>10}: floor p50 {row['floor_p50_ms']:.3f} ms "
                     f"(p95 {row['floor_p95_ms']:.3f})  hit p50 {row['hit_p50_ms']:.3f} ms "
                     f"(p95 {row['hit_p95_ms']:.3f})  ratio {row['ratio_p50']:.2f}  "
-                    f"server wait p50 {row['server_wait_p50_ms']:.3f} ms",
+                    f"server wait p50 {row['server_wait_p50_ms']:.3f} ms"
+                    + (f"  no-op tool p50 {row['noop_p50_ms']:.3f} ms" if row["noop_p50_ms"] is not None else ""),
                     flush=True,
                 )
     return rows
@@ -124,6 +166,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls first")
     parser.add_argument("--runs", type=int, default=3, help="server processes per era")
     parser.add_argument("--think-ms", type=float, default=5.0, help="idle time before each request (0: back to back)")
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="in-process server instead of stdio, plus a no-op tool (the cost of a tools/call itself)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
