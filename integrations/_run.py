@@ -145,9 +145,11 @@ class PrehydrateContext:
         """``Turn.request_context`` on this run's turn, recording the calling node.
 
         Raises:
-            The errors of :meth:`prehydrate.Turn.request_context`.
+            InputError: the run is already over (or the errors of :meth:`prehydrate.Turn.request_context`).
         """
-        turn = self.turn if self.turn is not None else await self.start()
+        if self.closed:
+            raise ph.InputError(f"the prehydrate run of session {self.session_id!r} is already over")
+        turn = self.turn if self.turn is not None else await self.start(node)
         if node is not None:
             self.visit(node)
             turn.node = node  # so the re-prediction after this call starts from the calling node

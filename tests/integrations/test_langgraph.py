@@ -454,3 +454,16 @@ async def test_without_an_entry_node_the_first_tool_call_opens_the_turn() -> Non
             await app.ainvoke({}, context=ctx)
     assert ctx.turn is not None and ctx.turn.node == "billing"
     assert ctx.report is not None and ctx.report.calls == 2
+
+
+async def test_a_tool_call_after_the_run_is_refused_to_the_model() -> None:
+    engine = make_engine(make_source(latency=0.0))
+    async with engine:
+        async with Prehydrator(engine, build()).run("s", query="q") as ctx:
+            pass
+        tool = RequestContextTool(context=ctx)
+        msg = await tool.ainvoke(
+            {"type": "tool_call", "id": "late", "name": "request_context", "args": {"section": "api/errors"}}
+        )
+    assert isinstance(msg, ToolMessage) and msg.status == "error" and "already over" in str(msg.content)
+    assert ctx.report is None  # the run never opened a turn
