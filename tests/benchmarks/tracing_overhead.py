@@ -11,8 +11,9 @@ the wall-clock median is printed alongside.
 
 - ``off``: no subscriber (the engine still builds its events; nobody listens).
 - ``api-noop``: ``instrument(engine)`` with no SDK installed (the library default: API only).
-- ``sdk``: an SDK TracerProvider with a BatchSpanProcessor (spans queued to an exporter that drops
-  them, the production shape minus the network) and an SDK MeterProvider with a reader.
+- ``sdk``: an SDK TracerProvider with a BatchSpanProcessor (spans queued to an exporter that encodes
+  them to OTLP protobuf and drops the bytes: the production shape minus the network) and an SDK
+  MeterProvider with a reader.
 - ``sdk-unsampled``: the same with the ``always_off`` sampler (metrics still recorded).
 
 ``--mcp-calls`` repeats the ``off``/``sdk`` comparison through an in-memory MCP client calling a
@@ -44,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -57,13 +59,15 @@ SECTIONS = [f"kb/section-{i}" for i in range(50)]
 
 
 class DropExporter(SpanExporter):
-    """Accepts every batch and drops it: the cost of the pipeline without the network."""
+    """Encodes every batch as the OTLP exporter does (protobuf), then drops it: the pipeline minus the network."""
 
     def __init__(self) -> None:
         self.exported = 0
+        self.bytes = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.exported += len(spans)
+        self.bytes += len(encode_spans(spans).SerializePartialToString())
         return SpanExportResult.SUCCESS
 
 
@@ -180,7 +184,7 @@ async def mcp_path(calls: int, rounds: int) -> list[dict[str, Any]]:
                 turn.calls.clear()
                 turn.results.clear()
         await turn.end()
-    tp.shutdown()
+    tp.force_flush()  # the global provider stays installed (a later arm's client spans still go there)
     mp.shutdown()
     return summarize(samples, "off")
 
