@@ -1,14 +1,15 @@
 """The ensemble: a learned ranker over every predictor's signal, calibrated to mean "will be used".
 
-Each candidate section gets a small feature vector: the trace model's next-call and two-step
-probabilities, the learned query-word score, the BM25 topic score (split by whether the turn has
-started calling, because the query matters most for the first call), document-order proximity, a
-tag match with the task, whether the session already used the section, and how likely the turn is to
-go on at all. Two logistic regressions share these features: one estimates P(the section is the
-next call), which orders the candidates (the next call is the urgent one: a later call can still be
-prefetched after the next one), the other P(the section is requested later in this turn), which is
-the candidate's probability, exactly what decides whether a prefetch is used or wasted, and what a
-probability threshold is compared with.
+Each candidate section gets a small feature vector: the trace model's next-call, two-step and
+"requested later after what the session used" probabilities, the learned query-word score, the
+BM25 topic score (split by whether the turn has started calling, because the query matters most
+for the first call), document-order proximity, a tag match with the task, whether the session
+already used the section, and how likely the turn is to go on at all. Two logistic regressions
+share these features: one estimates P(the section is the next call), which orders the candidates
+(the next call is the urgent one: a later call can still be prefetched after the next one), the
+other P(the section is requested later in this turn), which is the candidate's probability,
+exactly what decides whether a prefetch is used or wasted, and what a probability threshold is
+compared with.
 
 Fitting is stacked, so the ranker never trains on signals that saw the same session: the training
 traces are split into folds, and each fold's features come from base predictors fitted on the
@@ -50,6 +51,7 @@ FEATURES: tuple[str, ...] = (
     "history",
     "log_continue",
     "log_calls",
+    "later",
 )
 """The ranker's features, in the order of the weight vector (the intercept comes last)."""
 
@@ -160,8 +162,9 @@ class EnsemblePredictor:
             nxt, p_end = tp[:n], float(tp[n])
             reach = trace.reach(state, tp)
             use = usage.scores(state)
+            later = trace.later(state)
         else:
-            nxt, p_end, reach, use = np.zeros(n), 0.0, np.zeros(n), np.zeros(n)
+            nxt, p_end, reach, use, later = np.zeros(n), 0.0, np.zeros(n), np.zeros(n), np.zeros(n)
         lex = self.lexical.scores(state)
         m = float(lex.max()) if n else 0.0
         lex = lex / m if m > 0 else lex
@@ -193,6 +196,7 @@ class EnsemblePredictor:
             hist,
             np.full(n, cont),
             np.full(n, calls),
+            later,
         ]
         return np.vstack(cols), 1.0 - p_end
 
@@ -201,7 +205,7 @@ class EnsemblePredictor:
         n = view.n
         m = min(self.candidates, n)
         chosen = np.zeros(n, dtype=bool)
-        for row in (1, 2, 3, 4, 5, 6, 7):  # next, reach, usage, lexical, sequential
+        for row in (1, 2, 3, 4, 5, 6, 7, 12):  # next, reach, usage, lexical, sequential, later
             v = sig[row]
             if not v.any():
                 continue

@@ -13,6 +13,9 @@ PPM does with escape probabilities), so a context seen rarely still borrows from
 "The last section" is the session's, not the turn's: at the start of a later turn it is the
 previous turn's last call, a strong signal of where the user goes next. A symbol for "the turn
 ends here" is modelled as well, so the predictor knows how likely another call is at all.
+
+Besides the next call, :meth:`TracePredictor.later` gives an order-free view of the same traces:
+how often a section was requested at some point after each section the session already used.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class TracePredictor:
     def __init__(self, *, min_probability: float = 0.0) -> None:
         self.min_probability = min_probability
         self._counts: dict[Context, dict[str, int]] = {}
+        self._after: dict[Context, dict[str, int]] = {}
         self._compiled: tuple[CatalogView, dict[Context, _Row]] | None = None
         self._lock = threading.Lock()
         self.fitted = False
@@ -90,8 +94,18 @@ class TracePredictor:
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
         """Count every (context, next call) pair of ``traces``; replaces what was learned."""
         counts: dict[Context, dict[str, int]] = {}
+        after: dict[Context, dict[str, int]] = {}
         for trace in traces:
             ttype = trace.task.type
+            keys_all = trace.keys
+            for i, x in enumerate(keys_all):
+                later = set(keys_all[i + 1 :]) - {x}
+                after_contexts: tuple[Context, ...] = (("a", x), ("ta", ttype, x))
+                for actx in after_contexts:
+                    row = after.setdefault(actx, {})
+                    row[END] = row.get(END, 0) + 1  # how many times x was seen: the denominator
+                    for k in later:
+                        row[k] = row.get(k, 0) + 1
             last2 = last1 = BOS
             for turn in trace.turns:
                 keys = [c.key for c in turn.calls]
@@ -103,6 +117,7 @@ class TracePredictor:
                         last2, last1 = last1, nxt
         with self._lock:
             self._counts = counts
+            self._after = after
             self._compiled = None
         self.fitted = bool(counts)
 
@@ -111,7 +126,7 @@ class TracePredictor:
             if self._compiled is not None and self._compiled[0] is view:
                 return self._compiled[1]
             rows: dict[Context, _Row] = {}
-            for ctx, followers in self._counts.items():
+            for ctx, followers in [*self._counts.items(), *self._after.items()]:
                 pairs = [(view.pos.get(k, view.n if k == END else -1), c) for k, c in followers.items()]
                 pairs = sorted(p for p in pairs if p[0] >= 0)
                 if not pairs:
@@ -176,6 +191,28 @@ class TracePredictor:
         if seen:
             out[view.positions(list(seen))] = 0.0
         return np.minimum(out, 1.0)
+
+    def later(self, state: PredictionState) -> Vector:
+        """P(section is requested later in the session | each section already requested), noisy-or.
+
+        Order-free workflow structure: "after an order lookup, an exchange comes at some point",
+        which still holds when the exact previous call never preceded it in the training traces.
+        """
+        view = view_of(state.catalog)
+        rows = self._rows(view)
+        seen = list(dict.fromkeys([k for turn in state.history for k in turn] + list(state.calls)))
+        miss = np.ones(view.n)
+        ttype = state.request.task_type or ""
+        for x in seen:
+            row = rows.get(("ta", ttype, x)) or rows.get(("a", x))
+            if row is None:
+                continue
+            keep = row.idx < view.n
+            total = float(row.cnt[~keep].sum())  # the END slot holds how often ``x`` was seen
+            p = np.zeros(view.n)
+            p[row.idx[keep]] = row.cnt[keep] / (total + 1.0)
+            miss *= 1.0 - p
+        return 1.0 - miss
 
     def predict(self, state: PredictionState, k: int) -> list[Candidate]:
         """The likeliest next calls, excluding sections already requested in this turn."""

@@ -146,6 +146,23 @@ def test_trace_backs_off_to_other_task_types_and_never_repeats_a_call() -> None:
     assert dist[-1] == max(dist)  # after limits -> errors the api turn ends
 
 
+def test_trace_knows_what_comes_later_whatever_the_order_in_between() -> None:
+    cat = catalog()
+    # After limits, errors always comes at some point, but what comes in between varies.
+    traces = [
+        session("l1", "api", [("q", ["api/limits", "billing/invoices", "api/errors"])]),
+        session("l2", "api", [("q", ["api/limits", "accounts/2fa", "api/errors"])]),
+        session("l3", "api", [("q", ["api/limits", "billing/refunds", "accounts/password", "api/errors"])]),
+    ]
+    p = ph.TracePredictor()
+    p.fit(traces, cat)
+    state_ = state(cat, task_type="api", calls=["api/limits", "accounts/password"])  # a path never seen
+    later = p.later(state_)
+    view = {sid: i for i, sid in enumerate(cat.ids)}
+    assert later[view["api/errors"]] == max(later) > 0.5
+    assert later[view["billing/invoices"]] < later[view["api/errors"]]
+
+
 def test_unfitted_trace_predictor_is_uniform_and_harmless() -> None:
     p = ph.TracePredictor()
     got = p.predict(state(catalog()), 2)
