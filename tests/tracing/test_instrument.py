@@ -320,3 +320,41 @@ def test_import_needs_only_the_api() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_providers_follow_the_globals_installed_later() -> None:
+    """``instrument(engine)`` before the application installs its SDK: spans and metrics still arrive.
+
+    Runs in a fresh interpreter because it sets the global meter provider.
+    """
+    code = """
+import asyncio
+import prehydrate as ph
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prehydrate.tracing import instrument
+
+engine = ph.Engine(sources=[ph.MockSource(lambda sid, scope: "text " + sid, ["a", "b"])])
+handle = instrument(engine)  # library default: the global (proxy) providers, still no-ops here
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+tp = TracerProvider()
+tp.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(tp)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+async def main():
+    async with engine, engine.session("s") as session, session.turn(expect=[]) as turn:
+        await turn.request_context("a")
+
+asyncio.run(main())
+names = sorted(s.name for s in exporter.get_finished_spans())
+assert names == ["execute_tool request_context", "prehydrate turn"], names
+got = {m.name: [dict(p.attributes) for p in m.data.data_points]
+       for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+assert got["prehydrate.cache.lookups"] == [{"prehydrate.cache.result": "miss"}], got
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
