@@ -42,7 +42,7 @@ from ._events import (
 )
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
-from ._sections import DEFAULT_TENANT, Scope, Section, content_version, estimate_tokens
+from ._sections import DEFAULT_TENANT, Hydrated, Scope, Section, content_version, estimate_tokens
 from ._sources import Source, check_section_id
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace
 
@@ -341,6 +341,14 @@ class Engine:
                 source=src.name,
             ) from exc
         self._observe_latency(src, loop.time() - t0)
+        valid = isinstance(hydrated, Hydrated) and isinstance(hydrated.content, str)
+        if not (valid and isinstance(hydrated.version, str)):  # a third-party source broke the protocol
+            raise SourceError(
+                f"source {src.name!r} returned {type(hydrated).__name__} for {section.id!r}, "
+                "expected Hydrated with str content and version",
+                section_id=section.id,
+                source=src.name,
+            )
         if hydrated.section_id != section.id:
             raise SourceError(
                 f"source {src.name!r} returned {hydrated.section_id!r} for {section.id!r}",

@@ -345,3 +345,54 @@ async def test_sigkill_during_disk_writes_never_leaves_a_torn_entry(tmp_path: Pa
     found = await verify_directory(directory, start + 100)
     results = await serve_all(directory, start + 100)
     assert [r.outcome for r in results] == ["hit" if i in found else "miss" for i in range(start + 100)]
+
+
+class Broken:
+    """A third-party source that breaks the protocol by returning the wrong type."""
+
+    name = "broken"
+    speculative = True
+
+    def __init__(self, ret: object) -> None:
+        self.ret = ret
+
+    def list_sections(self) -> list[ph.Section]:
+        return [ph.Section(id="a", title="a", version="v"), ph.Section(id="b", title="b", version="v")]
+
+    async def hydrate(self, section_id: str, *, scope: ph.Scope) -> object:
+        return self.ret if section_id == "a" else ph.Hydrated(section_id="b", content="fine", version="v")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "ret",
+    [
+        None,
+        "a bare string",
+        ph.Hydrated(section_id="a", content=b"bytes", version="v"),  # type: ignore[arg-type]
+        ph.Hydrated(section_id="a", content="ok", version=5),  # type: ignore[arg-type]
+        ph.Hydrated(section_id="b", content="the wrong section", version="v"),
+    ],
+    ids=repr,
+)
+async def test_a_source_breaking_the_protocol_is_a_source_error(ret: object) -> None:
+    async with engine_with(Broken(ret)) as engine, engine.session("s") as session:  # type: ignore[arg-type]
+        async with session.turn(expect=["a"]) as turn:
+            with pytest.raises(ph.SourceError, match="'broken' returned"):
+                await turn.request_context("a")
+            assert (await turn.request_context("b")).content == "fine"
+        assert turn.report is not None and turn.report.failed == 1
+
+
+async def test_closing_a_disk_tier_leaves_no_file_open(tmp_path: Path) -> None:
+    directory = tmp_path / "cache"
+    results = await serve_all(directory, 20)  # writes go through worker threads
+    assert len(results) == 20
+
+    def open_files() -> list[str]:
+        fds = Path("/proc/self/fd")
+        return [str(p.resolve()) for p in fds.iterdir() if str(p.resolve()).startswith(str(directory))]
+
+    assert open_files() == []
