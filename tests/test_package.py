@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import prehydrate
 
@@ -16,7 +17,9 @@ FRAMEWORKS = ("mcp", "langgraph", "langchain_core", "langchain", "opentelemetry"
 
 def test_all_is_sorted_and_complete() -> None:
     assert prehydrate.__all__ == sorted(prehydrate.__all__)
-    public = {n for n in dir(prehydrate) if not n.startswith("_")} - {"annotations", "cli", "data"}
+    public = {
+        n for n in dir(prehydrate) if not n.startswith("_") and not isinstance(getattr(prehydrate, n), ModuleType)
+    } - {"annotations"}
     assert public - {"__version__"} <= set(prehydrate.__all__)
     for name in prehydrate.__all__:
         assert hasattr(prehydrate, name), name
