@@ -15,10 +15,11 @@ its task type and the sections the agent asked for, with the recorded think time
 the bundled sample corpus, served by a source with simulated latency. Every run is a different
 customer (tenant), so nothing one run hydrated is reused by another: a hit is a prefetch paying off.
 
-The workflow predictor starts knowing nothing: it learns branch probabilities and P(section | node)
-from each finished run. The same runs are then repeated without prehydration for comparison.
+The workflow predictor (with the lexical predictor blended in; ``--no-lexical`` drops it) starts
+knowing nothing: it learns branch probabilities and P(section | node) from each finished run. The
+same runs are then repeated without prehydration for comparison. See docs/langgraph.md.
 
-    python examples/langgraph_agent.py --runs 50 --json
+    python examples/langgraph_agent.py --runs 100 --json
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ async def amain(args: argparse.Namespace) -> int:
     without = await run_all(items, latency_s=latency_s, prefetch=False, traces=None, think_scale=scale)
     for a, b in zip(with_, without, strict=True):
         row = {k: v for k, v in a.items() if k != "wall_ms"}
-        row |= {"wall_ms_with": a["wall_ms"], "wall_ms_without": b["wall_ms"]}
+        row |= {"wait_ms_without": b["wait_ms"], "wall_ms_with": a["wall_ms"], "wall_ms_without": b["wall_ms"]}
         if args.json:
             print(json.dumps(row))
         else:
