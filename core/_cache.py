@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -241,6 +242,18 @@ class FillCoordinator(Protocol):
 _ENTRY_OVERHEAD = 256
 """Bytes charged per memory entry on top of its content, so many tiny entries still count."""
 
+_EMPTY_STR = sys.getsizeof("")
+
+
+def _held_bytes(entry: CacheEntry) -> int:
+    """Bytes the content takes in this process: its UTF-8 size, or more when Python holds it wider.
+
+    CPython stores a string at 1, 2 or 4 bytes per character, set by its widest character, so ASCII
+    text with a single emoji takes 4 bytes per character: charging only the UTF-8 size would let
+    such content hold four times the tier's bound.
+    """
+    return max(entry.size_bytes, sys.getsizeof(entry.content) - _EMPTY_STR)
+
 
 class MemoryTier(CacheTier):
     """The hot tier: an in-process LRU bounded by bytes, entries flagged when prefetched."""
@@ -277,7 +290,7 @@ class MemoryTier(CacheTier):
         return item[0]
 
     async def _put(self, entry: CacheEntry) -> bool:
-        size = entry.size_bytes + _ENTRY_OVERHEAD
+        size = _held_bytes(entry) + _ENTRY_OVERHEAD
         if size > self.max_bytes:
             return False
         old = self._data.pop(entry.key, None)

@@ -502,3 +502,22 @@ def test_trace_store_round_trips_any_session(traces: list[ph.SessionTrace]) -> N
         store = ph.TraceStore(Path(d) / "t.jsonl")
         store.extend(traces)
         assert [t.dumps() for t in store.load()] == [t.dumps() for t in traces]
+
+
+@pytest.mark.parametrize("widest", ["x", "é", "€", "🙂"], ids=["ascii", "latin1", "bmp", "astral"])
+async def test_memory_tier_bound_holds_in_real_memory_whatever_the_characters(widest: str) -> None:
+    """Content that CPython stores at 4 bytes per character must not get 4x the tier's bound."""
+    import tracemalloc
+
+    bound = 4 << 20
+    tier = ph.MemoryTier(max_bytes=bound)
+    tracemalloc.start()
+    try:
+        for i in range(200):
+            content = f"{i} {widest}" + "x" * 50_000  # one wide character widens the whole string
+            await tier.put(ph.CacheEntry.make(ph.CacheKey("t", f"s{i}", "v"), content))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tier.bytes_used <= bound
+    assert held <= bound * 1.1, f"{held} bytes held for a {bound}-byte tier"
