@@ -64,6 +64,7 @@ __all__ = [
     "POLICIES",
     "OraclePredictor",
     "ReplayResult",
+    "TUNING",
     "choose_threshold",
     "replay",
     "run_replay",
@@ -94,7 +95,10 @@ VALIDATION_SHARE = 0.2
 SEED = 20260301
 
 Progress = Callable[[str, int, int], None]
-"""``progress(policy, sessions_done, sessions_total)``, called after every replayed session."""
+"""``progress(policy, sessions_done, sessions_total)``, called after every replayed session; the
+ensemble's threshold search reports as ``progress(TUNING, runs_done, runs_total)``."""
+TUNING = "ensemble threshold"
+"""The progress name of the ensemble's threshold search (validation replays inside the train split)."""
 
 
 class OraclePredictor:
@@ -231,6 +235,7 @@ def choose_threshold(
     thresholds: Sequence[float] = THRESHOLDS,
     max_waste_per_call: float = MAX_WASTE_PER_CALL,
     seed: int = SEED,
+    progress: Progress | None = None,
 ) -> float:
     """The ensemble's probability threshold for this width, chosen by replaying validation splits.
 
@@ -252,10 +257,14 @@ def choose_threshold(
         splits.append((ensemble, [t for i, t in enumerate(train) if fold_of[i] == f]))
     best: tuple[float, float, float] | None = None  # (hit rate, -waste, threshold)
     fallback: tuple[float, float] | None = None  # (waste, -threshold) when nothing meets the target
+    steps, step = len(thresholds) * len(splits), 0
     for t in thresholds:
         policy = _policy_for("ensemble", top_n, t)
         calls = hits = wasted = 0
         for ensemble, val in splits:
+            if progress is not None:
+                progress(TUNING, step, steps)
+                step += 1
             tally, _ = _run(
                 _replay_policy(
                     "ensemble", sections, val, ensemble, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=None
@@ -266,6 +275,8 @@ def choose_threshold(
             hits += summary["hits"]
             wasted += summary["wasted"]
         waste = wasted / max(calls, 1)
+        if progress is not None and t == thresholds[-1]:
+            progress(TUNING, steps, steps)
         if waste <= max_waste_per_call:
             key = (hits / max(calls, 1), -waste, t)
             if best is None or key > best:
@@ -372,7 +383,7 @@ def replay(
         predictor = _predictor_for(name, train, catalog, fitted)
         threshold = 0.0
         if name == "ensemble":
-            threshold = choose_threshold(sections, train, top_n=top_n, hydrate_ms=hydrate_ms)
+            threshold = choose_threshold(sections, train, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress)
         policy = _policy_for(name, top_n, threshold)
         used_thresholds[name] = threshold
         tally, w = _run(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._errors import PrehydrateError
@@ -49,16 +49,18 @@ def replay_command(
     log.addHandler(handler)
     try:
         with Progress(
-            TextColumn("{task.description:<18}"),
+            TextColumn("{task.description:<20}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=err_console,
             transient=True,
         ) as bar:
-            tasks = {n: bar.add_task(n, total=None) for n in names}
+            tasks: dict[str, TaskID] = {}
 
             def progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
                 bar.update(tasks[name], completed=done, total=total)
 
             result = replay(
