@@ -136,3 +136,32 @@ def test_cli_writes_the_json_table_and_plot(tmp_path: Path, data: tuple[Path, Pa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     unknown = CliRunner().invoke(app, [*args[:7], "--policy", "psychic"])
     assert unknown.exit_code == 2
+
+
+class _Spy:
+    """Records what a predictor is shown, to check replay never shows it the future."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]] = []
+
+    def predict(self, state: ph.PredictionState, k: int) -> list[ph.Candidate]:
+        self.seen.append((state.calls, state.history, state.request.query))
+        return []
+
+
+def test_replay_shows_predictors_the_session_only_as_it_unfolds(data: tuple[Path, Path, Path]) -> None:
+    from prehydrate._replay import _policy_for, _replay_policy, _run
+
+    sections = ph._sources.read_sections_jsonl(data[0])
+    test = [t for t in ph.read_traces(data[2]) if len(t.turns) > 1][:5]
+    spy = _Spy()
+    _run(_replay_policy("spy", sections, test, spy, _policy_for("trace", 3), top_n=3, hydrate_ms=300, progress=None))
+    expected = []
+    for trace in test:
+        history: list[tuple[str, ...]] = []
+        for turn in trace.turns:
+            keys = tuple(c.key for c in turn.calls)
+            expected += [(keys[:i], tuple(history), turn.query) for i in range(len(keys) + 1)]
+            history.append(keys)
+    # At turn start and after each call: exactly the calls made so far, never one ahead.
+    assert spy.seen == expected
