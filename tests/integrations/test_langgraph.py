@@ -467,3 +467,24 @@ async def test_a_tool_call_after_the_run_is_refused_to_the_model() -> None:
         )
     assert isinstance(msg, ToolMessage) and msg.status == "error" and "already over" in str(msg.content)
     assert ctx.report is None  # the run never opened a turn
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")  # LangGraph's own prebuilt agent
+async def test_the_tool_works_in_langgraphs_prebuilt_agent() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.prebuilt import create_react_agent
+
+    class ScriptedModel(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # the script already holds the tool calls
+            return self
+
+    call = {"name": "request_context", "args": {"section": "billing/refunds"}, "id": "c1", "type": "tool_call"}
+    model = ScriptedModel(messages=iter([AIMessage(content="", tool_calls=[call]), AIMessage(content="done")]))
+    agent = create_react_agent(model, [RequestContextTool()], context_schema=PrehydrateContext)
+    engine = make_engine(make_source(latency=0.0))
+    async with engine:
+        async with Prehydrator(engine, agent).run("s", query="refunds?") as ctx:
+            out = await agent.ainvoke({"messages": [("user", "refunds?")]}, context=ctx)
+    tool_msgs = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert [m.artifact["section"] for m in tool_msgs] == ["billing/refunds"]
+    assert ctx.turn is not None and [(c.key, c.node) for c in ctx.turn.calls] == [("billing/refunds", "tools")]
