@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -162,6 +163,9 @@ def _strings(values: object, what: str) -> tuple[str, ...]:
         raise InputError(f"{what} must be a list of strings")
     return out
 
+
+KEPT_RESULTS = 256
+"""Results a turn keeps in ``Turn.results``; its report still counts every call."""
 
 _FetchResult = tuple[CacheEntry, bool]
 """An entry and whether it came from the cache rather than from the source."""
@@ -605,7 +609,10 @@ class Turn:
         self.turn_id = f"{session.session_id}/{next(self.engine._turn_ids)}"
         self.scope = session.scope
         self.calls: list[Call] = []
-        self.results: list[ContextResult] = []
+        self.results: deque[ContextResult] = deque(maxlen=KEPT_RESULTS)
+        """The turn's most recent results (a long-lived turn must not hold every content it served)."""
+        self._outcomes: list[Outcome] = []
+        self._waits: list[float] = []
         self.report: TurnReport | None = None
         self._errors = 0
         self._prefetcher = Prefetcher(
@@ -777,6 +784,8 @@ class Turn:
         )
         self.calls.append(Call(key=section.id, think_ms=round(think_ms, 3), node=node or self.node))
         self.results.append(result)
+        self._outcomes.append(outcome)
+        self._waits.append(waited_ms)
         self.engine.events.emit(
             Lookup(
                 turn_id=self.turn_id,
@@ -819,6 +828,8 @@ class Turn:
         for rec in self._prefetcher.records:
             if rec.status == "warm":
                 continue
+            if rec.status == "queued":
+                self._never_ran(rec)
             prefetched += 1
             bytes_prefetched += rec.bytes
             if engine._live_prefetch.get(rec.key) is rec:
@@ -854,12 +865,12 @@ class Turn:
                     end_ns=rec.end_ns or time.time_ns(),
                 )
             )
-        outcomes = [r.outcome for r in self.results]
+        outcomes = self._outcomes
         self.report = TurnReport(
             turn_id=self.turn_id,
             session=self.session.session_id,
             tenant=self.scope.tenant,
-            calls=len(self.results),
+            calls=len(outcomes),
             hits=outcomes.count("hit"),
             inflight=outcomes.count("inflight"),
             misses=outcomes.count("miss"),
@@ -871,7 +882,7 @@ class Turn:
             failed=failed,
             bytes_prefetched=bytes_prefetched,
             bytes_wasted=bytes_wasted,
-            wait_ms=tuple(r.waited_ms for r in self.results),
+            wait_ms=tuple(self._waits),
             duration_ms=(asyncio.get_running_loop().time() - self._t0) * 1000.0,
             max_inflight=self._prefetcher.max_running,
         )
@@ -888,6 +899,38 @@ class Turn:
             )
         )
         return self.report
+
+    def _never_ran(self, rec: PrefetchRecord) -> None:
+        """A prefetch cancelled before its task first ran: report it as started and cancelled.
+
+        Its coroutine never executed, so it emitted nothing; observers (tracing) still see one
+        start, one finish and one settlement per launched prefetch.
+        """
+        rec.status = "cancelled"
+        rec.start_ns = rec.end_ns = time.time_ns()
+        common = {"turn_id": self.turn_id, "session": self.session.session_id, "tenant": self.scope.tenant}
+        self.engine.events.emit(
+            PrefetchStarted(
+                **common,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                probability=rec.probability,
+                reason=rec.reason,
+                time_ns=rec.start_ns,
+            )
+        )
+        self.engine.events.emit(
+            PrefetchFinished(
+                **common,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                status="cancelled",
+                bytes=0,
+                duration_ms=0.0,
+                error=None,
+                time_ns=rec.end_ns,
+            )
+        )
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -380,3 +380,15 @@ async def test_engine_close_bails_out_open_turns() -> None:
     await engine.aclose()
     assert turn.report is not None and turn.report.cancelled == 1
     assert src.active == 0
+
+
+async def test_prefetch_cancelled_before_it_ran_is_reported_as_cancelled() -> None:
+    seen: list[tuple[str, str]] = []
+    src = make_source(latency=1.0)
+    async with make_engine(src) as engine, engine.session("c") as s:
+        engine.subscribe(lambda ev: seen.append((type(ev).__name__, getattr(ev, "outcome", getattr(ev, "status", "")))))
+        turn = await s.turn(expect=["doc/1"]).start()
+        report = await turn.end()  # no await in between: the prefetch task never ran
+    assert (report.prefetched, report.cancelled, report.wasted) == (1, 1, 1)
+    assert src.calls == []
+    assert seen[1:4] == [("PrefetchStarted", ""), ("PrefetchFinished", "cancelled"), ("PrefetchSettled", "cancelled")]
