@@ -42,8 +42,16 @@ from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predi
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
-from ._sections import Hydrated, Scope, Section
-from ._sources import CallableSource, DirectorySource, JsonlSource, MockSource, Source, sources_from_paths
+from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+from ._sources import (
+    CallableSource,
+    DirectorySource,
+    JsonlSource,
+    MockSource,
+    Source,
+    check_section_id,
+    sources_from_paths,
+)
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
 
 __version__ = "0.1.0"
@@ -122,9 +130,13 @@ __all__ = [
     "UsagePredictor",
     "WarmCache",
     "__version__",
+    "check_section_id",
     "compile_context",
+    "content_version",
     "default_predictor",
+    "estimate_tokens",
     "load_glossary",
+    "one_line_summary",
     "read_traces",
     "replay",
     "run_replay",

@@ -19,8 +19,6 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 import prehydrate as ph
-from prehydrate._sections import content_version, one_line_summary
-from prehydrate._sources import check_section_id
 
 __all__ = ["RetrieverSource", "join_documents"]
 
@@ -77,7 +75,7 @@ class RetrieverSource:
         titles = titles or {}
         tags = tags or {}
         for order, (sid, query) in enumerate(pairs.items()):
-            check_section_id(sid)
+            ph.check_section_id(sid)
             if not isinstance(query, str) or not query.strip():
                 raise ph.ConfigError(f"the query of section {sid!r} must be a non-empty string")
             self.queries[sid] = query
@@ -87,7 +85,7 @@ class RetrieverSource:
                     id=sid,
                     title=title,
                     tags=tuple(tags.get(sid, ())),
-                    summary=f"retrieved for: {one_line_summary(query)}",
+                    summary=f"retrieved for: {ph.one_line_summary(query)}",
                     index_text=f"{title}\n{query}",
                     order=order,
                     source=name,
@@ -120,7 +118,7 @@ class RetrieverSource:
                 source=self.name,
             ) from exc
         content = self.join(docs)
-        return ph.Hydrated(section_id=section_id, content=content, version=content_version(content))
+        return ph.Hydrated(section_id=section_id, content=content, version=ph.content_version(content))
 
     async def aclose(self) -> None:
         """Nothing to release (the retriever owns its connections)."""
