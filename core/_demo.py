@@ -203,7 +203,8 @@ def plot_comparison(
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax_calls.set_ylabel("request_context calls")
     ax_calls.set_title("How calls were served")
-    ax_calls.legend()
+    ax_calls.set_ylim(0, max(max(bottom), 1.0) * 1.2)  # headroom for the legend above the bars
+    ax_calls.legend(loc="upper center", ncol=3)
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
