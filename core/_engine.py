@@ -395,23 +395,30 @@ class Engine:
         found = await self.cache.get(key)
         if found is not None:
             return found[0], "hit", found[1]
-        task = self._inflight.get(key)
-        if task is not None:
+        failures_left = 2  # a failed fetch we joined earns one more try of our own
+        while True:
+            task = self._inflight.get(key)
+            own = task is None or task.done()  # a done task may still be registered for a moment
+            if own:
+                task = self._register(key, self._hydrate(section, scope, prefetched=False))
+            assert task is not None
             try:
-                entry, from_cache = await asyncio.shield(task)
-                return entry, ("hit" if from_cache else "inflight"), None
+                # Joined fetches are shielded: a prefetch may be cancelled by its own turn's bailout
+                # (possibly another session's), which must not cancel this request.
+                entry, from_cache = await (task if own else asyncio.shield(task))
             except asyncio.CancelledError:
                 current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                if own or (current is not None and current.cancelling()):
                     raise
-                # The fetch we joined was cancelled by its turn's bailout: hydrate ourselves.
+                continue  # the fetch we joined was cancelled: join or start another
             except PrehydrateError:
-                pass  # the speculative fetch failed; the demand path below tries once more
-        task = self._inflight.get(key)
-        if task is None:
-            task = self._register(key, self._hydrate(section, scope, prefetched=False))
-        entry, filled_elsewhere = await task
-        return entry, ("inflight" if filled_elsewhere else "miss"), None
+                failures_left -= 1
+                if own or failures_left == 0:
+                    raise
+                continue  # the fetch we joined failed (e.g. a speculative one): try once more
+            if own:
+                return entry, ("inflight" if from_cache else "miss"), None
+            return entry, ("hit" if from_cache else "inflight"), None
 
     def _launch_prefetch(self, turn: Turn, record: PrefetchRecord, section: Section) -> asyncio.Task[object] | None:
         if record.key in self._inflight:

@@ -63,12 +63,13 @@ async def run_session(
     return out
 
 
+@pytest.mark.parametrize("seed", [7, 21])  # 21 once made a request join a prefetch that its turn then cancelled
 @pytest.mark.parametrize("fixed_version", [True, False], ids=["etag-version", "content-hash-version"])
-async def test_many_sessions_of_many_tenants_at_once(tmp_path: Path, fixed_version: bool) -> None:
+async def test_many_sessions_of_many_tenants_at_once(tmp_path: Path, fixed_version: bool, seed: int) -> None:
     handler = ScopeChecked(fixed_version=fixed_version, delay_s=0.01)
     src = ph.MockSource(handler, SECTIONS)
     cache = ph.WarmCache([ph.MemoryTier(max_bytes=1 << 20), ph.DiskTier(tmp_path / "cache")])
-    rng = random.Random(7)
+    rng = random.Random(seed)
     policy = ph.PrefetchPolicy(top_n=3, discard_unused=False)  # keep entries around to be leaked, if they could
     async with ph.Engine(sources=[src], cache=cache, policy=policy) as engine:
         jobs = [run_session(engine, t, n, random.Random(rng.random())) for t in TENANTS for n in range(10)]
@@ -201,3 +202,24 @@ def test_no_response_or_entry_ever_crosses_tenants(
     with tempfile.TemporaryDirectory() as d:
         asyncio.run(scenario(d))
     assert handler.violations == []
+
+
+@pytest.mark.parametrize("mode", ["ends-before", "ends-while-joined"])
+async def test_a_request_joined_to_another_sessions_prefetch_survives_its_bailout(mode: str) -> None:
+    """Session B joins the prefetch of session A (same tenant, same key); A's turn then ends and
+    cancels that prefetch. B must still get its content, not a CancelledError. (The schedule with
+    seed 21 above also catches the variant where B re-joins a second prefetch that is cancelled too.)"""
+    handler = ScopeChecked(delay_s=0.2, strict_session=False)
+    async with ph.Engine(sources=[ph.MockSource(handler, SECTIONS)]) as engine:
+        a = engine.session("acme/a", tenant="acme")
+        b = engine.session("acme/b", tenant="acme")
+        turn_a = await a.turn(expect=["doc/1"]).start()
+        async with b.turn() as turn_b:
+            await asyncio.sleep(0.05)  # A's prefetch is running
+            request = asyncio.create_task(turn_b.request_context("doc/1"))
+            await asyncio.sleep(0.01 if mode == "ends-while-joined" else 0)
+            await turn_a.end()  # A's bailout cancels its prefetch
+            r = await request
+        assert r.content == tenant_content("acme", "doc/1")
+        await a.aclose()
+        await b.aclose()
