@@ -223,3 +223,36 @@ async def test_a_request_joined_to_another_sessions_prefetch_survives_its_bailou
         assert r.content == tenant_content("acme", "doc/1")
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_request_rejoining_a_second_cancelled_prefetch_still_answers() -> None:
+    """The exact interleaving: B joins A's prefetch; A's bailout cancels it; before B resumes, C's
+    turn starts a new prefetch of the same key, which B then waits on; C's bailout cancels that one
+    too. B must still get its content."""
+    handler = ScopeChecked(delay_s=0.2, strict_session=False)
+    async with ph.Engine(sources=[ph.MockSource(handler, SECTIONS)]) as engine:
+        a, b, c = (engine.session(f"acme/{n}", tenant="acme") for n in "abc")
+        turn_a = await a.turn(expect=["doc/1"]).start()
+        turn_c = await c.turn(expect=[]).start()
+        loop = asyncio.get_running_loop()
+
+        def relaunch() -> None:  # runs after A's prefetch is unregistered, before B resumes
+            turn_c._schedule([ph.Candidate(section_id="doc/1", probability=1.0, reason="test")])
+
+        def on_event(event: object) -> None:
+            if isinstance(event, ph.PrefetchFinished) and event.turn_id == turn_a.turn_id:
+                loop.call_soon(loop.call_soon, relaunch)
+
+        engine.subscribe(on_event)  # type: ignore[arg-type]
+        async with b.turn() as turn_b:
+            await asyncio.sleep(0.05)
+            request = asyncio.create_task(turn_b.request_context("doc/1"))
+            await asyncio.sleep(0.01)  # B has joined A's prefetch
+            await turn_a.end()
+            await asyncio.sleep(0.01)  # B now waits on C's prefetch (before the fix, unshielded)
+            assert turn_c.prefetches and turn_c.prefetches[0].section_id == "doc/1"
+            await turn_c.end()
+            r = await request
+        assert r.content == tenant_content("acme", "doc/1")
+        for s in (a, b, c):
+            await s.aclose()
