@@ -69,6 +69,8 @@ class LoadConfig:
     jump_p: float = 0.15
     repeat_p: float = 0.1
     seed: int = 1
+    session_meta: bool = True
+    """Name each session in ``_meta``; without it the server keys sessions on the token's principal."""
     client: str = "raw"
     """``raw``: the lean JSON-RPC client (measures the server); ``mcp``: the MCP SDK's ``Client``."""
 
@@ -253,7 +255,7 @@ async def one_session(
     n: int, url: str, token: str, ids: list[str], cfg: LoadConfig, stats: Stats, stop: asyncio.Event
 ) -> None:
     rng = random.Random(cfg.seed * 1_000_003 + n)
-    meta = {"prehydrate/session": f"load-{n}"}
+    meta = {"prehydrate/session": f"load-{n}"} if cfg.session_meta else {}
     start = rng.randrange(len(ids))
     await asyncio.sleep(rng.uniform(0, cfg.warmup_s))  # stagger the starts over the warm-up
 
@@ -432,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--no-session-meta", action="store_true", help="no _meta session: all of a tenant's clients share one session"
+    )
+    parser.add_argument(
         "--client", choices=["raw", "mcp"], default="raw", help="lean JSON-RPC client, or the MCP SDK's Client"
     )
     parser.add_argument("--json", type=Path, help="write the measurements here")
@@ -446,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         files=args.files,
         seed=args.seed,
         client=args.client,
+        session_meta=not args.no_session_meta,
     )
     result = asyncio.run(run_load(cfg))
     print(table(result))
