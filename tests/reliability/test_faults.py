@@ -396,3 +396,14 @@ async def test_closing_a_disk_tier_leaves_no_file_open(tmp_path: Path) -> None:
         return [str(p.resolve()) for p in fds.iterdir() if str(p.resolve()).startswith(str(directory))]
 
     assert open_files() == []
+
+
+async def test_processes_writing_one_disk_tier_at_once_leave_only_intact_entries(tmp_path: Path) -> None:
+    """Two server processes sharing a cache directory (same keys, same moment), one killed mid-way."""
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    filler = subprocess.Popen([sys.executable, str(WORKER), "fill", str(directory), "150"], stdout=subprocess.DEVNULL)
+    acknowledged = kill_writer_midway(directory, 0, after=60)
+    assert filler.wait(timeout=120) == 0
+    found = await verify_directory(directory, 200)
+    assert set(range(150)) <= found and set(range(acknowledged + 1)) <= found
