@@ -292,3 +292,19 @@ async def test_load_full() -> None:
     """The full run: 200 sessions for 60 s; the latency goal is checked here, not in CI."""
     result = await check_load(LoadConfig())
     assert result["latency_ms"]["hit"]["p95"] <= 15.0, result["latency_ms"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: the catalog advertises 'prehydrate://sections/<id>' with a raw '#' (a URI fragment) for "
+    "DirectorySource ids such as 'billing/refunds#refunds'; only the percent-encoded '%23' form resolves",
+)
+async def test_every_uri_the_catalog_advertises_resolves(dir_engine: ph.Engine) -> None:
+    server = create_server(dir_engine)
+    async with dir_engine, Client(server, mode="legacy") as client:
+        listing = await client.read_resource("prehydrate://sections")
+        stubs = json.loads(listing.contents[0].text)  # type: ignore[union-attr]
+        assert any("#" in stub["id"] for stub in stubs)
+        for stub in stubs:
+            section = await client.read_resource(stub["uri"])
+            assert SECRET not in str(section.contents)
