@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from mcp.server.auth.provider import TokenVerifier
@@ -274,7 +275,9 @@ def create_server(
                 "tokens": s.tokens,
                 "bytes": s.size_bytes,
                 "version": s.version,
-                "uri": f"{CATALOG_URI}/{s.id}",
+                # Percent-encode what a URI would read as a delimiter ('#' starts a fragment, '?' a
+                # query): DirectorySource ids carry '#heading'. The template hands the id back decoded.
+                "uri": f"{CATALOG_URI}/{quote(s.id, safe='/')}",
             }
             for s in engine.catalog
         ]

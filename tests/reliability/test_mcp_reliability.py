@@ -294,11 +294,6 @@ async def test_load_full() -> None:
     assert result["latency_ms"]["hit"]["p95"] <= 15.0, result["latency_ms"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the catalog advertises 'prehydrate://sections/<id>' with a raw '#' (a URI fragment) for "
-    "DirectorySource ids such as 'billing/refunds#refunds'; only the percent-encoded '%23' form resolves",
-)
 async def test_every_uri_the_catalog_advertises_resolves(dir_engine: ph.Engine) -> None:
     server = create_server(dir_engine)
     async with dir_engine, Client(server, mode="legacy") as client:
