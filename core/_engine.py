@@ -432,18 +432,7 @@ class Engine:
             record.status = "running"
             record.start_ns = time.time_ns()
             record.started_at = loop.time()
-            self.events.emit(
-                PrefetchStarted(
-                    turn_id=turn.turn_id,
-                    session=turn.session.session_id,
-                    tenant=turn.scope.tenant,
-                    prefetch_id=record.prefetch_id,
-                    section_id=section.id,
-                    probability=record.probability,
-                    reason=record.reason,
-                    time_ns=record.start_ns,
-                )
-            )
+            turn._prefetch_started(record)
             status: str = "failed"
             error: str | None = None
             try:
@@ -467,20 +456,7 @@ class Engine:
                 record.status = status  # type: ignore[assignment]
                 record.end_ns = time.time_ns()
                 record.finished_at = loop.time()
-                self.events.emit(
-                    PrefetchFinished(
-                        turn_id=turn.turn_id,
-                        session=turn.session.session_id,
-                        tenant=turn.scope.tenant,
-                        prefetch_id=record.prefetch_id,
-                        section_id=section.id,
-                        status="ok" if status in ("ok", "warm") else status,  # type: ignore[arg-type]
-                        bytes=record.bytes,
-                        duration_ms=(record.finished_at - record.started_at) * 1000.0,
-                        error=error,
-                        time_ns=record.end_ns,
-                    )
-                )
+                turn._prefetch_finished(record, "ok" if status in ("ok", "warm") else status, error)
 
         return self._register(record.key, run())
 
@@ -907,6 +883,37 @@ class Turn:
         )
         return self.report
 
+    def _prefetch_started(self, rec: PrefetchRecord) -> None:
+        self.engine.events.emit(
+            PrefetchStarted(
+                turn_id=self.turn_id,
+                session=self.session.session_id,
+                tenant=self.scope.tenant,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                probability=rec.probability,
+                reason=rec.reason,
+                time_ns=rec.start_ns,
+            )
+        )
+
+    def _prefetch_finished(self, rec: PrefetchRecord, status: str, error: str | None) -> None:
+        duration = 0.0 if rec.finished_at is None else (rec.finished_at - rec.started_at) * 1000.0
+        self.engine.events.emit(
+            PrefetchFinished(
+                turn_id=self.turn_id,
+                session=self.session.session_id,
+                tenant=self.scope.tenant,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                status=status,  # type: ignore[arg-type]
+                bytes=rec.bytes,
+                duration_ms=duration,
+                error=error,
+                time_ns=rec.end_ns,
+            )
+        )
+
     def _never_ran(self, rec: PrefetchRecord) -> None:
         """A prefetch cancelled before its task first ran: report it as started and cancelled.
 
@@ -915,29 +922,8 @@ class Turn:
         """
         rec.status = "cancelled"
         rec.start_ns = rec.end_ns = time.time_ns()
-        common = {"turn_id": self.turn_id, "session": self.session.session_id, "tenant": self.scope.tenant}
-        self.engine.events.emit(
-            PrefetchStarted(
-                **common,
-                prefetch_id=rec.prefetch_id,
-                section_id=rec.section_id,
-                probability=rec.probability,
-                reason=rec.reason,
-                time_ns=rec.start_ns,
-            )
-        )
-        self.engine.events.emit(
-            PrefetchFinished(
-                **common,
-                prefetch_id=rec.prefetch_id,
-                section_id=rec.section_id,
-                status="cancelled",
-                bytes=0,
-                duration_ms=0.0,
-                error=None,
-                time_ns=rec.end_ns,
-            )
-        )
+        self._prefetch_started(rec)
+        self._prefetch_finished(rec, "cancelled", None)
 
     async def __aenter__(self) -> Self:
         return await self.start()
