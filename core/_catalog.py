@@ -57,6 +57,7 @@ class Catalog:
             self._by_id[s.id] = s
             self._sections.append(s)
         self._index: Any = None
+        self._indexed = False
         self._vocab: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -115,18 +116,26 @@ class Catalog:
                     break
         return close
 
-    def _ensure_index(self) -> Any:
-        with self._lock:
-            if self._index is None and self._sections:
-                import bm25s
+    def warm(self) -> Catalog:
+        """Build the lexical index now instead of on the first search; returns the catalog."""
+        self._ensure_index()
+        return self
 
+    def _ensure_index(self) -> Any:
+        """The BM25 index, built once; None when no section has a single indexable word."""
+        with self._lock:
+            if not self._indexed:
+                self._indexed = True
                 tokens = tokenize([s.index_text or s.title for s in self._sections])
-                vocab: dict[str, int] = {}
-                ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
-                retriever = bm25s.BM25()
-                retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-                self._vocab = vocab
-                self._index = retriever
+                if any(tokens):
+                    import bm25s
+
+                    vocab: dict[str, int] = {}
+                    ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
+                    retriever = bm25s.BM25()
+                    retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+                    self._vocab = vocab
+                    self._index = retriever
         return self._index
 
     def score_array(self, query: str) -> Any:
@@ -134,10 +143,8 @@ class Catalog:
         import numpy as np
 
         index = self._ensure_index()
-        if index is None:
-            return np.zeros(0, dtype=np.float32)
         words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in self._vocab]
-        if not words:
+        if index is None or not words:
             return np.zeros(len(self._sections), dtype=np.float32)
         return index.get_scores(words)
 

@@ -240,7 +240,9 @@ class Engine:
         """Build the catalog and let the predictor learn from the recorded traces."""
         if self._started:
             return
-        await asyncio.to_thread(lambda: self.catalog)
+        # Build the catalog and its BM25 index off the loop now, so the first request by query does
+        # not pay for indexing inside its measured wait.
+        await asyncio.to_thread(lambda: self.catalog.warm())
         if self.learn_on_start:
             await self.learn()
         self._started = True

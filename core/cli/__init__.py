@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _sources_cmd  # noqa: F401  (registers `sections` and `fetch`)
+from . import _sources_cmd, _traces_cmd  # noqa: F401  (register `sections`, `fetch` and `traces`)
 from ._app import app
 from ._compile_cmd import compile_command  # noqa: F401  (registers `compile`)
 from ._demo_cmd import demo_command  # noqa: F401  (registers `demo`)

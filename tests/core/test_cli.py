@@ -1,0 +1,62 @@
+"""The small CLI commands of the core: ``sections``, ``fetch`` and ``traces``, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import prehydrate as ph
+
+SAMPLE = str(ph.sample_sections_path())
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from prehydrate.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_sections_lists_what_a_source_yields() -> None:
+    out = run("sections", SAMPLE, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [s.id for s in ph.JsonlSource(SAMPLE).list_sections()]
+
+
+def test_fetch_prints_a_section_and_names_unknown_ids() -> None:
+    out = run("fetch", SAMPLE, "billing/refunds")
+    assert out.returncode == 0, out.stderr
+    lines = Path(SAMPLE).read_text(encoding="utf-8").splitlines()
+    text = {json.loads(line)["id"]: json.loads(line)["text"] for line in lines}
+    assert out.stdout == text["billing/refunds"].rstrip("\n") + "\n"
+    bad = run("fetch", SAMPLE, "billing/refund")
+    assert bad.returncode == 2
+    assert "unknown section 'billing/refund'; did you mean 'billing/refunds'" in bad.stderr
+
+
+def test_traces_summarises_and_checks_keys(tmp_path: Path) -> None:
+    out = run("traces", str(ph.sample_traces_path("test")), "--sections", SAMPLE, "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    traces = ph.read_traces(ph.sample_traces_path("test"))
+    assert summary["sessions"] == len(traces)
+    assert summary["calls"] == sum(len(s.keys) for s in traces)
+    assert summary["unknown_keys"] == []
+    stray = tmp_path / "t.jsonl"
+    stray.write_text(json.dumps({"session": "s", "turns": [{"query": "q", "calls": [{"key": "nope"}]}]}) + "\n")
+    out = run("traces", str(stray), "--sections", SAMPLE, "--json")
+    assert out.returncode == 1 and json.loads(out.stdout)["unknown_keys"] == ["nope"]
+
+
+def test_traces_names_file_and_line_of_a_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"session": "ok", "turns": []}\n{"session": "x", "turns": "no"}\n')
+    out = run("traces", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:2: 'turns' must be a list" in " ".join(out.stderr.split())
