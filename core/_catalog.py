@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -26,9 +27,18 @@ def _stemmer() -> Any:
     return _STEMMER
 
 
+def _bm25s() -> Any:
+    import bm25s
+
+    # bm25s pins its logger at DEBUG, which overrides the application's logging level and prints
+    # "Building index..." on every server's stderr; let it inherit the application's level instead.
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Tokenize like the catalog index does (lowercase, English stopwords, Snowball stems)."""
-    import bm25s
+    bm25s = _bm25s()
 
     if not texts:
         return []
@@ -128,7 +138,7 @@ class Catalog:
                 self._indexed = True
                 tokens = tokenize([s.index_text or s.title for s in self._sections])
                 if any(tokens):
-                    import bm25s
+                    bm25s = _bm25s()
 
                     vocab: dict[str, int] = {}
                     ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
