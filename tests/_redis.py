@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._net import free_port
+
 __all__ = ["RedisServer", "free_port", "redis_server_path", "running_redis"]
 
 
@@ -30,14 +32,6 @@ def redis_server_path() -> str:
     if found is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server); the Redis tests need a real server")
     return found
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -22,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import prehydrate as ph
+from tests._net import free_port, stop_process, wait_for_port
 
 SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve"]
 """`prehydrate serve` exactly as the console script runs it, with this interpreter."""
@@ -30,13 +28,6 @@ SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve
 def serve_argv(*args: str) -> list[str]:
     """The argv of `prehydrate serve ARGS...`."""
     return [*SERVE, *args]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -62,28 +53,16 @@ def http_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+    def server_log() -> str:
+        log.flush()
+        return (tmp_path / f"server-{port}.log").read_text()
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                log.flush()
-                raise AssertionError(f"server exited early:\n{(tmp_path / f'server-{port}.log').read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not open its port within 60 s") from None
-                time.sleep(0.05)
+        wait_for_port(proc, port, timeout_s=60, log=server_log)
         yield f"http://127.0.0.1:{port}/mcp", traces
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from mcp_types import CallToolResult, TextContent
 
 import prehydrate as ph
 from prehydrate.mcp_server import TenantTokenVerifier, create_server, static_auth_settings
+from tests._net import free_port
 from tests.benchmarks.load_mcp import LoadConfig, run_load
 
 from .conftest import SECRET, TENANTS, ScopeChecked, tenant_content, tenant_sections
@@ -40,12 +40,6 @@ OPAQUE = "Error executing tool request_context"
 
 def text_of(result: CallToolResult) -> str:
     return " ".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------------
