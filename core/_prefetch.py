@@ -2,8 +2,10 @@
 
 Candidates are ordered by expected benefit, ``probability x expected hydration latency``: a likely
 section behind a slow source is worth more than an equally likely one that is cheap to fetch on
-demand. At most ``max_inflight`` run at once; the turn's budget (count, bytes, tokens) caps what is
-launched at all; leaving the turn cancels everything still queued or running.
+demand. At most ``max_inflight`` run at once; the turn's budget (count, bytes, tokens) caps the
+speculation that may go unused: a prefetch a request has used no longer counts against it, so a
+long turn whose guesses keep landing keeps prefetching, while one whose guesses miss stops after
+the budget. Leaving the turn cancels everything still queued or running.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ class PrefetchPolicy:
     min_probability: float = 0.0
     """Candidates below this probability are not prefetched."""
     budget_count: int | None = 8
-    """Prefetches launched per turn at most (None: no limit)."""
+    """Prefetches of a turn not (yet) used by a request, at most (None: no limit). A used prefetch
+    stops counting: the budget bounds waste, not useful work."""
     budget_bytes: int | None = None
-    """Estimated bytes prefetched per turn at most (None: no limit)."""
+    """Estimated bytes of a turn's not (yet) used prefetches, at most (None: no limit)."""
     budget_tokens: int | None = None
-    """Estimated tokens prefetched per turn at most (None: no limit)."""
+    """Estimated tokens of a turn's not (yet) used prefetches, at most (None: no limit)."""
     timeout_s: float = 30.0
     """Hydrations (speculative or on demand) taking longer fail with ``HydrationTimeout``."""
     repredict: bool = True
@@ -78,7 +81,7 @@ class AdaptiveWidth:
     With ``policy.adaptive`` off, :attr:`current` is always ``policy.top_n``. With it on, every
     finished turn feeds :meth:`observe`; exponentially smoothed counts then move the width one step
     at a time: down while more than ``waste_high`` prefetches per call go unused, up while more than
-    ``miss_high`` of the calls miss, waste is acceptable and the turn did not exhaust its count budget.
+    ``miss_high`` of the calls miss, waste is acceptable and the turn's waste stayed below its count budget.
     Turns without calls still count their waste (speculation on a turn that needed nothing).
     """
 
@@ -125,7 +128,7 @@ class AdaptiveWidth:
         self._misses = (1 - a) * self._misses + a * misses
         self.turns += 1
         lo, hi = self.bounds
-        budget_left = p.budget_count is None or prefetched < p.budget_count
+        budget_left = p.budget_count is None or wasted < p.budget_count
         waste = self.waste_per_call
         if waste > p.waste_high and self.width > lo:
             self.width -= 1
@@ -149,6 +152,10 @@ class PrefetchRecord:
     status: Status = "queued"
     bytes: int = 0
     used: bool = False
+    budget_bytes: int = 0
+    """The section's estimated size, charged to the turn's byte budget while the prefetch is unused."""
+    budget_tokens: int = 0
+    """The section's estimated tokens, charged to the turn's token budget while unused."""
     start_ns: int = 0
     end_ns: int = 0
     started_at: float = 0.0
@@ -184,8 +191,6 @@ class Prefetcher:
         self._id_prefix = id_prefix
         self.records: list[PrefetchRecord] = []
         self.running: set[asyncio.Task[object]] = set()
-        self.bytes_budgeted = 0
-        self.tokens_budgeted = 0
         self.max_running = 0
         self.closed = False
 
@@ -207,13 +212,27 @@ class Prefetcher:
         self._heap = [item for item in self._heap if item[3].id != section_id]
         heapq.heapify(self._heap)
 
+    def outstanding(self) -> tuple[int, int, int]:
+        """Count, estimated bytes and tokens of this turn's prefetches that no request has used yet
+        (found already warm: nothing was fetched, so nothing is charged)."""
+        count = size = tokens = 0
+        for r in self.records:
+            if not r.used and r.status != "warm":
+                count += 1
+                size += r.budget_bytes
+                tokens += r.budget_tokens
+        return count, size, tokens
+
     def _within_budget(self, section: Section) -> bool:
         p = self.policy
-        if p.budget_count is not None and len(self.records) >= p.budget_count:
+        if p.budget_count is None and p.budget_bytes is None and p.budget_tokens is None:
+            return True
+        count, size, tokens = self.outstanding()
+        if p.budget_count is not None and count >= p.budget_count:
             return False
-        if p.budget_bytes is not None and self.bytes_budgeted + section.size_bytes > p.budget_bytes:
+        if p.budget_bytes is not None and size + section.size_bytes > p.budget_bytes:
             return False
-        return not (p.budget_tokens is not None and self.tokens_budgeted + section.tokens > p.budget_tokens)
+        return not (p.budget_tokens is not None and tokens + section.tokens > p.budget_tokens)
 
     def pump(self) -> None:
         """Launch queued candidates while concurrency and budget allow."""
@@ -227,13 +246,13 @@ class Prefetcher:
                 key=key,
                 probability=cand.probability,
                 reason=cand.reason,
+                budget_bytes=section.size_bytes,
+                budget_tokens=section.tokens,
             )
             task = self._launch(record, section)
             if task is None:  # already warm or already being fetched elsewhere: nothing to do
                 continue
             self.records.append(record)
-            self.bytes_budgeted += section.size_bytes
-            self.tokens_budgeted += section.tokens
             record.task = task
             self.running.add(task)
             self.max_running = max(self.max_running, len(self.running))

@@ -103,6 +103,39 @@ async def test_budget_and_max_inflight_are_never_exceeded() -> None:
     assert report.max_inflight == 2
 
 
+class _NextTwo:
+    """Names the two sections after the last call (a predictor that is right, or always wrong)."""
+
+    def __init__(self, right: bool) -> None:
+        self.right = right
+
+    def predict(self, state: ph.PredictionState, k: int) -> list[ph.Candidate]:
+        n = len(state.calls)
+        first = n + 1 if self.right else 100 + 2 * n
+        return [ph.Candidate(section_id=f"doc/{i}", probability=0.9) for i in (first, first + 1)][:k]
+
+
+@pytest.mark.parametrize("right", [True, False])
+async def test_count_budget_bounds_unused_prefetches_not_used_ones(right: bool) -> None:
+    """A used prefetch stops counting against the budget: good guesses go on, bad ones stop at it."""
+    sections = [ph.Section(id=f"doc/{i}", title=f"doc {i}", version="v") for i in range(1, 140)]
+    src = ph.MockSource(lambda sid, scope: sid, sections, latency_s=0.01)
+    policy = ph.PrefetchPolicy(top_n=2, max_inflight=2, budget_count=3)
+    engine = ph.Engine(sources=[src], predictor=_NextTwo(right), policy=policy, learn_on_start=False)
+    async with engine, engine.session("c") as session:
+        async with session.turn() as turn:
+            for i in range(1, 11):
+                await asyncio.sleep(0.05)
+                await turn.request_context(f"doc/{i}")
+    report = turn.report
+    assert report is not None
+    if right:
+        # Every call was prefetched: far more than 3 prefetches, none wasted but the two guesses after the last call.
+        assert report.hits == 10 and report.prefetched == 12 and report.wasted == 2
+    else:
+        assert report.hits == 0 and report.prefetched == 3 and report.wasted == 3
+
+
 async def test_byte_budget_limits_prefetch() -> None:
     sections = [ph.Section(id=f"s{i}", title=f"s{i}", size_bytes=100, version="v") for i in range(6)]
     src = ph.MockSource(lambda sid, scope: "x" * 100, sections, latency_s=0.01)
