@@ -38,6 +38,7 @@ from ._events import (
 )
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
+from ._neighbors import NeighborPredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
@@ -97,6 +98,7 @@ __all__ = [
     "MalformedInputError",
     "MemoryTier",
     "MockSource",
+    "NeighborPredictor",
     "NoMatchError",
     "OraclePredictor",
     "PathTraversalError",

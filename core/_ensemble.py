@@ -25,6 +25,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ import numpy.typing as npt
 from ._catalog import Catalog
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
+from ._neighbors import NeighborPredictor
 from ._predict import Candidate, PredictionState
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
@@ -52,6 +54,8 @@ FEATURES: tuple[str, ...] = (
     "log_continue",
     "log_calls",
     "later",
+    "neighbor_next",
+    "neighbor_later",
 )
 """The ranker's features, in the order of the weight vector (the intercept comes last)."""
 
@@ -99,6 +103,21 @@ def _sigmoid(z: Vector) -> Vector:
     return out
 
 
+class _Fitted(NamedTuple):
+    """The base predictors whose signals the ranker reads, fitted on the same traces."""
+
+    trace: TracePredictor
+    usage: UsagePredictor
+    neighbor: NeighborPredictor
+
+    @classmethod
+    def on(cls, traces: Sequence[SessionTrace], catalog: Catalog) -> _Fitted:
+        out = cls(TracePredictor(), UsagePredictor(), NeighborPredictor())
+        for p in out:
+            p.fit(traces, catalog)
+        return out
+
+
 @dataclass(slots=True)
 class _Rows:
     """Candidate rows of one prediction point: positions, features and (when known) labels."""
@@ -139,6 +158,7 @@ class EnsemblePredictor:
         self.trace = TracePredictor()
         self.usage = UsagePredictor()
         self.lexical = LexicalPredictor()
+        self.neighbor = NeighborPredictor()
         self.seq_decay = 0.5
         self._lock = threading.Lock()
         w = np.zeros(len(FEATURES) + 1)
@@ -152,19 +172,22 @@ class EnsemblePredictor:
     # -- features ----------------------------------------------------------------------------------
 
     def _signals(
-        self, state: PredictionState, view: CatalogView, trace: TracePredictor, usage: UsagePredictor, learned: bool
+        self, state: PredictionState, view: CatalogView, fitted: _Fitted, learned: bool
     ) -> tuple[Matrix, float]:
         """Every signal as a (features x catalog) matrix, plus P(the turn goes on)."""
         n = view.n
         start = 0.0 if state.calls else 1.0
         if learned:
+            trace = fitted.trace
             tp = trace.next_distribution(state)
             nxt, p_end = tp[:n], float(tp[n])
             reach = trace.reach(state, tp)
-            use = usage.scores(state)
+            use = fitted.usage.scores(state)
             later = trace.later(state)
+            nb_next, nb_later = fitted.neighbor.scores(state)
         else:
             nxt, p_end, reach, use, later = np.zeros(n), 0.0, np.zeros(n), np.zeros(n), np.zeros(n)
+            nb_next, nb_later = np.zeros(n), np.zeros(n)
         lex = self.lexical.scores(state)
         m = float(lex.max()) if n else 0.0
         lex = lex / m if m > 0 else lex
@@ -197,6 +220,8 @@ class EnsemblePredictor:
             np.full(n, cont),
             np.full(n, calls),
             later,
+            nb_next,
+            nb_later,
         ]
         return np.vstack(cols), 1.0 - p_end
 
@@ -205,7 +230,7 @@ class EnsemblePredictor:
         n = view.n
         m = min(self.candidates, n)
         chosen = np.zeros(n, dtype=bool)
-        for row in (1, 2, 3, 4, 5, 6, 7, 12):  # next, reach, usage, lexical, sequential, later
+        for row in (1, 2, 3, 4, 5, 6, 7, 12, 13, 14):  # next, reach, usage, lexical, sequential, later, neighbours
             v = sig[row]
             if not v.any():
                 continue
@@ -217,10 +242,10 @@ class EnsemblePredictor:
         return np.flatnonzero(chosen)
 
     def _rows(
-        self, state: PredictionState, trace: TracePredictor, usage: UsagePredictor, learned: bool
+        self, state: PredictionState, fitted: _Fitted, learned: bool
     ) -> tuple[CatalogView, npt.NDArray[np.intp], Matrix]:
         view = view_of(state.catalog)
-        sig, _ = self._signals(state, view, trace, usage, learned)
+        sig, _ = self._signals(state, view, fitted, learned)
         pos = self._candidates(state, view, sig)
         return view, pos, sig[:, pos].T
 
@@ -233,7 +258,8 @@ class EnsemblePredictor:
         """
         with self._lock:
             learned, model = self.fitted, self._model
-        view, pos, x = self._rows(state, self.trace, self.usage, learned)
+            fitted = _Fitted(self.trace, self.usage, self.neighbor)
+        view, pos, x = self._rows(state, fitted, learned)
         if len(pos) == 0 or k <= 0:
             return []
         p_used, p_next = model.proba(x)
@@ -250,12 +276,10 @@ class EnsemblePredictor:
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
         """Stacked fit on ``traces`` (see the module docstring); replaces what was learned."""
         traces = list(traces)
-        trace, usage = TracePredictor(), UsagePredictor()
-        trace.fit(traces, catalog)
-        usage.fit(traces, catalog)
+        whole = _Fitted.on(traces, catalog)
         if len(traces) < self.min_sessions:
             with self._lock:
-                self.trace, self.usage = trace, usage
+                self.trace, self.usage, self.neighbor = whole
                 self.fitted = False
                 self.fit_report = EnsembleFit(sessions=len(traces))
             return
@@ -265,14 +289,11 @@ class EnsemblePredictor:
         fold_of[order] = np.arange(len(traces)) % self.folds
         rows_of: list[list[_Rows]] = [[] for _ in traces]
         for f in range(self.folds):
-            inside = [t for i, t in enumerate(traces) if fold_of[i] != f]
-            ft, fu = TracePredictor(), UsagePredictor()
-            ft.fit(inside, catalog)
-            fu.fit(inside, catalog)
+            inside = _Fitted.on([t for i, t in enumerate(traces) if fold_of[i] != f], catalog)
             for i, t in enumerate(traces):
                 if fold_of[i] == f:
                     rows_of[i] = [
-                        self._labelled(pt.state, pt.remaining, ft, fu) for pt in prediction_points(t, catalog)
+                        self._labelled(pt.state, pt.remaining, inside) for pt in prediction_points(t, catalog)
                     ]
         n_val = max(1, int(round(len(traces) * self.validation)))
         val_idx = set(int(i) for i in order[:n_val])
@@ -282,7 +303,7 @@ class EnsemblePredictor:
         x_va, y_va, _ = _stack(val_rows)
         if y_tr.sum() < 5 or y_tr.sum() == len(y_tr) or n_tr.sum() < 5:
             with self._lock:
-                self.trace, self.usage, self.fitted = trace, usage, False
+                (self.trace, self.usage, self.neighbor), self.fitted = whole, False
                 self.fit_report = EnsembleFit(sessions=len(traces))
             return
         mean, scale = _standardise(x_tr)
@@ -304,7 +325,7 @@ class EnsemblePredictor:
             next=_logistic(x_all, n_all, mean_all, scale_all, l2),
         )
         with self._lock:
-            self.trace, self.usage = trace, usage
+            self.trace, self.usage, self.neighbor = whole
             self._model = model
             self.fitted = True
             self.fit_report = EnsembleFit(
@@ -317,10 +338,8 @@ class EnsemblePredictor:
                 validation_ece=round(ece, 4),
             )
 
-    def _labelled(
-        self, state: PredictionState, remaining: tuple[str, ...], trace: TracePredictor, usage: UsagePredictor
-    ) -> _Rows:
-        view, pos, x = self._rows(state, trace, usage, True)
+    def _labelled(self, state: PredictionState, remaining: tuple[str, ...], fitted: _Fitted) -> _Rows:
+        view, pos, x = self._rows(state, fitted, True)
         wanted = set(remaining) - state.seen
         y = np.array([1.0 if view.ids[i] in wanted else 0.0 for i in pos])
         nxt = remaining[0] if remaining else None

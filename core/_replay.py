@@ -13,7 +13,7 @@ section requested again in the same session is a hit, as it would be in producti
 Policies (``POLICIES``):
 
 - ``none``: no speculation, the baseline of context wait;
-- ``sequential``, ``trace``, ``lexical``, ``usage``: one predictor each, top ``top_n``;
+- ``sequential``, ``trace``, ``lexical``, ``usage``, ``neighbor``: one predictor each, top ``top_n``;
 - ``ensemble`` (the default): the fitted ranker at a fixed width ``top_n``, taking candidates whose
   probability reaches a threshold. The threshold is chosen without the test traces, by 5-fold
   cross-validation inside the training sessions (:func:`choose_threshold`): each fold (20%) is
@@ -52,6 +52,7 @@ from ._ensemble import EnsemblePredictor
 from ._errors import ConfigError
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
+from ._neighbors import NeighborPredictor
 from ._predict import Candidate, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import PrefetchPolicy
 from ._sections import Hydrated, Scope, Section, content_version
@@ -78,6 +79,7 @@ POLICIES: tuple[str, ...] = (
     "trace",
     "lexical",
     "usage",
+    "neighbor",
     "ensemble",
     "ensemble-wide",
     "ensemble-adaptive",
@@ -186,6 +188,8 @@ def _predictor_for(
         predictor = LexicalPredictor()
     elif base == "usage":
         predictor = UsagePredictor()
+    elif base == "neighbor":
+        predictor = NeighborPredictor()
     elif base == "ensemble":
         predictor = EnsemblePredictor()
     elif base == "oracle":

@@ -208,6 +208,40 @@ def test_usage_learns_words_that_never_appear_in_the_section() -> None:
     assert usage.predict(state(cat, "zebra"), 3) == []
 
 
+def test_neighbor_follows_what_turns_with_similar_words_did_next() -> None:
+    cat = catalog()
+    # One task type, two workflows told apart only by the words of the query.
+    refund = [("refund for my last order", ["billing/refunds", "billing/invoices"])]
+    locked = [("locked out of my account", ["accounts/password", "accounts/2fa"])]
+    traces = [session(f"r{i}", "support", refund) for i in range(3)]
+    traces += [session(f"p{i}", "support", locked) for i in range(3)]
+    nb = ph.NeighborPredictor(k=4)
+    nb.fit(traces, cat)
+    assert ids(nb.predict(state(cat, "I want a refund", task_type="support"), 1)) == ["billing/refunds"]
+    assert ids(nb.predict(state(cat, "I want a refund", calls=["billing/refunds"]), 1)) == ["billing/invoices"]
+    # The fourth neighbour shares only the task type: it votes, with a smaller weight.
+    locked_out = nb.predict(state(cat, "locked out again", task_type="support"), 2)
+    assert ids(locked_out) == ["accounts/password", "billing/refunds"]
+    assert locked_out[0].probability > 3 * locked_out[1].probability
+    # A call no similar turn made gives no vote rather than a guess; nor does an unfitted predictor.
+    assert nb.predict(state(cat, "I want a refund", calls=["api/limits"]), 3) == []
+    assert ph.NeighborPredictor().predict(state(cat, "I want a refund"), 3) == []
+
+
+def test_neighbor_lines_up_repeated_calls_by_occurrence() -> None:
+    cat = catalog()
+    flow = ["billing/refunds", "billing/invoices", "billing/refunds", "api/errors"]
+    nb = ph.NeighborPredictor()
+    nb.fit([session("s", "t", [("refund twice", flow)])], cat)
+    once = state(cat, "refund", calls=["billing/refunds"])
+    twice = state(cat, "refund", calls=["billing/refunds", "billing/invoices", "billing/refunds"])
+    assert ids(nb.predict(once, 1)) == ["billing/invoices"]
+    assert ids(nb.predict(twice, 1)) == ["api/errors"]
+    nxt, later = nb.scores(once)
+    view = {s.id: i for i, s in enumerate(cat.sections)}
+    assert nxt[view["billing/invoices"]] == 1.0 and later[view["api/errors"]] == 1.0
+
+
 # -- ensemble -----------------------------------------------------------------------------------------
 
 
@@ -252,6 +286,7 @@ def test_ensemble_beats_each_single_predictor_on_held_back_sample_traces(
         ph.TracePredictor(),
         ph.LexicalPredictor(),
         ph.UsagePredictor(),
+        ph.NeighborPredictor(),
     ]
     for p in singles:
         if isinstance(p, ph.Learner):
