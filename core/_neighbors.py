@@ -121,6 +121,8 @@ class NeighborPredictor:
             return nxt, later
         calls = state.calls
         total = 0.0
+        votes_next: dict[int, float] = {}
+        votes_later: dict[int, float] = {}  # summed in Python: a few dozen votes, not a numpy op each
         for i, w in self._neighbours(state.request.query, state.request.task_type or ""):
             keys = self._turns[i].keys
             if calls:
@@ -134,11 +136,13 @@ class NeighborPredictor:
             total += w
             rest = [view.pos[key] for key in keys[at:] if key in view.pos]
             if rest:
-                nxt[rest[0]] += w
-                later[list(dict.fromkeys(rest))] += w
+                votes_next[rest[0]] = votes_next.get(rest[0], 0.0) + w
+                for p in dict.fromkeys(rest):
+                    votes_later[p] = votes_later.get(p, 0.0) + w
         if total > 0:
-            nxt /= total
-            later /= total
+            for out, votes in ((nxt, votes_next), (later, votes_later)):
+                if votes:
+                    out[list(votes)] = np.fromiter(votes.values(), dtype=np.float64, count=len(votes)) / total
         return nxt, later
 
     def predict(self, state: PredictionState, k: int) -> list[Candidate]:

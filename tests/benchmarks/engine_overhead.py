@@ -21,9 +21,42 @@ import time
 import prehydrate as ph
 
 
-async def turn_overhead(n_sections: int, turns: int, predictor: ph.Predictor, name: str) -> dict[str, float]:
+def bench_sections(n_sections: int) -> list[ph.Section]:
     ids = [f"area{i % 50}/section-{i}" for i in range(n_sections)]
-    sections = [ph.Section(id=s, title=s.replace("/", " ").replace("-", " "), index_text=s, version="v1") for s in ids]
+    return [ph.Section(id=s, title=s.replace("/", " ").replace("-", " "), index_text=s, version="v1") for s in ids]
+
+
+def fitted_default(n_sections: int, sessions: int = 300, seed: int = 7) -> ph.Predictor:
+    """The default predictor fitted on synthetic sessions: ten task types, four to six calls each."""
+    import random
+
+    rng = random.Random(seed)
+    ids = [s.id for s in bench_sections(n_sections)]
+    traces = []
+    for j in range(sessions):
+        start = rng.randrange(n_sections)
+        calls = [ids[(start + 50 * k) % n_sections] for k in range(rng.randint(4, 6))]
+        traces.append(
+            ph.SessionTrace(
+                session=f"s{j}",
+                task=ph.TaskSpec(type=f"bench{j % 10}", query=f"question about section {start}"),
+                turns=(
+                    ph.TurnTrace(
+                        query=f"question about section {start}",
+                        calls=tuple(ph.Call(key=c, think_ms=500) for c in calls),
+                    ),
+                ),
+            )
+        )
+    predictor = ph.default_predictor()
+    assert isinstance(predictor, ph.EnsemblePredictor)
+    predictor.fit(traces, ph.Catalog(bench_sections(n_sections)))
+    assert predictor.fitted
+    return predictor
+
+
+async def turn_overhead(n_sections: int, turns: int, predictor: ph.Predictor, name: str) -> dict[str, float]:
+    sections = bench_sections(n_sections)
     src = ph.MockSource(lambda sid, scope: sid, sections, latency_s=60.0)
     engine = ph.Engine(sources=[src], predictor=predictor, policy=ph.PrefetchPolicy(top_n=3, max_inflight=4))
     samples: list[float] = []
@@ -76,6 +109,11 @@ def main() -> None:
     print(json.dumps(seq))
     default = ph.default_predictor()
     print(json.dumps(asyncio.run(turn_overhead(args.sections, args.turns, default, type(default).__name__))))
+    t0 = time.perf_counter()
+    fitted = fitted_default(args.sections)
+    fit_s = time.perf_counter() - t0
+    result = asyncio.run(turn_overhead(args.sections, args.turns, fitted, "EnsemblePredictor (fitted)"))
+    print(json.dumps({**result, "fit_s": round(fit_s, 2)}))
     print(json.dumps(asyncio.run(memory_bound(16 << 20, 400, 1 << 20))))
 
 
