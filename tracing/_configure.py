@@ -16,6 +16,10 @@ Variables read (by the SDK and exporter themselves, not re-implemented here):
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``, ``OTEL_BSP_*``,
   ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_SDK_DISABLED``.
 - ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``: ``otlp`` (default), ``console`` or ``none``.
+- ``OTEL_METRICS_EXEMPLAR_FILTER``: the SDK's default, ``trace_based``, offers every histogram
+  measurement taken inside a sampled span to the exemplar reservoir, and every warm-cache hit is
+  inside one. Here the default is ``always_off`` (about 2.5 µs less per call); set the variable to
+  ``trace_based`` or ``always_on`` to get exemplars.
 - ``OTEL_EXPORTER_OTLP_PROTOCOL``: only ``http/protobuf`` is supported (the gRPC exporter is not a
   dependency); anything else is a :class:`~prehydrate.ConfigError` rather than a silent failure.
 """
@@ -94,7 +98,7 @@ def configure_from_env(*, service_name: str = "prehydrate", set_global: bool = T
     Raises:
         ConfigError: an unsupported exporter or OTLP protocol was requested.
     """
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
     from opentelemetry.sdk.metrics.export import (
         ConsoleMetricExporter,
         MetricExporter,
@@ -140,7 +144,11 @@ def configure_from_env(*, service_name: str = "prehydrate", set_global: bool = T
         metric_exporter = ConsoleMetricExporter()
     if metric_exporter is not None:
         readers.append(PeriodicExportingMetricReader(metric_exporter))  # interval: OTEL_METRIC_EXPORT_INTERVAL
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    # None lets the SDK read OTEL_METRICS_EXEMPLAR_FILTER; unset, we choose always_off (see above).
+    exemplar_filter: ExemplarFilter | None = (
+        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER", "").strip() else AlwaysOffExemplarFilter()
+    )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, exemplar_filter=exemplar_filter)
 
     if set_global:
         trace.set_tracer_provider(tracer_provider)

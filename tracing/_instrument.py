@@ -57,10 +57,15 @@ _Attrs = dict[str, Any]
 @dataclass(slots=True)
 class _OpenTurn:
     span: Span
+    link: Link = field(init=False)
+    """A link to the turn span, made once: every lookup and prefetch of the turn carries it."""
     prefetches: dict[str, Span] = field(default_factory=dict)
     """Open prefetch spans of this turn, by prefetch id."""
-    by_section: dict[str, Span] = field(default_factory=dict)
-    """The latest prefetch span of each section, so a lookup can link to the fetch that served it."""
+    by_section: dict[str, Link] = field(default_factory=dict)
+    """A link to the latest prefetch span of each section, so a lookup can link to the fetch that served it."""
+
+    def __post_init__(self) -> None:
+        self.link = Link(self.span.get_span_context())
 
 
 class _Meters:
@@ -224,20 +229,21 @@ class Instrumentation:
         links = []
         if trace.get_current_span().get_span_context().is_valid:
             ctx: Context | None = None
-            links.append(Link(turn.span.get_span_context()))
+            links.append(turn.link)
         else:
             ctx = trace.set_span_in_context(turn.span)
         if section_id is not None:
             fetch = turn.by_section.get(section_id)
             if fetch is not None:
-                links.append(Link(fetch.get_span_context()))
+                links.append(fetch)
         return ctx, links
 
     def _start_attrs(self, tenant: str, tool_call_id: str | None) -> _Attrs:
-        """What a sampler may look at: passed when the span starts (GenAI conventions ask for these)."""
+        """The attributes every lookup span carries, failed or not."""
         attrs: _Attrs = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: A.TOOL_NAME,
+            A.GEN_AI_TOOL_TYPE: "function",
             A.PREHYDRATE_TENANT: tenant,
         }
         if tool_call_id is not None:
@@ -245,31 +251,28 @@ class Instrumentation:
         return attrs
 
     def _on_lookup(self, ev: Lookup) -> None:
+        # Every attribute goes in one dict at span start: the SDK validates it once, under one lock,
+        # where a second set_attributes call costs about 5 µs more. An unsampled span only hands
+        # the dict to the sampler, so building it whole is cheaper than asking is_recording() first.
         attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
         attrs[A.PREHYDRATE_CACHE_RESULT] = ev.outcome
         attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
+        attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
+        attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
+        attrs[A.PREHYDRATE_WAIT_MS] = ev.waited_ms
+        attrs[A.PREHYDRATE_BYTES] = ev.bytes
+        if ev.lead_ms is not None:
+            attrs[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
+        if ev.tier is not None:
+            attrs[A.PREHYDRATE_CACHE_TIER] = ev.tier
+        if ev.node is not None:
+            attrs[A.PREHYDRATE_NODE] = ev.node
+        if self.record_queries and ev.query is not None:
+            attrs[A.PREHYDRATE_QUERY] = ev.query
         ctx, links = self._parent(ev.turn_id, ev.section_id if ev.outcome != "miss" else None)
-        span = self._tracer.start_span(
+        self._tracer.start_span(
             A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
-        )
-        if span.is_recording():  # the rest only when the span is kept: unsampled calls skip the work
-            more: _Attrs = {
-                A.GEN_AI_TOOL_TYPE: "function",
-                A.GEN_AI_CONVERSATION_ID: ev.session,
-                A.PREHYDRATE_TURN_ID: ev.turn_id,
-                A.PREHYDRATE_WAIT_MS: ev.waited_ms,
-                A.PREHYDRATE_BYTES: ev.bytes,
-            }
-            if ev.lead_ms is not None:
-                more[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
-            if ev.tier is not None:
-                more[A.PREHYDRATE_CACHE_TIER] = ev.tier
-            if ev.node is not None:
-                more[A.PREHYDRATE_NODE] = ev.node
-            if self.record_queries and ev.query is not None:
-                more[A.PREHYDRATE_QUERY] = ev.query
-            span.set_attributes(more)
-        span.end(end_time=ev.end_ns)
+        ).end(end_time=ev.end_ns)
         m = self._meters
         key = (ev.outcome, "")
         m.lookups[key] = m.lookups.get(key, 0) + 1
@@ -280,7 +283,6 @@ class Instrumentation:
     def _on_lookup_failed(self, ev: LookupFailed) -> None:
         attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
         attrs[A.ERROR_TYPE] = ev.error_type
-        attrs[A.GEN_AI_TOOL_TYPE] = "function"
         attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
         attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
         if ev.section_id is not None:
@@ -386,11 +388,11 @@ class Instrumentation:
             context=trace.set_span_in_context(turn.span),
             kind=SpanKind.INTERNAL,
             attributes=attrs,
-            links=[Link(turn.span.get_span_context())],
+            links=[turn.link],
             start_time=ev.time_ns,
         )
         turn.prefetches[ev.prefetch_id] = span
-        turn.by_section[ev.section_id] = span
+        turn.by_section[ev.section_id] = Link(span.get_span_context())
 
     def _open_prefetch(self, turn_id: str, prefetch_id: str) -> Span | None:
         turn = self._turns.get(turn_id)

@@ -14,6 +14,7 @@ transport, stdout belongs to the MCP protocol.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -57,8 +58,32 @@ def otel_telemetry(engine: Engine, enabled: bool, *, service_name: str = "prehyd
     handle = instrument(engine, setup.tracer_provider, setup.meter_provider)
     where = setup.endpoint or f"the {setup.traces_exporter} exporter"
     err_console.print(f"OpenTelemetry: traces to {where}, metrics to the {setup.metrics_exporter} exporter")
+    froze = _freeze_startup_heap()
     try:
         yield
     finally:
         handle.uninstrument()
         setup.shutdown()  # flushes what the batch processor and the metric reader still hold
+        if froze:
+            gc.unfreeze()
+
+
+def _freeze_startup_heap() -> bool:
+    """Keep the garbage collector's full passes off the objects the process started with.
+
+    Finished spans wait in the batch processor's queue for hundreds of calls, so they outlive the
+    young generations and count toward the next *full* collection, which scans every object in the
+    process: about 100,000 after ``prehydrate serve`` has imported its dependencies, about 50 ms a
+    pass. An untraced server makes no full pass once it serves; a traced one made one every 1,500
+    calls or so, about 25 µs per call. ``gc.freeze()`` moves what exists now to a generation the
+    collector skips, after one collection so that no garbage is kept forever.
+
+    Returns:
+        Whether this call froze the heap (so the caller unfreezes it); False when someone else
+        (the application) froze it already.
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.collect()
+    gc.freeze()
+    return True

@@ -1,6 +1,6 @@
 """What OpenTelemetry instrumentation costs on the hit path (a predicted section served from the warm cache).
 
-Run: ``python tests/benchmarks/tracing_overhead.py [--calls 2000] [--rounds 15] [--mcp-calls 300]``
+Run: ``python tests/benchmarks/tracing_overhead.py [--calls 2000] [--rounds 15] [--mcp-calls 300] [--stdio-calls 500]``
 
 Each round times ``--calls`` warm-cache hits through ``turn.request_context`` for every
 configuration in turn (interleaved, so machine noise hits all of them alike) and reports the median
@@ -13,18 +13,22 @@ the wall-clock median is printed alongside.
 - ``api-noop``: ``instrument(engine)`` with no SDK installed (the library default: API only).
 - ``sdk``: an SDK TracerProvider with a BatchSpanProcessor (spans queued to an exporter that encodes
   them to OTLP protobuf and drops the bytes: the production shape minus the network) and an SDK
-  MeterProvider with a reader.
+  MeterProvider with a reader and exemplars off, as ``configure_from_env`` builds it.
 - ``sdk-unsampled``: the same with the ``always_off`` sampler (metrics still recorded).
 
 ``--mcp-calls`` repeats the ``off``/``sdk`` comparison through an in-memory MCP client calling a
 minimal ``request_context`` tool, with the SDK installed globally in both arms so the MCP SDK's
 own server span is there either way: only prehydrate's instrumentation differs.
 
-``--stdio-calls`` measures the product path: two real ``prehydrate serve`` subprocesses over stdio,
-one plain and one with ``--otel`` exporting to a loopback OTLP receiver that accepts and drops the
-payloads, driven alternately by the same MCP client. The cost is the *server* process's CPU time
-per call (utime + stime from ``/proc/<pid>/stat``), so the client's and the receiver's work is not
-counted; the server's engine keeps its defaults (re-prediction on), as a user runs it.
+``--stdio-calls`` measures the product path: real ``prehydrate serve`` subprocesses over stdio, one
+plain (``off``) and one with ``--otel`` (``otel``) exporting to a loopback OTLP receiver that accepts
+and drops the payloads, driven by the same MCP client, alternating every ``--stdio-block`` calls.
+The cost is the *server* process's CPU time per call, every thread of it (the span processor's
+exporting worker included), read from ``/proc/<pid>/task/*/schedstat``; the client's and the
+receiver's work is not counted. The server's engine keeps its defaults (re-prediction on), as a
+user runs it. A third server, ``otel, MCP SDK span only``, runs ``--otel`` with prehydrate's
+instrumentation replaced by nothing: the difference between it and ``off`` is what the MCP SDK's
+own ``tools/call`` span and its export cost, and the rest of ``otel`` is prehydrate's.
 
 ``--repredict`` keeps the engine's default re-prediction after every call (more work per call, so
 a smaller relative overhead); by default it is off to isolate the lookup.
@@ -46,7 +50,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -80,8 +84,10 @@ def make_engine(repredict: bool) -> ph.Engine:
 def sdk_providers(sampled: bool) -> tuple[TracerProvider, MeterProvider, DropExporter]:
     exporter = DropExporter()
     tp = TracerProvider(sampler=None if sampled else ALWAYS_OFF)
-    tp.add_span_processor(BatchSpanProcessor(exporter))
-    mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    # A queue that never overflows: a tight benchmark loop outruns the worker thread, and a dropped
+    # span would be one whose encoding nobody paid for.
+    tp.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=1 << 17))
+    mp = MeterProvider(metric_readers=[InMemoryMetricReader()], exemplar_filter=AlwaysOffExemplarFilter())
     return tp, mp, exporter
 
 
@@ -89,11 +95,17 @@ Sample = tuple[float, float]
 """(CPU seconds per call, wall seconds per call)."""
 
 
-async def hits(turn: ph.Turn, n: int) -> Sample:
-    """Per-hit cost over ``n`` calls (every section is already warm)."""
+async def hits(turn: ph.Turn, n: int, flush: Callable[[], object] | None = None) -> Sample:
+    """Per-hit cost over ``n`` calls (every section is already warm).
+
+    ``flush`` exports what the block queued before the clock stops, so that the encoding of one
+    configuration's spans is not paid inside the next configuration's block.
+    """
     c0, t0 = time.process_time(), time.perf_counter()
     for i in range(n):
         await turn.request_context(SECTIONS[i % len(SECTIONS)])
+    if flush is not None:
+        flush()
     return (time.process_time() - c0) / n, (time.perf_counter() - t0) / n
 
 
@@ -121,11 +133,11 @@ async def engine_path(calls: int, rounds: int, repredict: bool) -> list[dict[str
     engine = make_engine(repredict)
     sdk = sdk_providers(sampled=True)
     unsampled = sdk_providers(sampled=False)
-    configs: dict[str, Callable[[], Instrumentation | None]] = {
-        "off": lambda: None,
-        "api-noop": lambda: instrument(engine, trace.NoOpTracerProvider(), None),
-        "sdk": lambda: instrument(engine, sdk[0], sdk[1]),
-        "sdk-unsampled": lambda: instrument(engine, unsampled[0], unsampled[1]),
+    configs: dict[str, tuple[Callable[[], Instrumentation | None], Callable[[], object] | None]] = {
+        "off": (lambda: None, None),
+        "api-noop": (lambda: instrument(engine, trace.NoOpTracerProvider(), None), None),
+        "sdk": (lambda: instrument(engine, sdk[0], sdk[1]), sdk[0].force_flush),
+        "sdk-unsampled": (lambda: instrument(engine, unsampled[0], unsampled[1]), unsampled[0].force_flush),
     }
     samples: dict[str, list[Sample]] = {k: [] for k in configs}
     async with engine, engine.session("bench") as session:
@@ -134,9 +146,9 @@ async def engine_path(calls: int, rounds: int, repredict: bool) -> list[dict[str
             await turn.request_context(sid)
         await hits(turn, calls)  # warm-up
         for _ in range(rounds):
-            for name, make in configs.items():
+            for name, (make, flush) in configs.items():
                 handle = make()
-                samples[name].append(await hits(turn, calls))
+                samples[name].append(await hits(turn, calls, flush))
                 if handle is not None:
                     handle.uninstrument()
             turn.calls.clear()  # keep the turn's bookkeeping from growing across rounds
@@ -145,7 +157,7 @@ async def engine_path(calls: int, rounds: int, repredict: bool) -> list[dict[str
     for tp, mp, _ in (sdk, unsampled):
         tp.shutdown()
         mp.shutdown()
-    assert sdk[2].exported >= rounds * calls, "the sdk arm must really have exported its spans"
+    assert sdk[2].exported >= rounds * calls, "the sdk arm must really have exported every span"
     return summarize(samples, "off")
 
 
@@ -174,6 +186,7 @@ async def mcp_path(calls: int, rounds: int) -> list[dict[str, Any]]:
                 c0, t0 = time.process_time(), time.perf_counter()
                 for i in range(n):
                     await client.call_tool("request_context", {"section": SECTIONS[i % len(SECTIONS)]})
+                tp.force_flush()  # both arms export the MCP SDK's spans; the sdk arm also prehydrate's
                 return (time.process_time() - c0) / n, (time.perf_counter() - t0) / n
 
             await run(calls)
@@ -209,9 +222,21 @@ def _children_serving() -> list[int]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of ``pid``, alive now (``/proc/<pid>/task/*/schedstat``, nanoseconds).
+
+    Per thread rather than the process's ``stat`` line, whose clock ticks (10 ms) are too coarse
+    for blocks of a few dozen calls. A thread that has exited is no longer counted, which does
+    not happen here: the server's threads (stdio readers, span processor, metric reader) live as
+    long as the process.
+    """
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except OSError:  # the thread ended between listdir and open
+            continue
+    return total / 1e9
 
 
 class _DropReceiver(BaseHTTPRequestHandler):
@@ -228,7 +253,20 @@ class _DropReceiver(BaseHTTPRequestHandler):
         return
 
 
-async def stdio_path(calls: int, rounds: int) -> list[dict[str, Any]]:
+_SERVE = "from prehydrate.cli import main; main()"
+_SERVE_SDK_ONLY = (
+    "import prehydrate.tracing as t\n"
+    "class _Off:\n"
+    "    def uninstrument(self): pass\n"
+    "t.instrument = lambda *a, **k: _Off()\n" + _SERVE
+)
+"""``serve --otel`` with prehydrate's own instrumentation replaced by nothing: what remains is the
+MCP SDK's ``tools/call`` span and its export. Only for the breakdown; the headline is ``otel``."""
+
+
+async def stdio_path(calls: int, rounds: int, block: int) -> list[dict[str, Any]]:
+    from contextlib import AsyncExitStack
+
     from mcp import Client, StdioServerParameters
 
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _DropReceiver)
@@ -236,29 +274,45 @@ async def stdio_path(calls: int, rounds: int) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
     ids = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog.ids[:20]
-    samples: dict[str, list[Sample]] = {"off": [], "otel": []}
+    arms_argv = {
+        "off": [_SERVE, "serve", "--no-record"],
+        "otel": [_SERVE, "serve", "--no-record", "--otel"],
+        "otel, MCP SDK span only": [_SERVE_SDK_ONLY, "serve", "--no-record", "--otel"],
+    }
+    samples: dict[str, list[Sample]] = {name: [] for name in arms_argv}
     try:
         import tempfile
 
         with tempfile.TemporaryDirectory() as home:
             env["PREHYDRATE_HOME"] = home
-            argv = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve", "--no-record"]
-            off = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
-            on = StdioServerParameters(command=argv[0], args=[*argv[1:], "--otel"], env=env)
-            async with Client(off) as c_off:
-                (pid_off,) = _children_serving()
-                async with Client(on) as c_on:
-                    (pid_on,) = [p for p in _children_serving() if p != pid_off]
-                    arms = {"off": (c_off, pid_off), "otel": (c_on, pid_on)}
-                    for client, _ in arms.values():  # warm every section: later calls are hits
-                        for sid in ids * 2:
-                            await client.call_tool("request_context", {"section": sid})
-                    for _ in range(rounds):
-                        for name, (client, pid) in arms.items():
+            async with AsyncExitStack() as stack:
+                arms: dict[str, tuple[Any, int]] = {}
+                for name, argv in arms_argv.items():
+                    before = set(_children_serving())
+                    params = StdioServerParameters(command=sys.executable, args=["-c", *argv], env=env)
+                    client = await stack.enter_async_context(Client(params))
+                    (pid,) = [p for p in _children_serving() if p not in before]
+                    arms[name] = (client, pid)
+                for client, _ in arms.values():  # warm every section: later calls are hits
+                    for sid in ids * 2:
+                        await client.call_tool("request_context", {"section": sid})
+                for _ in range(rounds):
+                    # Each round gives every arm `calls` calls, alternating between the arms every
+                    # `block` calls (in reverse order every other time), so that a neighbour's burst
+                    # or the servers' growing turn state hits all arms alike.
+                    cpu = dict.fromkeys(arms, 0.0)
+                    wall = dict.fromkeys(arms, 0.0)
+                    for b in range(0, calls, block):
+                        order = list(arms.items()) if (b // block) % 2 == 0 else list(reversed(arms.items()))
+                        for name, (client, pid) in order:
+                            n = min(block, calls - b)
                             c0, t0 = _cpu_seconds(pid), time.perf_counter()
-                            for i in range(calls):
+                            for i in range(b, b + n):
                                 await client.call_tool("request_context", {"section": ids[i % len(ids)]})
-                            samples[name].append(((_cpu_seconds(pid) - c0) / calls, (time.perf_counter() - t0) / calls))
+                            wall[name] += time.perf_counter() - t0
+                            cpu[name] += _cpu_seconds(pid) - c0
+                    for name in arms:
+                        samples[name].append((cpu[name] / calls, wall[name] / calls))
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -285,14 +339,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds per configuration")
     ap.add_argument("--mcp-calls", type=int, default=300, help="MCP calls per block (0 skips the MCP path)")
     ap.add_argument(
-        "--stdio-calls", type=int, default=0, help="calls per block through real `prehydrate serve` subprocesses"
+        "--stdio-calls",
+        type=int,
+        default=0,
+        help="calls per arm and round through real `prehydrate serve` subprocesses",
     )
+    ap.add_argument("--stdio-block", type=int, default=50, help="stdio arms alternate every this many calls")
     ap.add_argument("--repredict", action="store_true", help="re-predict after every call (engine default)")
     ap.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
     args = ap.parse_args()
     engine_rows = asyncio.run(engine_path(args.calls, args.rounds, args.repredict))
     mcp_rows = asyncio.run(mcp_path(args.mcp_calls, args.rounds)) if args.mcp_calls else []
-    stdio_rows = asyncio.run(stdio_path(args.stdio_calls, args.rounds)) if args.stdio_calls else []
+    stdio_rows = asyncio.run(stdio_path(args.stdio_calls, args.rounds, args.stdio_block)) if args.stdio_calls else []
     if args.json:
         for r in engine_rows:
             print(json.dumps({"path": "engine", **r}))

@@ -24,6 +24,8 @@ from .conftest import Receiver, as_dict
 SCRIPT = textwrap.dedent(
     """
     import asyncio
+    import gc
+    import sys
     import prehydrate as ph
     from prehydrate.cli._otel import otel_telemetry
 
@@ -32,10 +34,12 @@ SCRIPT = textwrap.dedent(
             async with session.turn(query="q", expect=["a"]) as turn:
                 await turn.prefetches[0].task
                 await turn.request_context("a")
+        print("frozen while serving:", gc.get_freeze_count(), file=sys.stderr)
 
     engine = ph.Engine(sources=[ph.MockSource(lambda sid, scope: "text " + sid, ["a", "b"])])
     with otel_telemetry(engine, True, service_name="prehydrate-cli-test"):
         asyncio.run(main(engine))
+    print("frozen after:", gc.get_freeze_count(), file=sys.stderr)
     """
 )
 
@@ -59,6 +63,9 @@ def test_otel_flag_exports_spans_and_metrics_and_reports_where(receiver: Receive
             assert as_dict(rs.resource.attributes)["service.name"] == "prehydrate-cli-test"
     (lookup,) = [s for s in spans if s.name == A.SPAN_LOOKUP]
     assert as_dict(lookup.attributes)[A.PREHYDRATE_CACHE_RESULT] == "hit"
+    # The startup heap is frozen while serving (full collections skip it) and given back after.
+    frozen = dict(line.split(": ") for line in proc.stderr.splitlines() if line.startswith("frozen "))
+    assert int(frozen["frozen while serving"]) > 10_000 and frozen["frozen after"] == "0"
     names = {
         m.name for req in receiver.metrics for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     }

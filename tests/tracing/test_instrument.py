@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricR
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 from opentelemetry.trace import SpanKind, StatusCode
 
 import prehydrate as ph
@@ -288,6 +288,32 @@ async def test_unsampled_provider_records_nothing_and_serves_normally(
         assert handle.open_spans == 0
     assert exporter.get_finished_spans() == ()
     assert counts(reader, A.METRIC_LOOKUPS, A.PREHYDRATE_CACHE_RESULT) == {"hit": 1}  # metrics are not sampled
+
+
+async def test_a_sampler_sees_every_lookup_attribute(engine: ph.Engine, meter_provider: MeterProvider) -> None:
+    """A lookup span gets all its attributes when it starts, in one dict (one validation pass in the
+    SDK, not two), so a sampler can decide on any of them, e.g. keep only misses or slow waits."""
+    seen: list[dict[str, Any]] = []
+
+    class Recording(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+            attributes = args[1] if len(args) > 1 else kwargs.get("attributes")
+            if name == A.SPAN_LOOKUP:
+                seen.append(dict(attributes or {}))
+            return ALWAYS_OFF.should_sample(parent_context, trace_id, name, *args, **kwargs)
+
+        def get_description(self) -> str:
+            return "recording"
+
+    with instrument(engine, TracerProvider(sampler=Recording()), meter_provider):
+        async with engine.session("conv-s", tenant="acme") as session, session.turn(expect=["a", "slow"]) as turn:
+            await settle(turn, "a")
+            await turn.request_context("a", tool_call_id="call_1")
+    (lookup,) = seen
+    assert lookup[A.PREHYDRATE_CACHE_RESULT] == "hit" and lookup[A.PREHYDRATE_TENANT] == "acme"
+    assert lookup[A.GEN_AI_TOOL_CALL_ID] == "call_1" and lookup[A.GEN_AI_CONVERSATION_ID] == "conv-s"
+    for key in (A.PREHYDRATE_WAIT_MS, A.PREHYDRATE_BYTES, A.PREHYDRATE_PREFETCH_LEAD_MS, A.PREHYDRATE_TURN_ID):
+        assert key in lookup
 
 
 async def test_a_broken_tracer_never_breaks_serving(engine: ph.Engine, meter_provider: MeterProvider) -> None:

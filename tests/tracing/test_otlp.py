@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import prehydrate as ph
 from prehydrate.tracing import attributes as A
 from prehydrate.tracing import configure_from_env, instrument, otel_from_env
 
-from .conftest import Receiver, as_dict
+from .conftest import Receiver, as_dict, corpus
 
 
 async def run_turn(engine: ph.Engine) -> None:
@@ -109,3 +110,43 @@ def test_exporters_can_be_switched_off(clean_env: pytest.MonkeyPatch) -> None:
     assert setup.endpoint is None and setup.traces_exporter == "none"
     assert setup.tracer_provider.resource.attributes["service.name"] == "from-attrs"
     setup.shutdown()
+
+
+@pytest.mark.parametrize(("setting", "expect_exemplars"), [(None, False), ("trace_based", True)])
+async def test_exemplars_are_off_unless_the_environment_asks(
+    clean_env: pytest.MonkeyPatch, setting: str | None, expect_exemplars: bool
+) -> None:
+    """Every hit records the wait histogram inside a sampled span, so the SDK's default
+    ``trace_based`` filter would take an exemplar on each call; ``configure_from_env`` turns them off
+    unless ``OTEL_METRICS_EXEMPLAR_FILTER`` says otherwise, and then the SDK's own choice applies."""
+    clean_env.setenv("OTEL_TRACES_EXPORTER", "none")
+    clean_env.setenv("OTEL_METRICS_EXPORTER", "none")
+    if setting is not None:
+        clean_env.setenv("OTEL_METRICS_EXEMPLAR_FILTER", setting)
+    setup = configure_from_env(set_global=False)
+    reader = InMemoryMetricReader()
+    setup.meter_provider.add_metric_reader(reader)
+    texts = corpus(["a"])
+    engine = ph.Engine(sources=[ph.MockSource(lambda sid, scope: texts[sid], list(texts))])
+    tracer = setup.tracer_provider.get_tracer("test")
+    try:
+        with instrument(engine, setup.tracer_provider, setup.meter_provider):
+            async with engine, engine.session("ex-1") as session:
+                async with session.turn(query="q", expect=[]) as turn:
+                    with tracer.start_as_current_span("caller"):  # sampled: the default sampler keeps it
+                        await turn.request_context("a")
+                        await turn.request_context("a")
+        data = reader.get_metrics_data()
+        assert data is not None
+        (wait,) = [
+            m
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == A.METRIC_LOOKUP_WAIT
+        ]
+        points = list(wait.data.data_points)
+        assert sum(p.count for p in points) == 2  # both calls were measured either way
+        assert any(p.exemplars for p in points) is expect_exemplars
+    finally:
+        setup.shutdown()
