@@ -74,7 +74,7 @@ def _freeze_startup_heap() -> bool:
     Finished spans wait in the batch processor's queue for hundreds of calls, so they outlive the
     young generations and count toward the next *full* collection, which scans every object in the
     process: about 100,000 after ``prehydrate serve`` has imported its dependencies, about 50 ms a
-    pass. An untraced server makes no full pass once it serves; a traced one made one every 1,500
+    pass. An untraced server makes no full pass once it serves; a traced one made one every 2,000
     calls or so, about 25 µs per call. ``gc.freeze()`` moves what exists now to a generation the
     collector skips, after one collection so that no garbage is kept forever.
 
