@@ -11,7 +11,7 @@ from typing import Any
 from ._errors import ConfigError, NoMatchError, UnknownSectionError
 from ._sections import Section
 
-__all__ = ["Catalog", "tokenize"]
+__all__ = ["Catalog", "TextIndex", "tokenize"]
 
 _STEMMER: Any = None
 _STEMMER_LOCK = threading.Lock()
@@ -48,6 +48,33 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return [list(t) for t in out]
 
 
+class TextIndex:
+    """BM25 (bm25s) over a list of texts, tokenized like :func:`tokenize`; one score per text.
+
+    The catalog indexes its sections with it, the neighbour predictor the queries of recorded turns.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.size = len(texts)
+        self._vocab: dict[str, int] = {}
+        self._index: Any = None
+        tokens = tokenize(texts)
+        if any(tokens):
+            bm25s = _bm25s()
+            ids = [[self._vocab.setdefault(t, len(self._vocab)) for t in doc] for doc in tokens]
+            self._index = bm25s.BM25()
+            self._index.index(bm25s.tokenization.Tokenized(ids=ids, vocab=self._vocab), show_progress=False)
+
+    def scores(self, query: str) -> Any:
+        """BM25 score of every text (in order) as a float32 numpy array; zeros when no word matches."""
+        import numpy as np
+
+        words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in self._vocab]
+        if self._index is None or not words:
+            return np.zeros(self.size, dtype=np.float32)
+        return self._index.get_scores(words)
+
+
 class Catalog:
     """The sections visible to the engine, in document order, searchable by free text.
 
@@ -66,9 +93,7 @@ class Catalog:
             self._pos[s.id] = len(self._sections)
             self._by_id[s.id] = s
             self._sections.append(s)
-        self._index: Any = None
-        self._indexed = False
-        self._vocab: dict[str, int] = {}
+        self._index: TextIndex | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -131,32 +156,16 @@ class Catalog:
         self._ensure_index()
         return self
 
-    def _ensure_index(self) -> Any:
-        """The BM25 index, built once; None when no section has a single indexable word."""
+    def _ensure_index(self) -> TextIndex:
+        """The BM25 index over title and the start of the content, built once."""
         with self._lock:
-            if not self._indexed:
-                self._indexed = True
-                tokens = tokenize([s.index_text or s.title for s in self._sections])
-                if any(tokens):
-                    bm25s = _bm25s()
-
-                    vocab: dict[str, int] = {}
-                    ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
-                    retriever = bm25s.BM25()
-                    retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-                    self._vocab = vocab
-                    self._index = retriever
-        return self._index
+            if self._index is None:
+                self._index = TextIndex([s.index_text or s.title for s in self._sections])
+            return self._index
 
     def score_array(self, query: str) -> Any:
         """BM25 score of every section (document order) as a float32 numpy array; zeros on no match."""
-        import numpy as np
-
-        index = self._ensure_index()
-        words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in self._vocab]
-        if index is None or not words:
-            return np.zeros(len(self._sections), dtype=np.float32)
-        return index.get_scores(words)
+        return self._ensure_index().scores(query)
 
     def scores(self, query: str) -> list[float]:
         """BM25 score of every section (document order) for ``query``; zeros when nothing matches."""

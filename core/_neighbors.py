@@ -14,11 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ._catalog import Catalog, _bm25s, tokenize
+from ._catalog import Catalog, TextIndex
 from ._predict import Candidate, PredictionState
 from ._scoring import _LRU, Vector, rank, view_of
 from ._traces import SessionTrace
@@ -56,8 +55,7 @@ class NeighborPredictor:
         self.k = k
         self.type_bonus = type_bonus
         self._turns: list[_Turn] = []
-        self._index: Any = None
-        self._vocab: dict[str, int] = {}
+        self._index = TextIndex([])
         self._lock = threading.Lock()
         self._similar = _LRU()
         self.fitted = False
@@ -73,33 +71,24 @@ class NeighborPredictor:
                 if keys:
                     turns.append(_Turn(task_type=trace.task.type, keys=keys))
                     queries.append(turn.query)
-        index: Any = None
-        vocab: dict[str, int] = {}
-        tokens = tokenize(queries)
-        if any(tokens):
-            bm25s = _bm25s()
-            ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]
-            index = bm25s.BM25()
-            index.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        index = TextIndex(queries)
         with self._lock:
-            self._turns, self._index, self._vocab = turns, index, vocab
+            self._turns, self._index = turns, index
             self._similar = _LRU()
         self.fitted = bool(turns)
 
     def _neighbours(self, query: str, task_type: str) -> list[tuple[int, float]]:
         """The ``k`` most similar recorded turns with their similarity (stable order on ties)."""
         with self._lock:
-            turns, index, vocab = self._turns, self._index, self._vocab
+            turns, index = self._turns, self._index
 
         def make() -> list[tuple[int, float]]:
             n = len(turns)
             sim = np.zeros(n)
-            words = [t for t in (tokenize([query])[0] if query.strip() else []) if t in vocab]
-            if index is not None and words:
-                bm = np.asarray(index.get_scores(words), dtype=np.float64)
-                top = float(bm.max()) if n else 0.0
-                if top > 0:
-                    sim += bm / top
+            bm = np.asarray(index.scores(query), dtype=np.float64)
+            top = float(bm.max()) if n else 0.0
+            if top > 0:
+                sim += bm / top
             if task_type:
                 sim += self.type_bonus * np.array([t.task_type == task_type for t in turns], dtype=np.float64)
             order = np.lexsort((np.arange(n), -sim))[: self.k]
