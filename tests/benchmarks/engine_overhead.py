@@ -31,7 +31,8 @@ def fitted_default(n_sections: int, sessions: int = 300, seed: int = 7) -> ph.Pr
     import random
 
     rng = random.Random(seed)
-    ids = [s.id for s in bench_sections(n_sections)]
+    sections = bench_sections(n_sections)
+    ids = [s.id for s in sections]
     traces = []
     for j in range(sessions):
         start = rng.randrange(n_sections)
@@ -50,7 +51,7 @@ def fitted_default(n_sections: int, sessions: int = 300, seed: int = 7) -> ph.Pr
         )
     predictor = ph.default_predictor()
     assert isinstance(predictor, ph.EnsemblePredictor)
-    predictor.fit(traces, ph.Catalog(bench_sections(n_sections)))
+    predictor.fit(traces, ph.Catalog(sections))
     assert predictor.fitted
     return predictor
 
