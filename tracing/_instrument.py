@@ -238,27 +238,29 @@ class Instrumentation:
                 links.append(fetch)
         return ctx, links
 
-    def _start_attrs(self, tenant: str, tool_call_id: str | None) -> _Attrs:
+    def _start_attrs(self, ev: Lookup | LookupFailed) -> _Attrs:
         """The attributes every lookup span carries, failed or not."""
         attrs: _Attrs = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: A.TOOL_NAME,
             A.GEN_AI_TOOL_TYPE: "function",
-            A.PREHYDRATE_TENANT: tenant,
+            A.PREHYDRATE_TENANT: ev.tenant,
+            A.GEN_AI_CONVERSATION_ID: ev.session,
+            A.PREHYDRATE_TURN_ID: ev.turn_id,
         }
-        if tool_call_id is not None:
-            attrs[A.GEN_AI_TOOL_CALL_ID] = tool_call_id
+        if ev.tool_call_id is not None:
+            attrs[A.GEN_AI_TOOL_CALL_ID] = ev.tool_call_id
+        if self.record_queries and ev.query is not None:
+            attrs[A.PREHYDRATE_QUERY] = ev.query
         return attrs
 
     def _on_lookup(self, ev: Lookup) -> None:
         # Every attribute goes in one dict at span start: the SDK validates it once, under one lock,
         # where a second set_attributes call costs about 5 µs more. An unsampled span only hands
         # the dict to the sampler, so building it whole is cheaper than asking is_recording() first.
-        attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
+        attrs = self._start_attrs(ev)
         attrs[A.PREHYDRATE_CACHE_RESULT] = ev.outcome
         attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
-        attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
-        attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
         attrs[A.PREHYDRATE_WAIT_MS] = ev.waited_ms
         attrs[A.PREHYDRATE_BYTES] = ev.bytes
         if ev.lead_ms is not None:
@@ -267,8 +269,6 @@ class Instrumentation:
             attrs[A.PREHYDRATE_CACHE_TIER] = ev.tier
         if ev.node is not None:
             attrs[A.PREHYDRATE_NODE] = ev.node
-        if self.record_queries and ev.query is not None:
-            attrs[A.PREHYDRATE_QUERY] = ev.query
         ctx, links = self._parent(ev.turn_id, ev.section_id if ev.outcome != "miss" else None)
         self._tracer.start_span(
             A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
@@ -281,14 +281,10 @@ class Instrumentation:
             m.hydrated["demand"] = m.hydrated.get("demand", 0) + ev.bytes
 
     def _on_lookup_failed(self, ev: LookupFailed) -> None:
-        attrs = self._start_attrs(ev.tenant, ev.tool_call_id)
+        attrs = self._start_attrs(ev)
         attrs[A.ERROR_TYPE] = ev.error_type
-        attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
-        attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
         if ev.section_id is not None:
             attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
-        if self.record_queries and ev.query is not None:
-            attrs[A.PREHYDRATE_QUERY] = ev.query
         ctx, links = self._parent(ev.turn_id, None)
         span = self._tracer.start_span(
             A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
