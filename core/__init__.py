@@ -44,6 +44,7 @@ from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+from ._sql import SectionChanges, SqlSource
 from ._sources import (
     CallableSource,
     DirectorySource,
@@ -115,11 +116,13 @@ __all__ = [
     "RequestTooLargeError",
     "Scope",
     "Section",
+    "SectionChanges",
     "SequentialPredictor",
     "Session",
     "SessionTrace",
     "Source",
     "SourceError",
+    "SqlSource",
     "TaskSpec",
     "TracePredictor",
     "TraceStore",
