@@ -44,7 +44,6 @@ from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
-from ._sql import SectionChanges, SqlSource
 from ._sources import (
     CallableSource,
     DirectorySource,
@@ -54,6 +53,7 @@ from ._sources import (
     check_section_id,
     sources_from_paths,
 )
+from ._sql import SectionChanges, SqlSource
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
 
 __version__ = "0.1.0"
