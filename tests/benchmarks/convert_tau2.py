@@ -17,8 +17,11 @@ Mapping (see ``docs/data.md`` for the full description and the counts):
   was just fetched is a cache hit for any policy and only inflates hit rates).
 * ``think_ms``: lognormal (median 600 ms, clipped to 50..5000) drawn from a ``random.Random`` seeded
   by the session id, so every run writes identical bytes.
+* ``group``: the task's scenario (``<domain>/<task id>``, telecom's persona suffix removed), so
+  grouped validation never deals one scenario to both sides.
 * split: the benchmark's own ``split_tasks.json`` train/test lists, so our numbers are comparable
-  with tau2's and the split never changes when the package adds tasks.
+  with tau2's and the split never changes when the package adds tasks. It is a split by task: no
+  scenario (group) is on both sides, which ``tests/core/test_benchmark_datasets.py`` checks.
 
 The source files are read straight out of the wheel (or an installed ``tau2`` package) with ``ast``:
 tau2 is never imported, so its heavy dependencies are not needed.
@@ -49,6 +52,9 @@ DOMAINS: tuple[str, ...] = ("airline", "retail", "telecom")
 """The tau2 domains with tools and expected actions (``mock`` is a toy and is skipped)."""
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "tau2"
+
+PERSONA = re.compile(r"\[PERSONA:[^]]*\]$")
+"""Telecom task ids end in the user persona; the scenario is the id without it."""
 
 THINK_MEDIAN_MS = 600.0
 THINK_SIGMA = 0.8
@@ -175,6 +181,15 @@ def _category(domain: str, task: dict[str, Any], reason: str) -> str:
     return "other"
 
 
+def _group(domain: str, task: dict[str, Any]) -> str:
+    """The task's scenario: ``<domain>/<task id>``, without telecom's ``[PERSONA:...]`` suffix.
+
+    Why: telecom tasks are generated from one issue set under several user personas; a scenario
+    played by two personas is one task and must stay on one side of any split.
+    """
+    return f"{domain}/{PERSONA.sub('', str(task['id']))}"
+
+
 def _think_ms(rng: random.Random) -> int:
     """Draw a model think time: lognormal around 600 ms, clipped to a plausible range."""
     value = rng.lognormvariate(math.log(THINK_MEDIAN_MS), THINK_SIGMA)
@@ -217,6 +232,7 @@ def build_session(domain: str, task: dict[str, Any], known: set[str]) -> dict[st
     calls = [{"key": key, "think_ms": _think_ms(rng)} for key in keys]
     return {
         "session": session_id,
+        "group": _group(domain, task),
         "task": {
             "type": f"{domain}+{_category(domain, task, query)}",
             "query": query,
