@@ -81,6 +81,33 @@ def split_groups(groups: Iterable[str], *, test_share: float, seed: str) -> set[
     return set(ranked[: round(test_share * len(distinct))])
 
 
+def group_of(row: dict[str, Any]) -> str:
+    """A session's group: its ``group`` field, else its task type and task query (the design's default)."""
+    group = row.get("group")
+    if isinstance(group, str) and group:
+        return group
+    task = row.get("task") or {}
+    return f"{task.get('type', '')}\x1f{task.get('query', '')}"
+
+
+def subset_by_group(lines: Sequence[str], share: float, *, seed: str) -> list[str]:
+    """The training lines of whole groups, in seeded order, until ``share`` of the sessions is reached.
+
+    The result keeps the file's order; a larger share always contains a smaller one's lines.
+    """
+    target = round(share * len(lines))
+    by_group: dict[str, list[int]] = {}
+    for index, line in enumerate(lines):
+        by_group.setdefault(group_of(json.loads(line)), []).append(index)
+    ranked = sorted(by_group, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    chosen: list[int] = []
+    for group in ranked:
+        if len(chosen) >= target:
+            break
+        chosen.extend(by_group[group])
+    return [lines[i] for i in sorted(chosen)]
+
+
 def collapse(keys: Iterable[str]) -> list[str]:
     """Drop consecutive repeats: the second read of a just-fetched section is not a prediction."""
     out: list[str] = []

@@ -1,95 +1,257 @@
-"""Produce the replay tables of docs/benchmarks.md (and the plot) from the real engine on virtual time.
+"""Produce the replay tables of docs/benchmarks.md from the real engine on virtual time, for every data set.
 
-Trains on each data set's train split, replays its test split, once per prefetch width (top_n 1, 3
-and 5) and policy, and prints Markdown tables. Nothing here is tuned on the test split: the only
-choice made from data (the ensemble's probability threshold) is made by cross-validation inside the
-train split (see prehydrate/_replay.py).
+Trains on each data set's train split, replays its test split through ``prehydrate.replay`` once
+per prefetch width (top_n 1, 3 and 5) with every policy the installed prehydrate offers among:
+``none``, the default policy, ``reference`` (skipped with a note while prehydrate has none), the
+single predictors and ``oracle``. Prints one Markdown table per data set (hit, covered and wasted
+prefetches per request at each width) and a summary at top_n 3. Nothing is tuned on a test split:
+every choice made from data happens inside the train split (see prehydrate/_replay.py), and the
+splits keep whole tasks, scenarios or call patterns on one side (docs/data.md).
 
-    python tests/benchmarks/run_replay_tables.py                  # tau2 (the real data set) and sample
-    python tests/benchmarks/run_replay_tables.py --data tau2 --plot docs/img/replay_tau2_top3.png
+    python tests/benchmarks/run_replay_tables.py                       # every data set
+    python tests/benchmarks/run_replay_tables.py --datasets tau2,nestful --top-n 3
+    python tests/benchmarks/run_replay_tables.py --out /tmp/tables.md --plot docs/img/replay_tau2_top3.png
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 import prehydrate as ph
-from prehydrate._replay import ReplayResult
-from prehydrate.cli._replay_cmd import write_plot
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = {
-    "tau2": (
-        ROOT / "tests/benchmarks/data/tau2/sections.jsonl",
-        ROOT / "tests/benchmarks/data/tau2/train.jsonl",
-        ROOT / "tests/benchmarks/data/tau2/test.jsonl",
-    ),
-    "sample": (
-        Path(ph.sample_sections_path()),
-        Path(ph.sample_traces_path("train")),
-        Path(ph.sample_traces_path("test")),
-    ),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _datasets import all_datasets, dataset_paths  # noqa: E402
+
+REFERENCE = "reference"
+"""The counts-only baseline the default must beat (issue #14); added to prehydrate by its own change."""
+ORACLE = "oracle"
+NONE = "none"
+WIDTHS = (1, 3, 5)
+err = Console(stderr=True)
 
 
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
+def default_policy() -> str:
+    """The name of replay's default policy in the installed prehydrate."""
+    return str(getattr(ph, "DEFAULT_POLICY", None) or _replay_module().DEFAULT_POLICY)
 
 
-def table(results: dict[int, ReplayResult]) -> str:
-    """One row per policy; hit and covered rate at each width, waste and wait at top_n 3."""
-    widths = sorted(results)
-    mid = 3 if 3 in results else widths[0]
-    base = _mean(results[mid].waits["none"]) if "none" in results[mid].waits else 0.0
-    head = ["policy"]
-    head += [f"hit@{n}" for n in widths] + [f"covered@{n}" for n in widths]
-    head += [f"wasted/call@{n}" for n in widths]
-    head += [f"mean wait@{mid} (ms)", f"p95 wait@{mid} (ms)", f"wait cut@{mid}"]
+def _replay_module() -> Any:
+    import prehydrate._replay as replay_module  # the constants are public there, not re-exported
+
+    return replay_module
+
+
+def available_policies() -> tuple[str, ...]:
+    """Every replay policy the installed prehydrate knows."""
+    return tuple(getattr(ph, "POLICIES", None) or _replay_module().POLICIES)
+
+
+def table_policies(available: Sequence[str], default: str) -> list[str]:
+    """The rows of a table: ``none``, the default, ``reference``, the single predictors, ``oracle``.
+
+    Single predictors are the policies that are neither a baseline, the default, a combination
+    (``ensemble``) nor a variant of another policy (``ensemble-wide``, ``oracle-start``).
+    """
+    fixed = {NONE, default, REFERENCE, ORACLE, "ensemble"}
+    singles = [p for p in available if p not in fixed and "-" not in p]
+    rows = [NONE, default] + ([REFERENCE] if REFERENCE in available else []) + singles + [ORACLE]
+    return [p for p in dict.fromkeys(rows) if p in available]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One data set replayed at several widths."""
+
+    name: str
+    results: dict[int, Any]
+    """``top_n -> ReplayResult``."""
+    seconds: float
+    train_sessions: int
+    test_sessions: int
+
+
+def replay_dataset(
+    name: str,
+    policies: Sequence[str],
+    widths: Sequence[int],
+    hydrate_ms: float,
+    on_progress: Callable[[str, int, str, int, int], None] | None = None,
+    train_path: Path | None = None,
+) -> Run:
+    """Replay one data set at every width; ``train_path`` overrides its train split (learning curve)."""
+    sections, train, test = dataset_paths(name)
+    train = train_path or train
+    t0 = time.perf_counter()
+    results = {}
+    for n in widths:
+
+        def progress(policy: str, done: int, total: int, n: int = n) -> None:
+            if on_progress is not None:
+                on_progress(name, n, policy, done, total)
+
+        results[n] = ph.replay(
+            sections, train, test, policies=policies, top_n=n, hydrate_ms=hydrate_ms, progress=progress
+        )
+    return Run(
+        name=name,
+        results=results,
+        seconds=time.perf_counter() - t0,
+        train_sessions=len(ph.read_traces(train)),
+        test_sessions=len(ph.read_traces(test)),
+    )
+
+
+def _per_request(pol: dict[str, Any], key: str) -> str:
+    return f"{pol[key] / pol['calls']:.2f}" if pol["calls"] else "-"
+
+
+def table(run: Run) -> str:
+    """One row per policy: hit, covered and wasted prefetches per request at each width."""
+    widths = sorted(run.results)
+    mid = 3 if 3 in run.results else widths[0]
+    doc = run.results[mid].json
+    base = _mean(run.results[mid].waits.get(NONE, []))
+    head = ["policy"] + [f"hit@{n}" for n in widths] + [f"covered@{n}" for n in widths]
+    head += [f"wasted/req@{n}" for n in widths] + [f"mean wait@{mid} (ms)", f"wait cut@{mid}"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for name in results[mid].json["policies"]:
-        row = [f"**{name}**" if name == results[mid].json["default_policy"] else name]
-        pol = {n: results[n].json["policies"][name] for n in widths}
-        row += [f"{pol[n]['hit_rate']:.3f}" for n in widths]
+    for name in doc["policies"]:
+        pol = {n: run.results[n].json["policies"][name] for n in widths}
+        label = f"**{name}** (default)" if name == doc["default_policy"] else name
+        row = [label] + [f"{pol[n]['hit_rate']:.3f}" for n in widths]
         row += [f"{pol[n]['covered_rate']:.3f}" for n in widths]
-        row += [f"{pol[n]['wasted'] / pol[n]['calls']:.2f}" if pol[n]["calls"] else "-" for n in widths]
-        mean_wait = _mean(results[mid].waits[name])
-        cut = 1 - mean_wait / base if base else 0.0
-        row += [f"{mean_wait:.0f}", f"{pol[mid]['wait_ms_p95']:.0f}", f"{cut:.0%}"]
+        row += [_per_request(pol[n], "wasted") for n in widths]
+        wait = _mean(run.results[mid].waits[name])
+        row += [f"{wait:.0f}", f"{1 - wait / base:.0%}" if base else "-"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def main() -> None:
+def summary(runs: Sequence[Run], top_n: int = 3) -> str:
+    """One row per data set at one width: default against reference, the best single predictor and the oracle."""
+    head = ["data set", "test calls", "default hit", "default wasted/req", "reference hit", "reference wasted/req"]
+    head += ["default - reference", "best single predictor (hit, wasted/req)", "oracle hit"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for run in runs:
+        if top_n not in run.results:
+            continue
+        doc = run.results[top_n].json
+        pols, default = doc["policies"], doc["default_policy"]
+        ref = pols.get(REFERENCE)
+        singles = [p for p in table_policies(list(pols), default) if p not in {NONE, default, REFERENCE, ORACLE}]
+        best = max(singles, key=lambda p: (pols[p]["hit_rate"], -pols[p]["wasted"]), default=None)
+        row = [run.name, str(pols[default]["calls"]), f"{pols[default]['hit_rate']:.3f}"]
+        row.append(_per_request(pols[default], "wasted"))
+        row += [f"{ref['hit_rate']:.3f}", _per_request(ref, "wasted")] if ref else ["-", "-"]
+        row.append(f"{pols[default]['hit_rate'] - ref['hit_rate']:+.3f}" if ref else "-")
+        row.append(f"{best} ({pols[best]['hit_rate']:.3f}, {_per_request(pols[best], 'wasted')})" if best else "-")
+        row.append(f"{pols[ORACLE]['hit_rate']:.3f}" if ORACLE in pols else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def parse_datasets(value: str | None) -> list[str]:
+    """``--datasets a,b`` (default: all), validated against the known data sets."""
+    names = [n.strip() for n in value.split(",") if n.strip()] if value else all_datasets()
+    unknown = [n for n in names if n not in all_datasets()]
+    if unknown:
+        raise SystemExit(f"--datasets: unknown {', '.join(unknown)}; choose from {', '.join(all_datasets())}")
+    return names
+
+
+def progress_bar() -> Progress:
+    """The rich progress display both scripts use (on stderr, so stdout stays Markdown)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def note_missing_reference(policies: Sequence[str]) -> None:
+    """Say once, on stderr, that the reference row is missing because prehydrate has no such policy yet."""
+    if REFERENCE not in available_policies():
+        err.print(f"note: prehydrate has no {REFERENCE!r} replay policy yet; its rows are skipped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", choices=sorted(DATA), help="data set (repeatable; default: all)")
+    parser.add_argument("--datasets", help=f"comma-separated (default: all of {', '.join(all_datasets())})")
     parser.add_argument("--top-n", type=int, action="append", help="widths (repeatable; default 1, 3, 5)")
+    parser.add_argument("--policy", action="append", help="policies (repeatable; default: see above)")
     parser.add_argument("--hydrate-ms", type=float, default=300)
-    parser.add_argument("--plot", type=Path, help="write the top_n=3 plot of the first data set here")
-    parser.add_argument("--json-dir", type=Path, help="write each run's JSON here")
-    args = parser.parse_args()
-    widths = args.top_n or [1, 3, 5]
-    for i, name in enumerate(args.data or ["tau2", "sample"]):
-        sections, train, test = DATA[name]
-        t0 = time.perf_counter()
-        results = {n: ph.replay(sections, train, test, top_n=n, hydrate_ms=args.hydrate_ms) for n in widths}
-        took = time.perf_counter() - t0
-        calls = results[widths[0]].json["policies"]["none"]["calls"]
-        thresholds = ", ".join(f"top_n {n}: {results[n].thresholds.get('ensemble', 0.0)}" for n in widths)
-        print(f"\n### {name}: {calls} test calls, hydrate {args.hydrate_ms:g} ms ({took:.0f} s wall)\n")
-        print(f"Ensemble threshold chosen on the train split: {thresholds}\n")
-        print(table(results))
-        if args.json_dir is not None:
-            args.json_dir.mkdir(parents=True, exist_ok=True)
-            for n, r in results.items():
-                out: dict[str, Any] = r.json
-                (args.json_dir / f"replay_{name}_top{n}.json").write_text(json.dumps(out, indent=2) + "\n")
-        if args.plot is not None and i == 0 and 3 in results:
-            args.plot.parent.mkdir(parents=True, exist_ok=True)
-            write_plot(results[3], args.plot)
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    parser.add_argument("--json-dir", type=Path, help="write each run's replay JSON here")
+    parser.add_argument("--plot", type=Path, help="write a top_n 3 plot (hit rates, wait CDF) here")
+    parser.add_argument("--plot-dataset", default="tau2", help="the data set of --plot (default: %(default)s)")
+    args = parser.parse_args(argv)
+    names = parse_datasets(args.datasets)
+    widths = sorted(set(args.top_n or WIDTHS))
+    policies = args.policy or table_policies(available_policies(), default_policy())
+    note_missing_reference(policies)
+    runs: list[Run] = []
+    with progress_bar() as bar:
+        overall = bar.add_task("data sets", total=len(names))
+        current = bar.add_task("", total=None)
+
+        def on_progress(name: str, n: int, policy: str, done: int, total: int) -> None:
+            bar.update(current, description=f"{name} top_n {n}: {policy}", completed=done, total=total)
+
+        for name in names:
+            runs.append(replay_dataset(name, policies, widths, args.hydrate_ms, on_progress))
+            bar.advance(overall)
+    text = render(runs, args.hydrate_ms)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    plotted = [run for run in runs if run.name == args.plot_dataset and 3 in run.results]
+    if args.plot is not None and plotted:
+        from prehydrate.cli._replay_cmd import write_plot  # the CLI's own plot, so the two never differ
+
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        write_plot(plotted[0].results[3], args.plot)
+    if args.json_dir is not None:
+        args.json_dir.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            for n, result in run.results.items():
+                path = args.json_dir / f"replay_{run.name}_top{n}.json"
+                path.write_text(json.dumps(result.json, indent=2) + "\n", encoding="utf-8")
+
+
+def render(runs: Sequence[Run], hydrate_ms: float) -> str:
+    """The Markdown of all runs: the summary, then one table per data set."""
+    parts = [f"Hydration {hydrate_ms:g} ms. Summary at top_n 3:\n", summary(runs)]
+    for run in runs:
+        first = next(iter(run.results.values()))
+        calls = first.json["policies"][NONE]["calls"] if NONE in first.json["policies"] else "?"
+        default = first.json["default_policy"]
+        chosen = {n: r.thresholds[default] for n, r in run.results.items() if r.thresholds.get(default)}
+        parts.append(
+            f"\n### {run.name}: {run.test_sessions} test sessions, {calls} calls, "
+            f"trained on {run.train_sessions} sessions ({run.seconds:.0f} s wall)\n"
+        )
+        if chosen:
+            listed = ", ".join(f"top_n {n}: {t:g}" for n, t in chosen.items())
+            parts.append(f"Probability threshold of `{default}` chosen on the train split: {listed}.\n")
+        parts.append(table(run))
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

