@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import prehydrate as ph
+from tests.conftest import require
 
 from ._disk_worker import key_of, make_content, mock_source, section_id
 
@@ -237,7 +238,8 @@ def run_worker(*args: str, env: dict[str, str] | None = None, drop_root: bool = 
     if drop_root and os.geteuid() == 0:
         # root ignores file modes; drop the capabilities that let it, so read-only means read-only.
         setpriv = shutil.which("setpriv")
-        assert setpriv, "running the suite as root needs util-linux setpriv to make a directory read-only"
+        require(setpriv, "running the suite as root needs util-linux setpriv to make a directory read-only")
+        assert setpriv is not None
         cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr[-3000:]
