@@ -6,6 +6,7 @@ from . import _sources_cmd, _traces_cmd  # noqa: F401  (register `sections`, `fe
 from ._app import app
 from ._compile_cmd import compile_command  # noqa: F401  (registers `compile`)
 from ._demo_cmd import demo_command  # noqa: F401  (registers `demo`)
+from ._extras import run_guarded
 from ._replay_cmd import replay_command  # noqa: F401  (registers `replay`)
 from ._serve_cmd import serve_command  # noqa: F401  (registers `serve`)
 
@@ -13,5 +14,5 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the ``prehydrate`` console script."""
-    app()
+    """Entry point of the ``prehydrate`` console script (a missing optional extra is one line, exit 2)."""
+    run_guarded(app)

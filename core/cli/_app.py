@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-__all__ = ["app", "console", "err_console"]
+__all__ = ["app", "console", "err_console", "print_error"]
 
 app = typer.Typer(
     name="prehydrate",
@@ -16,3 +16,12 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def print_error(message: str) -> None:
+    """Print ``error: message`` to stderr as one line, taken literally.
+
+    Messages carry user text (paths, section ids) and install hints (``prehydrate[otel]``) that Rich
+    would read as markup tags, and a non-terminal stderr would be wrapped at 80 columns.
+    """
+    err_console.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -47,7 +47,8 @@ from .._demo import (
     select_sessions,
 )
 from .._errors import PrehydrateError
-from ._app import app, console, err_console
+from ._app import app, console, err_console, print_error
+from ._extras import missing_extra
 from ._otel import OtelFlag
 
 if TYPE_CHECKING:
@@ -226,12 +227,12 @@ def _client_otel(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    try:
+    try:  # the API comes with the mcp extra; the SDK and exporter only with otel, imported on configure
         from prehydrate.tracing import configure_from_env
+
+        setup = configure_from_env(service_name="prehydrate-demo")
     except ImportError as exc:  # the optional extra is missing
-        err_console.print(f"[red]error:[/red] --otel needs the otel extra: pip install 'prehydrate[otel]' ({exc})")
-        raise typer.Exit(code=2) from exc
-    setup = configure_from_env(service_name="prehydrate-demo")
+        raise missing_extra(exc, "--otel", "otel") from None
     err_console.print(f"OpenTelemetry: traces to {setup.endpoint or setup.traces_exporter} (client and both servers)")
     try:
         yield
@@ -262,11 +263,10 @@ def demo_command(
         settings = DemoSettings(speed=speed, hydrate_ms=hydrate_ms, sessions=sessions, concurrency=concurrency)
         plan = select_sessions(ph.read_traces(ph.sample_traces_path("test")), settings.sessions)
     except PrehydrateError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(code=2) from exc
     if importlib.util.find_spec("mcp") is None:
-        err_console.print("[red]error:[/red] the demo needs the mcp extra: pip install 'prehydrate[mcp]'")
-        raise typer.Exit(code=2)
+        raise missing_extra(ModuleNotFoundError(name="mcp"), "prehydrate demo", "mcp")
 
     n_calls = sum(len(turn.calls) for t in plan for turn in t.turns)
     n_turns = sum(len(t.turns) for t in plan)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._app import err_console
+from ._extras import missing_extra
 
 if TYPE_CHECKING:
     from prehydrate import Engine
@@ -49,12 +50,12 @@ def otel_telemetry(engine: Engine, enabled: bool, *, service_name: str = "prehyd
     if not enabled:
         yield
         return
-    try:
+    try:  # the API comes with the mcp extra; the SDK and exporter only with otel, imported on configure
         from prehydrate.tracing import configure_from_env, instrument
+
+        setup = configure_from_env(service_name=service_name)
     except ImportError as exc:  # the optional extra is missing
-        err_console.print(f"[red]error:[/red] --otel needs the otel extra: pip install 'prehydrate[otel]' ({exc})")
-        raise typer.Exit(code=2) from exc
-    setup = configure_from_env(service_name=service_name)
+        raise missing_extra(exc, "--otel", "otel") from None
     handle = instrument(engine, setup.tracer_provider, setup.meter_provider)
     where = setup.endpoint or f"the {setup.traces_exporter} exporter"
     err_console.print(f"OpenTelemetry: traces to {where}, metrics to the {setup.metrics_exporter} exporter")

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._errors import PrehydrateError
-from ._app import app, err_console
+from ._app import app, err_console, print_error
+from ._extras import missing_extra
 from ._otel import OtelFlag, otel_telemetry
 
 if TYPE_CHECKING:
@@ -160,10 +161,7 @@ def serve_command(
     try:
         from prehydrate import mcp_server
     except ImportError as exc:  # the optional extra is missing
-        err_console.print(
-            f"[red]error:[/red] the MCP server needs the mcp extra: pip install 'prehydrate[mcp]' ({exc})"
-        )
-        raise typer.Exit(code=2) from exc
+        raise missing_extra(exc, "prehydrate serve", "mcp") from None
 
     try:
         if not 0 < port < 65536:
@@ -211,5 +209,5 @@ def serve_command(
         with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
             asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server)))
     except PrehydrateError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(code=2) from exc

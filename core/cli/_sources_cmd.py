@@ -13,7 +13,7 @@ from rich.table import Table
 from .._engine import Engine
 from .._errors import PrehydrateError
 from .._sources import sources_from_paths
-from ._app import app, console, err_console
+from ._app import app, console, print_error
 
 __all__: list[str] = []
 
@@ -21,7 +21,7 @@ PathsArg = Annotated[list[Path], typer.Argument(help="Directories and .jsonl sec
 
 
 def _fail(exc: PrehydrateError) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}")
+    print_error(str(exc))
     return typer.Exit(code=2)
 
 

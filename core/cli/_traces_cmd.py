@@ -14,7 +14,7 @@ from rich.table import Table
 from .._errors import PrehydrateError
 from .._sources import sources_from_paths
 from .._traces import SessionTrace, read_traces
-from ._app import app, console, err_console
+from ._app import app, console, print_error
 
 __all__: list[str] = []
 
@@ -59,7 +59,7 @@ def traces(
         if sections:
             known = {s.id for src in sources_from_paths(sections) for s in src.list_sections()}
     except PrehydrateError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(str(exc))
         raise typer.Exit(code=2) from exc
     summary = summarize(loaded, known, top)
     if as_json:
