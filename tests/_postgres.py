@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from tests._net import free_port
+from tests.conftest import require
 
 __all__ = ["PostgresServer", "postgres_bin", "running_postgres"]
 
@@ -34,10 +33,8 @@ def postgres_bin() -> Path:
     for folder in candidates:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
-    reason = "PostgreSQL is not installed (apt-get install postgresql); the SqlSource server tests need it"
-    if os.environ.get("PREHYDRATE_REQUIRE_ALL") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require(None, "PostgreSQL is not installed (apt-get install postgresql); the SqlSource server tests need it")
+    raise AssertionError("unreachable: require() skips or fails")
 
 
 def _as_user() -> list[str]:
@@ -47,7 +44,7 @@ def _as_user() -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.fail("running as root and there is no 'postgres' user to run PostgreSQL as")
+        require(None, "running as root and there is no 'postgres' user to run PostgreSQL as (apt-get install postgresql)")  # noqa: E501
     return ["runuser", "-u", "postgres", "--"]
 
 
