@@ -11,7 +11,7 @@ from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, FillCoordinator, 
 from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._data import sample_sections_path, sample_traces_path
-from ._engine import ContextResult, Engine, EngineLimits, Session, Turn, TurnReport
+from ._engine import Engine
 from ._ensemble import EnsembleFit, EnsemblePredictor
 from ._errors import (
     CacheError,
@@ -34,8 +34,10 @@ from ._events import (
     PrefetchSettled,
     PrefetchStarted,
     TurnEnded,
+    TurnReport,
     TurnStarted,
 )
+from ._inputs import EngineLimits
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._neighbors import NeighborPredictor
@@ -44,6 +46,7 @@ from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+from ._session import Session
 from ._sources import (
     CallableSource,
     DirectorySource,
@@ -55,6 +58,7 @@ from ._sources import (
 )
 from ._sql import SectionChanges, SqlSource
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
+from ._turn import ContextResult, Turn
 
 __version__ = "0.1.0"
 

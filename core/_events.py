@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
 __all__ = [
+    "Event",
     "EventBus",
     "Lookup",
     "LookupFailed",
@@ -21,13 +22,29 @@ __all__ = [
     "PrefetchFinished",
     "PrefetchSettled",
     "PrefetchStarted",
+    "PrefetchStatus",
+    "Settlement",
     "TurnEnded",
+    "TurnIds",
+    "TurnReport",
     "TurnStarted",
 ]
 
 logger = logging.getLogger("prehydrate.events")
 
 Outcome = Literal["hit", "inflight", "miss"]
+PrefetchStatus = Literal["ok", "failed", "cancelled"]
+"""How a speculative hydration ended (a section found already warm counts as ``ok``)."""
+Settlement = Literal["used", "wasted", "cancelled", "failed"]
+"""What became of a prefetch, decided at bailout."""
+
+
+class TurnIds(TypedDict):
+    """The fields every turn event carries; a turn builds them once and spreads them into each event."""
+
+    turn_id: str
+    session: str
+    tenant: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +81,7 @@ class PrefetchFinished(_TurnEvent):
 
     prefetch_id: str
     section_id: str
-    status: Literal["ok", "failed", "cancelled"]
+    status: PrefetchStatus
     bytes: int
     duration_ms: float
     error: str | None
@@ -77,7 +94,7 @@ class PrefetchSettled(_TurnEvent):
 
     prefetch_id: str
     section_id: str
-    outcome: Literal["used", "wasted", "cancelled", "failed"]
+    outcome: Settlement
     bytes: int
     start_ns: int
     end_ns: int
@@ -115,10 +132,76 @@ class LookupFailed(_TurnEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TurnEnded(_TurnEvent):
-    """The turn's bailout ran; ``report`` is its :class:`~prehydrate.TurnReport`."""
+class TurnReport:
+    """What a turn cost and what speculation bought.
 
-    report: object
+    ``prefetched`` counts speculative hydrations launched; ``wasted`` those not used by a request
+    (finished unused, cancelled at bailout or failed), of which ``cancelled`` and ``failed`` are
+    broken out. ``bytes_wasted`` counts bytes hydrated and discarded.
+    """
+
+    turn_id: str
+    session: str
+    tenant: str
+    calls: int = 0
+    hits: int = 0
+    inflight: int = 0
+    misses: int = 0
+    errors: int = 0
+    prefetched: int = 0
+    used: int = 0
+    wasted: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    bytes_prefetched: int = 0
+    bytes_wasted: int = 0
+    wait_ms: tuple[float, ...] = ()
+    duration_ms: float = 0.0
+    max_inflight: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits per call (0 when there were no calls)."""
+        return self.hits / self.calls if self.calls else 0.0
+
+    @property
+    def covered_rate(self) -> float:
+        """Hits and in-flight joins per call."""
+        return (self.hits + self.inflight) / self.calls if self.calls else 0.0
+
+    @property
+    def wait_ms_total(self) -> float:
+        """Context wait summed over the turn's calls."""
+        return sum(self.wait_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (used by tracing attributes and the CLI)."""
+        return {
+            "turn_id": self.turn_id,
+            "session": self.session,
+            "tenant": self.tenant,
+            "calls": self.calls,
+            "hits": self.hits,
+            "inflight": self.inflight,
+            "misses": self.misses,
+            "errors": self.errors,
+            "prefetched": self.prefetched,
+            "used": self.used,
+            "wasted": self.wasted,
+            "cancelled": self.cancelled,
+            "failed": self.failed,
+            "bytes_prefetched": self.bytes_prefetched,
+            "bytes_wasted": self.bytes_wasted,
+            "wait_ms_total": round(self.wait_ms_total, 3),
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnEnded(_TurnEvent):
+    """The turn's bailout ran; ``report`` is what it cost and what speculation bought."""
+
+    report: TurnReport
     start_ns: int
     end_ns: int
 

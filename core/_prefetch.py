@@ -22,7 +22,7 @@ from ._errors import ConfigError
 from ._predict import Candidate
 from ._sections import Section
 
-__all__ = ["AdaptiveWidth", "PrefetchPolicy", "PrefetchRecord", "Prefetcher"]
+__all__ = ["AdaptiveWidth", "PrefetchPolicy", "PrefetchRecord", "Prefetcher", "Status"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,12 +177,12 @@ class Prefetcher:
         launch: Launch,
         latency_s: Callable[[Section], float],
         *,
+        top_n: int,
         id_prefix: str = "p",
-        top_n: int | None = None,
     ) -> None:
         self.policy = policy
-        self.top_n = policy.top_n if top_n is None else top_n
-        """Candidates taken from each prediction (the policy's, or the adaptive width)."""
+        self.top_n = top_n
+        """Candidates taken from each prediction: the engine's :class:`AdaptiveWidth` decides it, once per turn."""
         self._launch = launch
         self._latency_s = latency_s
         self._heap: list[tuple[float, int, Candidate, Section, CacheKey]] = []

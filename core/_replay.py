@@ -47,9 +47,10 @@ import numpy as np
 
 from ._cache import MemoryTier, WarmCache
 from ._catalog import Catalog
-from ._engine import Engine, TurnReport
+from ._engine import Engine
 from ._ensemble import EnsemblePredictor
 from ._errors import ConfigError
+from ._events import TurnReport
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._neighbors import NeighborPredictor

@@ -283,7 +283,7 @@ async def test_source_error_on_demand_raises_source_error() -> None:
     async with make_engine(src) as engine, engine.session("c") as s, s.turn() as turn:
         with pytest.raises(ph.SourceError, match="disk gone"):
             await turn.request_context("doc/1")
-        assert engine._inflight == {}
+        assert engine.fetches_running == 0
 
 
 async def test_unknown_id_raises_one_clear_error_with_suggestions() -> None:

@@ -269,7 +269,7 @@ async def test_no_task_survives_the_run(path: str, ending: str) -> None:
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(coro, timeout=0.03)  # while the specialist thinks
         assert leftover_tasks() == set()
-        assert engine._inflight == {}
+        assert engine.fetches_running == 0
     assert prehydrator.predictor.turns_learned == 1  # the run was learned from even when it failed
 
 
@@ -302,7 +302,7 @@ async def test_parallel_tool_calls_in_one_toolnode_step_share_single_flight() ->
     engine.subscribe(lambda e: lookups.append(e) if isinstance(e, ph.Lookup) else None)
 
     async def open_gate_when_all_wait() -> None:
-        while src.active < 1 or len(engine._inflight) < 1:
+        while src.active < 1 or engine.fetches_running < 1:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # let the other two calls join the running fetch
         gate.set()

@@ -87,7 +87,7 @@ async def test_predicted_section_is_a_hit_in_the_same_turn(engine: ph.Engine, mo
         assert r2["content"] and r2["title"] == engine.catalog.get(predicted).title
         assert r2["version"] == engine.catalog.get(predicted).version
         # both calls ran in one turn, which is still open (the idle gap has not passed)
-        session = next(iter(engine._sessions))
+        session = next(iter(engine.open_sessions))
         assert session.current is not None
         assert [c.key for c in session.current.calls] == [first, predicted]
 
@@ -239,10 +239,10 @@ async def test_idle_gap_bails_out_and_the_next_call_starts_a_new_turn(engine: ph
         report = session_manager(server).reports[-1]
         assert report.calls == 1
         assert report.prefetched >= 1 and report.cancelled + report.wasted + report.used == report.prefetched
-        session = next(iter(engine._sessions), None)
+        session = next(iter(engine.open_sessions), None)
         assert session is None or session.current is None  # nothing left open or in flight
         await client.call_tool("request_context", {"section": "billing/invoices"})
-        session = next(iter(engine._sessions))
+        session = next(iter(engine.open_sessions))
         assert session.current is not None and session.current.turn_id != report.turn_id
         assert [c.key for c in session.current.calls] == ["billing/invoices"]
 
@@ -252,7 +252,7 @@ async def test_concurrent_calls_share_one_turn(engine: ph.Engine) -> None:
         ids = engine.catalog.ids[:6]
         results = await asyncio.gather(*(client.call_tool("request_context", {"section": sid}) for sid in ids))
         assert [_out(r)["section"] for r in results] == ids
-        (session,) = engine._sessions
+        (session,) = engine.open_sessions
         assert session.current is not None
         assert sorted(c.key for c in session.current.calls) == sorted(ids)
 

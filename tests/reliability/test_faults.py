@@ -57,7 +57,7 @@ async def test_sources_that_raise_give_source_errors_and_serving_goes_on() -> No
                 assert isinstance(r, ph.SourceError) and "backend reset" in str(r) and r.section_id == sid
             else:
                 assert isinstance(r, ph.ContextResult) and r.content == f"content {sid}"
-        assert no_tasks_left(before) and engine._inflight == {}
+        assert no_tasks_left(before) and engine.fetches_running == 0
         for sid in IDS[1::2]:  # nothing was cached for a failed section, under any version
             assert not any(k.section_id == sid for k in engine.cache.tiers[0]._data)  # type: ignore[attr-defined]
         report = turn.report
@@ -85,7 +85,7 @@ async def test_hanging_source_times_out_and_is_cancelled() -> None:
                 with pytest.raises(ph.HydrationTimeout):
                     await turn.request_context("doc/2")
                 assert (await turn.request_context("doc/4")).content == "content doc/4"
-        assert src.active == 0 and no_tasks_left(before) and engine._inflight == {}
+        assert src.active == 0 and no_tasks_left(before) and engine.fetches_running == 0
         assert turn.report is not None and (turn.report.errors, turn.report.failed) == (2, 1)
 
 

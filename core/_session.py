@@ -1,0 +1,159 @@
+"""A session: one conversation of one tenant, whose turns share history and are recorded as one trace.
+
+A session hands its turns to :class:`~prehydrate.Turn` one at a time (starting a turn ends the one
+before), keeps what the predictor needs from earlier turns, and appends itself to the engine's
+TraceStore when it closes. It reaches the engine only through :class:`SessionEngine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Protocol, Self
+
+from ._errors import InputError, RequestTooLargeError
+from ._events import TurnReport
+from ._inputs import check_optional_str, string_tuple
+from ._predict import ContextRequest
+from ._sections import Scope
+from ._traces import SessionTrace, TaskSpec, TraceStore, TurnTrace
+from ._turn import Turn, TurnEngine
+
+__all__ = ["Session", "SessionEngine"]
+
+
+class SessionEngine(TurnEngine, Protocol):
+    """What a session needs from its engine beyond what its turns need: the trace store and the registry."""
+
+    @property
+    def traces(self) -> TraceStore | None: ...
+    def session_opened(self, session: Session) -> None: ...
+    def session_closed(self, session: Session) -> None: ...
+
+
+class Session:
+    """One conversation of one tenant: its turns share history and are recorded as one trace."""
+
+    def __init__(
+        self,
+        engine: SessionEngine,
+        session_id: str,
+        *,
+        tenant: str,
+        task_type: str | None,
+        tags: tuple[str, ...],
+        record: bool,
+    ) -> None:
+        self.engine = engine
+        self.session_id = session_id
+        self.tenant = tenant
+        self.task_type = task_type
+        self.tags = tags
+        self.record = record
+        self.task_query = ""
+        self.history: list[tuple[str, ...]] = []
+        self.history_queries: list[str] = []
+        self.turns: list[TurnTrace] = []
+        self.reports: list[TurnReport] = []
+        self.current: Turn | None = None
+        self.closed = False
+
+    @property
+    def scope(self) -> Scope:
+        """The tenant scope of everything this session does."""
+        return Scope(tenant=self.tenant, session=self.session_id)
+
+    def turn(
+        self,
+        query: str = "",
+        *,
+        task_type: str | None = None,
+        tags: Iterable[str] = (),
+        expect: Sequence[str] | None = None,
+        budget_tokens: int | None = None,
+        node: str | None = None,
+    ) -> Turn:
+        """A new turn; use as ``async with`` (entering predicts and prefetches, leaving bails out).
+
+        Args:
+            query: the user's message of this turn.
+            task_type: the task's type (defaults to the session's).
+            tags: tags that narrow prediction.
+            expect: section ids to prefetch instead of asking the predictor.
+            budget_tokens: token budget of the compiled context, passed to predictors.
+            node: the workflow node about to run, when known.
+        """
+        if self.closed:
+            raise InputError(f"session {self.session_id!r} is closed")
+        self._check_turn(query, task_type, node, budget_tokens)
+        tags = string_tuple(tags, "tags")
+        if expect is not None:
+            expect = string_tuple(expect, "expect")
+        if task_type is not None:
+            self.task_type = task_type
+        if not self.task_query:
+            self.task_query = query
+        request = ContextRequest(
+            query=query,
+            task_type=self.task_type,
+            task_query=self.task_query,
+            tags=tuple(dict.fromkeys((*self.tags, *tags))),
+            budget_tokens=budget_tokens,
+            scope=self.scope,
+        )
+        return Turn(self, self.engine, request, expect=expect, node=node)
+
+    def _check_turn(self, query: object, task_type: object, node: object, budget_tokens: object) -> None:
+        if not isinstance(query, str):
+            raise InputError("a turn query must be a string")
+        longest = self.engine.limits.max_query_chars * 16
+        if len(query) > longest:
+            raise RequestTooLargeError("turn query", len(query), longest)
+        check_optional_str(task_type, "a task type")
+        check_optional_str(node, "a node")
+        if budget_tokens is not None and (isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int)):
+            raise InputError(f"budget_tokens must be an int or None, got {type(budget_tokens).__name__}")
+
+    async def begin_turn(self, turn: Turn) -> None:
+        """Make ``turn`` the current one, ending the turn before it (called by the turn as it starts)."""
+        if self.current is not None and self.current is not turn:
+            await self.current.end()
+        self.current = turn
+        self.engine.session_opened(self)
+
+    def finish_turn(self, turn: Turn) -> None:
+        """Keep an ended turn's calls as history (called by the turn at its bailout)."""
+        self.history.append(tuple(c.key for c in turn.calls))
+        self.history_queries.append(turn.request.query)
+        self.turns.append(TurnTrace(query=turn.request.query, calls=tuple(turn.calls)))
+        if turn.report is not None:
+            self.reports.append(turn.report)
+        if self.current is turn:
+            self.current = None
+
+    def trace(self) -> SessionTrace:
+        """This session in the trace format."""
+        return SessionTrace(
+            session=self.session_id,
+            task=TaskSpec(type=self.task_type or "", query=self.task_query, tags=self.tags),
+            turns=tuple(self.turns),
+        )
+
+    async def aclose(self) -> None:
+        """Bail out of an open turn and record the session in the TraceStore."""
+        if self.closed:
+            return
+        if self.current is not None:
+            await self.current.end()
+        self.closed = True
+        self.engine.session_closed(self)
+        store = self.engine.traces
+        if store is not None and self.record and self.turns:
+            await asyncio.to_thread(store.append, self.trace())
+
+    async def __aenter__(self) -> Self:
+        self.engine.session_opened(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,510 @@
+"""A turn: one user message and the model's calls until it answers.
+
+``async with session.turn(...)`` compiles nothing into the prompt: it predicts and launches
+prefetches. ``await turn.request_context(...)`` answers from the warm cache (``hit``), joins a
+running fetch (``inflight``) or hydrates on demand (``miss``). Leaving the turn is the bailout: it
+cancels what is still running, deletes prefetched entries nobody asked for and returns a
+:class:`TurnReport`.
+
+A turn talks to its engine only through :class:`TurnEngine` and to its conversation only through
+:class:`TurnOwner`, so this module imports neither and neither reads a turn's private state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from ._cache import CacheEntry, CacheKey
+from ._catalog import Catalog
+from ._errors import InputError, PrehydrateError, RequestTooLargeError
+from ._events import (
+    Event,
+    Lookup,
+    LookupFailed,
+    Outcome,
+    PrefetchFinished,
+    PrefetchSettled,
+    PrefetchStarted,
+    PrefetchStatus,
+    Settlement,
+    TurnEnded,
+    TurnIds,
+    TurnReport,
+    TurnStarted,
+)
+from ._fetch import PrefetchFinishedHook, PrefetchStartedHook
+from ._inputs import EngineLimits
+from ._predict import Candidate, ContextRequest, PredictionState, Predictor
+from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
+from ._sections import Scope, Section, estimate_tokens
+from ._sources import check_section_id
+from ._traces import Call
+
+__all__ = ["KEPT_RESULTS", "ContextResult", "Turn", "TurnEngine", "TurnOwner"]
+
+KEPT_RESULTS = 256
+"""Results a turn keeps in ``Turn.results``; its report still counts every call."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextResult:
+    """The answer to one ``request_context`` call."""
+
+    section_id: str
+    title: str
+    content: str
+    outcome: Outcome
+    """``hit`` (ready in cache), ``inflight`` (joined a running fetch) or ``miss`` (hydrated now)."""
+    waited_ms: float
+    version: str
+    bytes: int
+    tier: str | None = None
+    """The cache tier that answered a hit."""
+
+    @property
+    def tokens(self) -> int:
+        """Approximate tokens of the content."""
+        return estimate_tokens(self.content)
+
+
+class TurnEngine(Protocol):
+    """What a turn needs from its engine: the catalog, prediction, the width, lookup, prefetch and events."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def policy(self) -> PrefetchPolicy: ...
+    @property
+    def predictor(self) -> Predictor: ...
+    @property
+    def limits(self) -> EngineLimits: ...
+    @property
+    def width(self) -> AdaptiveWidth:
+        """The one owner of the prefetch width; a turn reads it at start and feeds it at the end."""
+        ...
+
+    def next_turn_number(self) -> int: ...
+    def key_for(self, section: Section, scope: Scope) -> CacheKey: ...
+    def latency_estimate(self, section: Section) -> float: ...
+    async def lookup(self, section: Section, scope: Scope) -> tuple[CacheEntry, Outcome, str | None]: ...
+    def launch_prefetch(
+        self,
+        record: PrefetchRecord,
+        section: Section,
+        scope: Scope,
+        *,
+        started: PrefetchStartedHook,
+        finished: PrefetchFinishedHook,
+    ) -> asyncio.Task[object] | None: ...
+    def claim_prefetch(self, key: CacheKey) -> PrefetchRecord | None: ...
+    async def settle_prefetch(self, record: PrefetchRecord, *, discard: bool) -> None: ...
+    def emit(self, event: Event) -> None: ...
+
+
+class TurnOwner(Protocol):
+    """What a turn needs from its conversation: who it is, what came before, and the turn handover."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def scope(self) -> Scope: ...
+    @property
+    def history(self) -> Sequence[tuple[str, ...]]: ...
+    @property
+    def history_queries(self) -> Sequence[str]: ...
+    async def begin_turn(self, turn: Turn) -> None: ...
+    def finish_turn(self, turn: Turn) -> None: ...
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What became of a turn's prefetches, counted at bailout."""
+
+    prefetched: int = 0
+    used: int = 0
+    wasted: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    bytes_prefetched: int = 0
+    bytes_wasted: int = 0
+
+    def add(self, rec: PrefetchRecord, outcome: Settlement) -> None:
+        self.prefetched += 1
+        self.bytes_prefetched += rec.bytes
+        if outcome == "used":
+            self.used += 1
+            return
+        self.wasted += 1
+        if outcome == "cancelled":
+            self.cancelled += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.bytes_wasted += rec.bytes
+
+
+def _settlement(rec: PrefetchRecord) -> Settlement:
+    """``used``, ``cancelled``, ``failed`` or ``wasted`` (finished, never requested)."""
+    if rec.used:
+        return "used"
+    if rec.status == "cancelled":
+        return "cancelled"
+    if rec.status == "failed":
+        return "failed"
+    return "wasted"
+
+
+class Turn:
+    """One user message and the model's calls until it answers."""
+
+    def __init__(
+        self,
+        session: TurnOwner,
+        engine: TurnEngine,
+        request: ContextRequest,
+        *,
+        expect: Sequence[str] | None,
+        node: str | None,
+    ) -> None:
+        self.session = session
+        self.engine = engine
+        self.request = request
+        self.expect = list(expect) if expect is not None else None
+        self.node = node
+        self.turn_id = f"{session.session_id}/{engine.next_turn_number()}"
+        self.scope = session.scope
+        self._ids = TurnIds(turn_id=self.turn_id, session=session.session_id, tenant=self.scope.tenant)
+        """What every event of this turn carries (events are built as ``Kind(**self._ids, ...)``)."""
+        self.calls: list[Call] = []
+        self.results: deque[ContextResult] = deque(maxlen=KEPT_RESULTS)
+        """The turn's most recent results (a long-lived turn must not hold every content it served)."""
+        self._outcomes: list[Outcome] = []
+        self._waits: list[float] = []
+        self.report: TurnReport | None = None
+        self._errors = 0
+        self._prefetcher = Prefetcher(
+            engine.policy,
+            self._launch,
+            engine.latency_estimate,
+            top_n=engine.width.current,
+            id_prefix=f"{self.turn_id}/p",
+        )
+        self._started = False
+        self._t0 = 0.0
+        self._start_ns = 0
+        self._last_end = 0.0
+
+    @property
+    def prefetches(self) -> list[PrefetchRecord]:
+        """Every speculative hydration launched in this turn so far."""
+        return list(self._prefetcher.records)
+
+    def state(self) -> PredictionState:
+        """The predictor's view of this turn right now."""
+        return PredictionState(
+            request=self.request,
+            catalog=self.engine.catalog,
+            calls=tuple(c.key for c in self.calls),
+            history=tuple(self.session.history),
+            history_queries=tuple(self.session.history_queries),
+            node=self.node,
+        )
+
+    def _predict(self) -> list[Candidate]:
+        if not self.engine.policy.enabled or self._prefetcher.top_n == 0:
+            return []
+        if self.expect is not None:
+            if self.calls:
+                return []
+            return [Candidate(section_id=s, probability=1.0, reason="expected by caller") for s in self.expect]
+        k = self._prefetcher.top_n + len(self.calls)
+        return self.engine.predictor.predict(self.state(), k)
+
+    def _schedule(self, candidates: Sequence[Candidate]) -> None:
+        catalog = self.engine.catalog
+        seen = {c.key for c in self.calls}
+        items = []
+        for cand in candidates:
+            if cand.section_id in seen or cand.section_id not in catalog:
+                continue
+            section = catalog.get(cand.section_id)
+            items.append((cand, section, self.engine.key_for(section, self.scope)))
+        self._prefetcher.offer(items)
+
+    def _launch(self, record: PrefetchRecord, section: Section) -> asyncio.Task[object] | None:
+        return self.engine.launch_prefetch(
+            record, section, self.scope, started=self._prefetch_started, finished=self._prefetch_finished
+        )
+
+    async def start(self) -> Self:
+        """Predict and launch prefetches; returns at once (hydration runs in the background)."""
+        if self._started:
+            return self
+        await self.session.begin_turn(self)
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._t0 = self._last_end = loop.time()
+        self._start_ns = time.time_ns()
+        candidates = self._predict()
+        self.engine.emit(
+            TurnStarted(
+                **self._ids,
+                query=self.request.query,
+                task_type=self.request.task_type,
+                candidates=tuple((c.section_id, c.probability) for c in candidates),
+                time_ns=self._start_ns,
+            )
+        )
+        self._schedule(candidates)
+        return self
+
+    def _resolve(self, key: str | None, query: str | None) -> Section:
+        if (key is None) == (query is None):
+            raise InputError("request_context takes exactly one of a section id or a query")
+        catalog = self.engine.catalog
+        if key is not None:
+            return catalog.get(check_section_id(key))
+        assert query is not None
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("a query must be a non-empty string")
+        limit = self.engine.limits.max_query_chars
+        if len(query) > limit:
+            raise RequestTooLargeError("query", len(query.encode("utf-8", "replace")), limit)
+        if "\x00" in query:
+            raise InputError("a query may not contain NUL bytes")
+        return catalog.resolve(query)
+
+    async def request_context(
+        self,
+        key: str | None = None,
+        *,
+        query: str | None = None,
+        tool_call_id: str | None = None,
+        node: str | None = None,
+        repredict: bool = True,
+    ) -> ContextResult:
+        """Return a section's content, from the warm cache when it was predicted.
+
+        Args:
+            key: the section id (``billing/refunds``).
+            query: free text resolved to the best-matching section instead of an id.
+            tool_call_id: the model's tool call id, passed to events (tracing).
+            node: the workflow node making the call, recorded in the trace.
+            repredict: re-predict and queue prefetches before returning (per the policy). A front
+                end that answers first and re-predicts in the idle time after passes False and
+                calls :meth:`repredict` itself.
+
+        Raises:
+            UnknownSectionError: no such id (with suggestions).
+            NoMatchError: the query matched nothing.
+            InputError: both or neither of key and query, or malformed values.
+            SourceError: hydration failed on demand.
+        """
+        if not self._started:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        start_ns = time.time_ns()
+        think_ms = max(0.0, (t0 - self._last_end) * 1000.0)
+        try:
+            section = self._resolve(key, query)
+            self._prefetcher.forget(section.id)
+            entry, outcome, tier = await self.engine.lookup(section, self.scope)
+        except PrehydrateError as exc:
+            self._failed(exc, key, query, tool_call_id, start_ns)
+            raise
+        t1 = self._last_end = loop.time()
+        result = ContextResult(
+            section_id=section.id,
+            title=section.title,
+            content=entry.content,
+            outcome=outcome,
+            waited_ms=(t1 - t0) * 1000.0,
+            version=entry.key.version,
+            bytes=entry.size_bytes,
+            tier=tier,
+        )
+        call = Call(key=section.id, think_ms=round(think_ms, 3), node=node or self.node)
+        self._served(result, call, self._claim(entry, outcome, t0), query, tool_call_id, start_ns)
+        if repredict:
+            self.repredict()
+        return result
+
+    def _failed(
+        self, exc: PrehydrateError, key: str | None, query: str | None, tool_call_id: str | None, start_ns: int
+    ) -> None:
+        """Count and report a request that raised."""
+        self._errors += 1
+        self._last_end = asyncio.get_running_loop().time()
+        self.engine.emit(
+            LookupFailed(
+                **self._ids,
+                section_id=key if isinstance(key, str) else None,
+                query=query if isinstance(query, str) else None,
+                error_type=type(exc).__name__,
+                message=str(exc),
+                tool_call_id=tool_call_id,
+                start_ns=start_ns,
+                end_ns=time.time_ns(),
+            )
+        )
+
+    def _claim(self, entry: CacheEntry, outcome: Outcome, t0: float) -> float | None:
+        """Mark the prefetch that made ``entry`` used; returns how long before the request it finished (hits)."""
+        if outcome == "miss":
+            return None
+        record = self.engine.claim_prefetch(entry.key)
+        if record is not None and record.finished_at is not None and outcome == "hit":
+            return max(0.0, (t0 - record.finished_at) * 1000.0)
+        return None
+
+    def _served(
+        self,
+        result: ContextResult,
+        call: Call,
+        lead_ms: float | None,
+        query: str | None,
+        tool_call_id: str | None,
+        start_ns: int,
+    ) -> None:
+        """Record an answered request in the turn and report it."""
+        self.calls.append(call)
+        self.results.append(result)
+        self._outcomes.append(result.outcome)
+        self._waits.append(result.waited_ms)
+        self.engine.emit(
+            Lookup(
+                **self._ids,
+                section_id=result.section_id,
+                outcome=result.outcome,
+                waited_ms=result.waited_ms,
+                bytes=result.bytes,
+                lead_ms=lead_ms,
+                tier=result.tier,
+                query=query,
+                tool_call_id=tool_call_id,
+                node=call.node,
+                start_ns=start_ns,
+                end_ns=time.time_ns(),
+            )
+        )
+
+    def repredict(self) -> None:
+        """Predict again from the calls so far and queue what is new (no-op once the turn ended).
+
+        Follows ``PrefetchPolicy.repredict``; ``request_context`` calls it unless told not to.
+        """
+        if self.engine.policy.repredict and self.report is None:
+            self._schedule(self._predict())
+
+    async def end(self) -> TurnReport:
+        """The bailout: cancel speculation still running, discard what was not used, report."""
+        if self.report is not None:
+            return self.report
+        if not self._started:
+            await self.start()
+        await self._prefetcher.close()
+        tally = _Tally()
+        for rec in self._prefetcher.records:
+            if rec.status != "warm":
+                await self._settle(rec, tally)
+        self.report = report = self._make_report(tally)
+        width = self.engine.width
+        width.observe(calls=report.calls, misses=report.misses, prefetched=tally.prefetched, wasted=tally.wasted)
+        self.session.finish_turn(self)
+        self.engine.emit(TurnEnded(**self._ids, report=report, start_ns=self._start_ns, end_ns=time.time_ns()))
+        return report
+
+    async def _settle(self, rec: PrefetchRecord, tally: _Tally) -> None:
+        """Decide what became of one prefetch, count it, discard its entry when unused, report it."""
+        if rec.status == "queued":
+            self._never_ran(rec)
+        outcome = _settlement(rec)
+        tally.add(rec, outcome)
+        await self.engine.settle_prefetch(rec, discard=outcome == "wasted" and self.engine.policy.discard_unused)
+        self.engine.emit(
+            PrefetchSettled(
+                **self._ids,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                outcome=outcome,
+                bytes=rec.bytes,
+                start_ns=rec.start_ns,
+                end_ns=rec.end_ns or time.time_ns(),
+            )
+        )
+
+    def _make_report(self, tally: _Tally) -> TurnReport:
+        outcomes = self._outcomes
+        return TurnReport(
+            turn_id=self.turn_id,
+            session=self.session.session_id,
+            tenant=self.scope.tenant,
+            calls=len(outcomes),
+            hits=outcomes.count("hit"),
+            inflight=outcomes.count("inflight"),
+            misses=outcomes.count("miss"),
+            errors=self._errors,
+            prefetched=tally.prefetched,
+            used=tally.used,
+            wasted=tally.wasted,
+            cancelled=tally.cancelled,
+            failed=tally.failed,
+            bytes_prefetched=tally.bytes_prefetched,
+            bytes_wasted=tally.bytes_wasted,
+            wait_ms=tuple(self._waits),
+            duration_ms=(asyncio.get_running_loop().time() - self._t0) * 1000.0,
+            max_inflight=self._prefetcher.max_running,
+        )
+
+    def _prefetch_started(self, rec: PrefetchRecord) -> None:
+        self.engine.emit(
+            PrefetchStarted(
+                **self._ids,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                probability=rec.probability,
+                reason=rec.reason,
+                time_ns=rec.start_ns,
+            )
+        )
+
+    def _prefetch_finished(self, rec: PrefetchRecord, status: PrefetchStatus, error: str | None) -> None:
+        duration = 0.0 if rec.finished_at is None else (rec.finished_at - rec.started_at) * 1000.0
+        self.engine.emit(
+            PrefetchFinished(
+                **self._ids,
+                prefetch_id=rec.prefetch_id,
+                section_id=rec.section_id,
+                status=status,
+                bytes=rec.bytes,
+                duration_ms=duration,
+                error=error,
+                time_ns=rec.end_ns,
+            )
+        )
+
+    def _never_ran(self, rec: PrefetchRecord) -> None:
+        """A prefetch cancelled before its task first ran: report it as started and cancelled.
+
+        Its coroutine never executed, so it emitted nothing; observers (tracing) still see one
+        start, one finish and one settlement per launched prefetch.
+        """
+        rec.status = "cancelled"
+        rec.start_ns = rec.end_ns = time.time_ns()
+        self._prefetch_started(rec)
+        self._prefetch_finished(rec, "cancelled", None)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.end()
