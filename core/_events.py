@@ -18,6 +18,7 @@ __all__ = [
     "EventBus",
     "Lookup",
     "LookupFailed",
+    "Operation",
     "Outcome",
     "PrefetchFinished",
     "PrefetchSettled",
@@ -45,6 +46,10 @@ class TurnIds(TypedDict):
     turn_id: str
     session: str
     tenant: str
+
+Operation = Literal["request_context", "read_resource"]
+"""What a front end was asked: the ``request_context`` tool, or a read of a section as a resource
+(MCP ``resources/read prehydrate://sections/{id}``), which goes through the same cache."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,11 +121,18 @@ class Lookup(_TurnEvent):
     node: str | None
     start_ns: int
     end_ns: int
+    operation: Operation = "request_context"
+    """Which front-end operation asked; ``turn_id`` is empty for a resource read outside any turn."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LookupFailed(_TurnEvent):
-    """One ``request_context`` call that raised (unknown id, source failure, bad input)."""
+    """One call that raised or was refused (unknown id, source failure, bad input).
+
+    The engine emits it for calls that reached a turn; a front end emits it for calls it refuses
+    before the engine (malformed arguments), so every call is observed, with ``turn_id`` empty
+    when the call belongs to no turn.
+    """
 
     section_id: str | None
     query: str | None
@@ -129,6 +141,7 @@ class LookupFailed(_TurnEvent):
     tool_call_id: str | None
     start_ns: int
     end_ns: int
+    operation: Operation = "request_context"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

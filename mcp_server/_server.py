@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from pydantic import BaseModel, Field
 import prehydrate as ph
 from prehydrate.mcp_server._auth import current_principal
 from prehydrate.mcp_server._sessions import SessionKey, SessionManager, SessionPolicy
+from prehydrate.mcp_server._telemetry import CallTelemetry
 
 __all__ = ["ContextOutput", "ServerSettings", "create_server", "session_manager"]
 
@@ -201,7 +203,10 @@ def create_server(
     _MANAGERS[server] = sessions
 
     def identify(ctx: Context[Any, Any]) -> SessionKey:
-        rc = ctx.request_context  # read once: every Context property goes through pydantic's __getattr__
+        # read request_context once: every Context property goes through pydantic's __getattr__
+        return identify_request(ctx.request_context)
+
+    def identify_request(rc: ServerRequestContext[Any, Any]) -> SessionKey:
         principal, tenant = current_principal()
         stream, peer = _connection_of(rc)
         meta: Mapping[str, Any] | None = rc.meta
@@ -209,6 +214,8 @@ def create_server(
         return sessions.identify(
             meta=meta, principal=principal, tenant=tenant, headers=headers, connection=stream, peer=peer
         )
+
+    telemetry = CallTelemetry(server, engine, sessions, identify_request)
 
     @server.tool(
         name="request_context",
@@ -243,7 +250,8 @@ def create_server(
             turn, entry = await sessions.begin_call(key, query=query)
             then = None
             try:
-                result = await turn.request_context(section, query=query, tool_call_id=ctx.request_id, repredict=False)
+                # No tool_call_id: MCP does not carry the model's, and the JSON-RPC id is not it.
+                result = await turn.request_context(section, query=query, repredict=False)
                 then = turn.repredict  # predict the next sections in the idle time after answering
             finally:
                 sessions.end_call(entry, then=then)
@@ -294,7 +302,9 @@ def create_server(
         try:
             key = identify(ctx)
             found = engine.catalog.get(id)
-            entry, _, _ = await engine.lookup(found, ph.Scope(tenant=key.tenant, session=key.session_id))
+            t0 = time.perf_counter()
+            entry, outcome, tier = await engine.lookup(found, ph.Scope(tenant=key.tenant, session=key.session_id))
+            telemetry.read(key, found.id, entry, outcome, tier, t0)
         except ph.UnknownSectionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         except ph.PrehydrateError as exc:

@@ -2,10 +2,12 @@
 
 ``instrument(engine)`` subscribes to the engine and records, with ``opentelemetry-api`` only:
 
-- one ``execute_tool request_context`` span per call (whatever the front end: engine API, MCP tool,
-  LangChain tool), a child of the caller's current span (under MCP, the SDK's ``tools/call`` server
-  span), with the cache result (``hit``/``inflight``/``miss``), section, wait, prefetch lead, bytes
-  and tenant;
+- exactly one span per call with the cache result (``hit``/``inflight``/``miss`` or an error),
+  section, wait, prefetch lead, bytes and tenant. Under MCP it is the SDK's own ``tools/call
+  request_context`` span (the tool-execution span by the conventions; the front end declares it
+  with :func:`host_span`); elsewhere (engine API, LangChain tool, LangGraph) prehydrate opens an
+  ``execute_tool request_context`` span, a child of the LangChain run in progress or of the
+  current span. Section reads as MCP resources are recorded the same way;
 - one ``prehydrate turn`` span per turn carrying its TurnReport, and one ``prehydrate prefetch`` span
   per speculative hydration (a child of and linked to its turn) with its outcome
   (``used``/``wasted``/``cancelled``/``failed``);
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from prehydrate.tracing import attributes
 from prehydrate.tracing._configure import OtelSetup, configure_from_env, otel_from_env
+from prehydrate.tracing._hosts import host_span
 from prehydrate.tracing._instrument import Instrumentation, instrument
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "OtelSetup",
     "attributes",
     "configure_from_env",
+    "host_span",
     "instrument",
     "otel_from_env",
 ]

@@ -8,7 +8,7 @@ functions, so ``import prehydrate.tracing`` needs only ``opentelemetry-api``.
 Variables read (by the SDK and exporter themselves, not re-implemented here):
 
 - ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``: the resource (service name defaults to
-  ``prehydrate``).
+  ``prehydrate``, ``service.version`` to prehydrate's version).
 - ``OTEL_EXPORTER_OTLP_ENDPOINT`` (default ``http://localhost:4318``; ``/v1/traces`` and
   ``/v1/metrics`` are appended), ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` /
   ``..._METRICS_ENDPOINT`` (used as-is), ``OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]HEADERS``,
@@ -34,7 +34,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from prehydrate import ConfigError, Engine
+from prehydrate import ConfigError, Engine, __version__
 from prehydrate.tracing._instrument import Instrumentation, instrument
 
 __all__ = ["OtelSetup", "configure_from_env", "otel_from_env"]
@@ -105,7 +105,7 @@ def configure_from_env(*, service_name: str = "prehydrate", set_global: bool = T
         MetricReader,
         PeriodicExportingMetricReader,
     )
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
@@ -123,6 +123,8 @@ def configure_from_env(*, service_name: str = "prehydrate", set_global: bool = T
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "unknown_service")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
+    if SERVICE_VERSION not in resource.attributes:  # the environment may name the application's version
+        resource = resource.merge(Resource({SERVICE_VERSION: __version__}))
 
     tracer_provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
     endpoint: str | None = None

@@ -1,10 +1,17 @@
 """Turn engine events into OpenTelemetry spans and metrics.
 
 The engine delivers events synchronously in the task that caused them, so when a ``Lookup``
-arrives the current OpenTelemetry context is the caller's: the MCP SDK's ``tools/call`` server
-span, a LangGraph node's span, or whatever the application opened. Lookup spans are therefore
-created *after the fact* from the event's wall-clock times, parented on the current span, and
-ended at once; nothing is left open across an ``await``.
+arrives the current OpenTelemetry context is the caller's. Each call is recorded on exactly one
+span:
+
+- the host's, when the front end declared one with :func:`~prehydrate.tracing.host_span` (under
+  MCP the SDK's ``tools/call request_context`` span, which by the conventions *is* the
+  ``execute_tool`` span; or its ``resources/read`` span): prehydrate sets its attributes, links
+  and errors on it and opens nothing;
+- otherwise its own ``execute_tool request_context`` span (``read_resource ...`` for a section
+  read), created *after the fact* from the event's wall-clock times and ended at once, parented on
+  the LangChain run in progress (OpenInference, LangSmith), else on the current span, else on its
+  turn. Nothing is left open across an ``await``.
 
 Turns and prefetches span several tasks, so their spans are never made current: they are kept in
 dictionaries by id, started when the turn or prefetch starts and ended when it is settled at
@@ -22,12 +29,11 @@ Only ``opentelemetry-api`` is imported here: the application chooses the SDK and
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opentelemetry import metrics, trace
-from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 
@@ -44,6 +50,7 @@ from prehydrate import (
     __version__,
 )
 from prehydrate.tracing import attributes as A
+from prehydrate.tracing._hosts import current_host_span, framework_parent
 
 __all__ = ["Instrumentation", "instrument"]
 
@@ -72,19 +79,17 @@ class _Meters:
     """The instruments of one meter provider and the running totals its observable counters report."""
 
     def __init__(self, meter: Meter) -> None:
-        self.lookups: dict[tuple[str, str], int] = {}
-        """(result, error type or "") -> calls."""
+        self.lookups: dict[tuple[str, str, str], int] = {}
+        """(operation, result, error type or "") -> calls."""
         self.prefetches: dict[str, int] = {}
         self.hydrated: dict[str, int] = {}
         self.wasted_bytes = 0
-        self.result_attrs: dict[str, Mapping[str, str]] = {
-            r: {A.PREHYDRATE_CACHE_RESULT: r} for r in ("hit", "inflight", "miss")
-        }
+        self._wait_attrs: dict[tuple[str, str], Mapping[str, str]] = {}
         meter.create_observable_counter(
             A.METRIC_LOOKUPS,
             [self._observe_lookups],
             unit="{lookup}",
-            description="request_context calls by cache result",
+            description="request_context calls and section reads by operation and cache result",
         )
         meter.create_observable_counter(
             A.METRIC_PREFETCHES,
@@ -93,13 +98,13 @@ class _Meters:
             description="Speculative hydrations by outcome at bailout",
         )
         meter.create_observable_counter(
-            A.METRIC_BYTES_HYDRATED,
+            A.METRIC_HYDRATED,
             [self._observe_hydrated],
             unit="By",
             description="Bytes hydrated from sources (prefetch or demand)",
         )
         meter.create_observable_counter(
-            A.METRIC_BYTES_WASTED,
+            A.METRIC_WASTED,
             [self._observe_wasted],
             unit="By",
             description="Prefetched bytes discarded unused at bailout",
@@ -111,12 +116,22 @@ class _Meters:
             explicit_bucket_boundaries_advisory=_WAIT_BUCKETS_S,
         )
 
+    def wait_attrs(self, operation: str, result: str) -> Mapping[str, str]:
+        """The histogram's attribute set for one (operation, result), made once and reused."""
+        found = self._wait_attrs.get((operation, result))
+        if found is None:
+            found = self._wait_attrs[(operation, result)] = {
+                A.PREHYDRATE_OPERATION: operation,
+                A.PREHYDRATE_CACHE_RESULT: result,
+            }
+        return found
+
     # The callbacks run on the exporter's thread: copy the dicts (atomic under the GIL) before iterating.
 
     def _observe_lookups(self, options: CallbackOptions) -> Iterable[Observation]:
         out = []
-        for (result, error_type), n in list(self.lookups.items()):
-            attrs = {A.PREHYDRATE_CACHE_RESULT: result}
+        for (operation, result, error_type), n in list(self.lookups.items()):
+            attrs = {A.PREHYDRATE_OPERATION: operation, A.PREHYDRATE_CACHE_RESULT: result}
             if error_type:
                 attrs[A.ERROR_TYPE] = error_type
             out.append(Observation(n, attrs))
@@ -217,37 +232,53 @@ class Instrumentation:
 
     # -- lookups -------------------------------------------------------------------------------------
 
-    def _parent(self, turn_id: str, section_id: str | None) -> tuple[Context | None, Sequence[Link]]:
-        """Parent a lookup on the caller's span; with no caller span, on its turn.
-
-        Either way the lookup links to what it belongs to: the turn, and the prefetch of the same
-        section when there was one (the fetch that made a hit possible).
-        """
-        turn = self._turns.get(turn_id)
-        if turn is None:
-            return None, ()
-        links = []
-        if trace.get_current_span().get_span_context().is_valid:
-            ctx: Context | None = None
-            links.append(turn.link)
-        else:
-            ctx = trace.set_span_in_context(turn.span)
-        if section_id is not None:
+    def _links(self, turn: _OpenTurn | None, section_id: str | None, *, to_turn: bool) -> list[Link]:
+        """Links from a lookup to its turn and to the prefetch of its section (the fetch that served it)."""
+        links = [turn.link] if turn is not None and to_turn else []
+        if turn is not None and section_id is not None:
             fetch = turn.by_section.get(section_id)
             if fetch is not None:
                 links.append(fetch)
-        return ctx, links
+        return links
 
-    def _start_attrs(self, ev: Lookup | LookupFailed) -> _Attrs:
-        """The attributes every lookup span carries, failed or not."""
+    def _own_span(self, ev: Lookup | LookupFailed, attrs: _Attrs, section_id: str | None) -> Span:
+        """Start the span of a call no host records: a child of the framework's run or the current span.
+
+        With neither, it is parented on its turn, so a raw API call still sits in the turn's trace.
+        Either way it links to the turn (unless that is its parent) and to the prefetch that served it.
+        """
+        turn = self._turns.get(ev.turn_id) if ev.turn_id else None
+        ctx = framework_parent()
+        to_turn = True
+        if ctx is None and turn is not None and not trace.get_current_span().get_span_context().is_valid:
+            ctx = trace.set_span_in_context(turn.span)
+            to_turn = False
+        if ev.operation == "request_context":
+            name = A.SPAN_LOOKUP
+            attrs[A.GEN_AI_OPERATION_NAME] = A.OPERATION_EXECUTE_TOOL
+            attrs[A.GEN_AI_TOOL_NAME] = A.TOOL_NAME
+            attrs[A.GEN_AI_TOOL_TYPE] = "function"
+        else:
+            name = A.SPAN_READ_RESOURCE
+        return self._tracer.start_span(
+            name,
+            context=ctx,
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            links=self._links(turn, section_id, to_turn=to_turn),
+            start_time=ev.start_ns,
+        )
+
+    def _call_attrs(self, ev: Lookup | LookupFailed) -> _Attrs:
+        """The attributes every call carries, on its own span or on the host's, failed or not."""
         attrs: _Attrs = {
-            A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
-            A.GEN_AI_TOOL_NAME: A.TOOL_NAME,
-            A.GEN_AI_TOOL_TYPE: "function",
+            A.PREHYDRATE_OPERATION: ev.operation,
             A.PREHYDRATE_TENANT: ev.tenant,
-            A.GEN_AI_CONVERSATION_ID: ev.session,
-            A.PREHYDRATE_TURN_ID: ev.turn_id,
         }
+        if ev.session:
+            attrs[A.GEN_AI_CONVERSATION_ID] = ev.session
+        if ev.turn_id:
+            attrs[A.PREHYDRATE_TURN_ID] = ev.turn_id
         if ev.tool_call_id is not None:
             attrs[A.GEN_AI_TOOL_CALL_ID] = ev.tool_call_id
         if self.record_queries and ev.query is not None:
@@ -255,43 +286,55 @@ class Instrumentation:
         return attrs
 
     def _on_lookup(self, ev: Lookup) -> None:
-        # Every attribute goes in one dict at span start: the SDK validates it once, under one lock,
-        # where a second set_attributes call costs about 5 µs more. An unsampled span only hands
-        # the dict to the sampler, so building it whole is cheaper than asking is_recording() first.
-        attrs = self._start_attrs(ev)
+        # Every attribute goes in one dict: the SDK validates it once, under one lock, where
+        # separate set_attribute calls cost about 5 µs more. An unsampled span only hands the dict
+        # to the sampler, so building it whole is cheaper than asking is_recording() first.
+        attrs = self._call_attrs(ev)
         attrs[A.PREHYDRATE_CACHE_RESULT] = ev.outcome
         attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
-        attrs[A.PREHYDRATE_WAIT_MS] = ev.waited_ms
+        attrs[A.PREHYDRATE_WAIT_DURATION] = ev.waited_ms / 1000.0
         attrs[A.PREHYDRATE_BYTES] = ev.bytes
         if ev.lead_ms is not None:
-            attrs[A.PREHYDRATE_PREFETCH_LEAD_MS] = ev.lead_ms
+            attrs[A.PREHYDRATE_PREFETCH_LEAD_TIME] = ev.lead_ms / 1000.0
         if ev.tier is not None:
             attrs[A.PREHYDRATE_CACHE_TIER] = ev.tier
         if ev.node is not None:
             attrs[A.PREHYDRATE_NODE] = ev.node
-        ctx, links = self._parent(ev.turn_id, ev.section_id if ev.outcome != "miss" else None)
-        self._tracer.start_span(
-            A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
-        ).end(end_time=ev.end_ns)
+        served_by = ev.section_id if ev.outcome != "miss" else None
+        host = current_host_span(ev.operation == "request_context")
+        if host is not None:  # the host's span is the call's span: annotate it, open nothing
+            host.set_attributes(attrs)
+            turn = self._turns.get(ev.turn_id) if ev.turn_id else None
+            for link in self._links(turn, served_by, to_turn=True):
+                host.add_link(link.context)
+        else:
+            self._own_span(ev, attrs, served_by).end(end_time=ev.end_ns)
         m = self._meters
-        key = (ev.outcome, "")
+        key = (ev.operation, ev.outcome, "")
         m.lookups[key] = m.lookups.get(key, 0) + 1
-        m.wait.record(ev.waited_ms / 1000.0, m.result_attrs[ev.outcome])
+        m.wait.record(ev.waited_ms / 1000.0, m.wait_attrs(ev.operation, ev.outcome))
         if ev.outcome == "miss":
             m.hydrated["demand"] = m.hydrated.get("demand", 0) + ev.bytes
 
     def _on_lookup_failed(self, ev: LookupFailed) -> None:
-        attrs = self._start_attrs(ev)
+        attrs = self._call_attrs(ev)
         attrs[A.ERROR_TYPE] = ev.error_type
         if ev.section_id is not None:
             attrs[A.PREHYDRATE_SECTION_ID] = ev.section_id
-        ctx, links = self._parent(ev.turn_id, None)
-        span = self._tracer.start_span(
-            A.SPAN_LOOKUP, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs, links=links, start_time=ev.start_ns
-        )
+        host = current_host_span(ev.operation == "request_context")
+        span = host if host is not None else self._own_span(ev, attrs, None)
+        if host is not None:
+            host.set_attributes(attrs)
+            turn = self._turns.get(ev.turn_id) if ev.turn_id else None
+            for link in self._links(turn, None, to_turn=True):
+                host.add_link(link.context)
+        # The exception event keeps prehydrate's error class where a host overwrites error.type
+        # with its own category (the MCP SDK sets "tool_error" on every failed tool call).
+        span.add_event("exception", {"exception.type": ev.error_type, "exception.message": ev.message})
         span.set_status(Status(StatusCode.ERROR, ev.message))
-        span.end(end_time=ev.end_ns)
-        key = ("error", ev.error_type)
+        if host is None:
+            span.end(end_time=ev.end_ns)
+        key = (ev.operation, "error", ev.error_type)
         self._meters.lookups[key] = self._meters.lookups.get(key, 0) + 1
 
     # -- turns ---------------------------------------------------------------------------------------
@@ -314,7 +357,10 @@ class Instrumentation:
         old = self._turns.pop(ev.turn_id, None)
         if old is not None:  # cannot happen with the engine's unique ids; never leak a span if it does
             self._end_turn_spans(old, None)
-        span = self._tracer.start_span(A.SPAN_TURN, kind=SpanKind.INTERNAL, attributes=attrs, start_time=ev.time_ns)
+        # Under a LangChain tracer the turn joins the run's span (the entry node's), else the current span.
+        span = self._tracer.start_span(
+            A.SPAN_TURN, context=framework_parent(), kind=SpanKind.INTERNAL, attributes=attrs, start_time=ev.time_ns
+        )
         self._turns[ev.turn_id] = _OpenTurn(span)
 
     def _on_turn_ended(self, ev: TurnEnded) -> None:
@@ -343,8 +389,8 @@ class Instrumentation:
                     A.PREHYDRATE_TURN_FAILED: report.failed,
                     A.PREHYDRATE_TURN_BYTES_PREFETCHED: report.bytes_prefetched,
                     A.PREHYDRATE_TURN_BYTES_WASTED: report.bytes_wasted,
-                    A.PREHYDRATE_TURN_WAIT_MS_TOTAL: report.wait_ms_total,
-                    A.PREHYDRATE_TURN_DURATION_MS: report.duration_ms,
+                    A.PREHYDRATE_TURN_WAIT_DURATION: report.wait_ms_total / 1000.0,
+                    A.PREHYDRATE_TURN_DURATION: report.duration_ms / 1000.0,
                     A.PREHYDRATE_TURN_HIT_RATE: report.hit_rate,
                     A.PREHYDRATE_TURN_COVERED_RATE: report.covered_rate,
                     A.PREHYDRATE_TURN_MAX_INFLIGHT: report.max_inflight,
@@ -407,7 +453,7 @@ class Instrumentation:
         span.set_attributes(
             {
                 A.PREHYDRATE_PREFETCH_STATUS: ev.status,
-                A.PREHYDRATE_PREFETCH_DURATION_MS: ev.duration_ms,
+                A.PREHYDRATE_PREFETCH_DURATION: ev.duration_ms / 1000.0,
                 A.PREHYDRATE_BYTES: ev.bytes,
             }
         )

@@ -19,20 +19,22 @@ __all__ = [
     "GEN_AI_TOOL_CALL_ID",
     "GEN_AI_TOOL_NAME",
     "GEN_AI_TOOL_TYPE",
-    "METRIC_BYTES_HYDRATED",
-    "METRIC_BYTES_WASTED",
+    "MCP_RESOURCE_URI",
+    "METRIC_HYDRATED",
     "METRIC_LOOKUPS",
     "METRIC_LOOKUP_WAIT",
     "METRIC_PREFETCHES",
+    "METRIC_WASTED",
     "OPERATION_EXECUTE_TOOL",
     "PREHYDRATE_BYTES",
     "PREHYDRATE_CACHE_RESULT",
     "PREHYDRATE_CACHE_TIER",
     "PREHYDRATE_HYDRATION_KIND",
     "PREHYDRATE_NODE",
-    "PREHYDRATE_PREFETCH_DURATION_MS",
+    "PREHYDRATE_OPERATION",
+    "PREHYDRATE_PREFETCH_DURATION",
     "PREHYDRATE_PREFETCH_ID",
-    "PREHYDRATE_PREFETCH_LEAD_MS",
+    "PREHYDRATE_PREFETCH_LEAD_TIME",
     "PREHYDRATE_PREFETCH_OUTCOME",
     "PREHYDRATE_PREFETCH_PROBABILITY",
     "PREHYDRATE_PREFETCH_REASON",
@@ -48,7 +50,7 @@ __all__ = [
     "PREHYDRATE_TURN_CANCELLED",
     "PREHYDRATE_TURN_CANDIDATES",
     "PREHYDRATE_TURN_COVERED_RATE",
-    "PREHYDRATE_TURN_DURATION_MS",
+    "PREHYDRATE_TURN_DURATION",
     "PREHYDRATE_TURN_ERRORS",
     "PREHYDRATE_TURN_FAILED",
     "PREHYDRATE_TURN_HITS",
@@ -59,11 +61,12 @@ __all__ = [
     "PREHYDRATE_TURN_MISSES",
     "PREHYDRATE_TURN_PREFETCHED",
     "PREHYDRATE_TURN_USED",
-    "PREHYDRATE_TURN_WAIT_MS_TOTAL",
+    "PREHYDRATE_TURN_WAIT_DURATION",
     "PREHYDRATE_TURN_WASTED",
-    "PREHYDRATE_WAIT_MS",
+    "PREHYDRATE_WAIT_DURATION",
     "SPAN_LOOKUP",
     "SPAN_PREFETCH",
+    "SPAN_READ_RESOURCE",
     "SPAN_TURN",
     "TOOL_NAME",
 ]
@@ -71,7 +74,13 @@ __all__ = [
 # -- span names --------------------------------------------------------------------------------------
 
 SPAN_LOOKUP: Final = "execute_tool request_context"
-"""One ``request_context`` call (GenAI convention: ``{gen_ai.operation.name} {gen_ai.tool.name}``)."""
+"""One ``request_context`` call (GenAI convention: ``{gen_ai.operation.name} {gen_ai.tool.name}``).
+
+Opened only where no host records the call: under MCP the SDK's ``tools/call request_context``
+span is the tool span, and prehydrate's attributes go on it instead."""
+SPAN_READ_RESOURCE: Final = "read_resource prehydrate://sections"
+"""One read of a section as an MCP resource, where no host span records it (under MCP with the
+SDK's tracing on, its ``resources/read`` span carries the attributes)."""
 SPAN_TURN: Final = "prehydrate turn"
 """One turn, from entering it to its bailout; carries the TurnReport."""
 SPAN_PREFETCH: Final = "prehydrate prefetch"
@@ -88,18 +97,21 @@ GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"  # gen_ai_attributes.GEN_AI_T
 GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"  # gen_ai_attributes.GEN_AI_TOOL_TYPE ("function")
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"  # gen_ai_attributes.GEN_AI_CONVERSATION_ID (session)
 ERROR_TYPE: Final = "error.type"  # error_attributes.ERROR_TYPE (stable)
+MCP_RESOURCE_URI: Final = "mcp.resource.uri"  # mcp_attributes.MCP_RESOURCE_URI
 
 # -- prehydrate keys: lookups -----------------------------------------------------------------------
 
+PREHYDRATE_OPERATION: Final = "prehydrate.operation"
+"""What was asked: ``request_context`` (the tool) or ``read_resource`` (a section read as a resource)."""
 PREHYDRATE_CACHE_RESULT: Final = "prehydrate.cache.result"
 """``hit`` (served from the warm cache), ``inflight`` (joined a running prefetch) or ``miss``."""
 PREHYDRATE_CACHE_TIER: Final = "prehydrate.cache.tier"
 """The cache tier that answered a hit (``memory``, ``disk``, ``redis``)."""
 PREHYDRATE_SECTION_ID: Final = "prehydrate.section.id"
-PREHYDRATE_WAIT_MS: Final = "prehydrate.wait_ms"
-"""How long the caller waited for the content, in milliseconds."""
-PREHYDRATE_PREFETCH_LEAD_MS: Final = "prehydrate.prefetch.lead_ms"
-"""For a hit on a prefetched entry: how long before the request the prefetch had finished."""
+PREHYDRATE_WAIT_DURATION: Final = "prehydrate.wait.duration"
+"""How long the caller waited for the content, in seconds (like every duration here and in the metrics)."""
+PREHYDRATE_PREFETCH_LEAD_TIME: Final = "prehydrate.prefetch.lead_time"
+"""For a hit on a prefetched entry: how long (seconds) before the request the prefetch had finished."""
 PREHYDRATE_BYTES: Final = "prehydrate.bytes"
 """Content bytes served (lookup) or hydrated (prefetch)."""
 PREHYDRATE_TENANT: Final = "prehydrate.tenant"
@@ -120,7 +132,8 @@ PREHYDRATE_PREFETCH_STATUS: Final = "prehydrate.prefetch.status"
 """How the fetch itself ended: ``ok``, ``failed`` or ``cancelled``."""
 PREHYDRATE_PREFETCH_PROBABILITY: Final = "prehydrate.prefetch.probability"
 PREHYDRATE_PREFETCH_REASON: Final = "prehydrate.prefetch.reason"
-PREHYDRATE_PREFETCH_DURATION_MS: Final = "prehydrate.prefetch.duration_ms"
+PREHYDRATE_PREFETCH_DURATION: Final = "prehydrate.prefetch.duration"
+"""How long the speculative hydration took, in seconds."""
 PREHYDRATE_HYDRATION_KIND: Final = "prehydrate.hydration.kind"
 """Metric attribute of hydrated bytes: ``prefetch`` (speculative) or ``demand`` (a miss)."""
 
@@ -140,8 +153,10 @@ PREHYDRATE_TURN_CANCELLED: Final = "prehydrate.turn.cancelled"
 PREHYDRATE_TURN_FAILED: Final = "prehydrate.turn.failed"
 PREHYDRATE_TURN_BYTES_PREFETCHED: Final = "prehydrate.turn.bytes_prefetched"
 PREHYDRATE_TURN_BYTES_WASTED: Final = "prehydrate.turn.bytes_wasted"
-PREHYDRATE_TURN_WAIT_MS_TOTAL: Final = "prehydrate.turn.wait_ms_total"
-PREHYDRATE_TURN_DURATION_MS: Final = "prehydrate.turn.duration_ms"
+PREHYDRATE_TURN_WAIT_DURATION: Final = "prehydrate.turn.wait.duration"
+"""Seconds the turn's calls waited for content, summed."""
+PREHYDRATE_TURN_DURATION: Final = "prehydrate.turn.duration"
+"""Seconds from entering the turn to its bailout."""
 PREHYDRATE_TURN_HIT_RATE: Final = "prehydrate.turn.hit_rate"
 PREHYDRATE_TURN_COVERED_RATE: Final = "prehydrate.turn.covered_rate"
 PREHYDRATE_TURN_MAX_INFLIGHT: Final = "prehydrate.turn.max_inflight"
@@ -154,7 +169,8 @@ METRIC_PREFETCHES: Final = "prehydrate.prefetches"
 """Counter of settled prefetches by ``prehydrate.prefetch.outcome``."""
 METRIC_LOOKUP_WAIT: Final = "prehydrate.lookup.wait.duration"
 """Histogram (seconds) of the wait of each answered call, by ``prehydrate.cache.result``."""
-METRIC_BYTES_HYDRATED: Final = "prehydrate.hydrated.bytes"
-"""Counter of bytes hydrated from sources, by ``prehydrate.hydration.kind``."""
-METRIC_BYTES_WASTED: Final = "prehydrate.wasted.bytes"
-"""Counter of prefetched bytes discarded unused at bailout."""
+METRIC_HYDRATED: Final = "prehydrate.content.hydrated"
+"""Counter (unit ``By``: the unit is never repeated in a name) of bytes hydrated from sources, by
+``prehydrate.hydration.kind``."""
+METRIC_WASTED: Final = "prehydrate.content.wasted"
+"""Counter (unit ``By``) of prefetched bytes discarded unused at bailout."""

@@ -92,8 +92,11 @@ def _server_argv(settings: DemoSettings, workdir: Path, label: str, *, prefetch:
     return argv
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(server: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREHYDRATE_TOKENS"}
+    # Both servers report as service "prehydrate"; under --otel a backend tells them apart by these.
+    ours = f"service.instance.id=prehydrate-demo-{server},prehydrate.demo.server={server}"
+    env["OTEL_RESOURCE_ATTRIBUTES"] = ",".join(filter(None, (env.get("OTEL_RESOURCE_ATTRIBUTES", ""), ours)))
     # The fit is small; BLAS thread pools would only fight the other process for the two cores.
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -115,7 +118,8 @@ async def _play(
     from mcp import Client, StdioServerParameters  # noqa: TID251  (optional extra, imported on use)
     from mcp.client.stdio import stdio_client  # noqa: TID251
 
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=_child_env())
+    server = label.split()[0]  # "without" or "with"
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=_child_env(server))
     run = DemoRun(label=label, turns=sum(len(t.turns) for t in plan))
     async with Client(stdio_client(params, errlog=errlog)) as client:
         if gate is not None:
@@ -125,7 +129,8 @@ async def _play(
 
         async def session(trace: SessionTrace) -> None:
             async with sem:
-                meta: dict[str, Any] = {SESSION_META_KEY: f"demo-{trace.session}"}
+                # Session (and so turn) ids name the server: the two runs' traces never collide.
+                meta: dict[str, Any] = {SESSION_META_KEY: f"demo-{server}-{trace.session}"}
                 for i, turn in enumerate(trace.turns):
                     args = {"task": trace.task.type or "", "query": turn.query}
                     await client.get_prompt("compiled_context", args, meta=meta)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ A command adds the flag and wraps its run::
 
     otel: OtelFlag = False,
     ...
-    with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
+    with otel_telemetry(engine, otel):
         asyncio.run(...)
 
 ``prehydrate.tracing`` (and through it the OpenTelemetry SDK and OTLP exporter) is imported only when

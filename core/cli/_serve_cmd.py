@@ -206,7 +206,7 @@ def serve_command(
             from .._redis import RedisTier
 
             engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix))
-        with otel_telemetry(engine, otel, service_name="prehydrate-serve"):
+        with otel_telemetry(engine, otel):  # service.name "prehydrate", as docs/tracing.md says
             asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server)))
     except PrehydrateError as exc:
         print_error(str(exc))

@@ -79,14 +79,14 @@ def test_unsupported_protocol_is_reported_not_ignored(receiver: Receiver) -> Non
     assert receiver.traces == []
 
 
-async def test_serve_otel_over_stdio_nests_lookups_under_the_mcp_server_span(
+async def test_serve_otel_over_stdio_records_each_call_on_the_mcp_server_span(
     receiver: Receiver, exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     """``prehydrate serve --otel``: a real stdio subprocess exports its spans to the receiver.
 
     The client in this process runs under the global SDK provider, so the SDK propagates the trace
     context in ``_meta``: the subprocess's ``tools/call`` server span joins the client's trace, and
-    prehydrate's lookup span is that server span's child.
+    carries prehydrate's attributes itself (no second ``execute_tool`` span).
     """
     ids = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog.ids
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREHYDRATE_"))}
@@ -99,21 +99,22 @@ async def test_serve_otel_over_stdio_nests_lookups_under_the_mcp_server_span(
     async with Client(params, mode="legacy") as client:
         for section in (ids[0], ids[5], "no/such-section"):
             await client.call_tool("request_context", {"section": section})
+        await client.call_tool("request_context", {})  # refused before the engine
     # The server flushes when stdin closes; the client has waited for the process to exit.
     spans = [s for req in receiver.traces for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
-    servers = {s.span_id: s for s in spans if s.name == "tools/call request_context"}
-    lookups = [s for s in spans if s.name == A.SPAN_LOOKUP]
-    assert len(servers) == 3 and len(lookups) == 3
-    results = []
-    for lookup in lookups:
-        parent = servers[lookup.parent_span_id]  # the SDK's own server span, not a second one of ours
-        assert parent.kind == parent.SPAN_KIND_SERVER and lookup.trace_id == parent.trace_id
-        results.append(as_dict(lookup.attributes).get(A.PREHYDRATE_CACHE_RESULT, "error"))
-    assert results[2] == "error" and set(results[:2]) <= {"hit", "inflight", "miss"}
-    assert {as_dict(rs.resource.attributes)["service.name"] for r in receiver.traces for rs in r.resource_spans} == {
-        "prehydrate-serve"
-    }
+    servers = [s for s in spans if s.name == "tools/call request_context"]
+    assert len(servers) == 4
+    assert not [s for s in spans if s.name == A.SPAN_LOOKUP]  # the SDK's span is the tool span
+    tool_spans = [s for s in spans if as_dict(s.attributes).get(A.GEN_AI_OPERATION_NAME) == A.OPERATION_EXECUTE_TOOL]
+    assert len(tool_spans) == 4
+    results = [as_dict(s.attributes).get(A.PREHYDRATE_CACHE_RESULT, "error") for s in servers]
+    assert results[2:] == ["error", "error"] and set(results[:2]) <= {"hit", "inflight", "miss"}
+    for span in servers[2:]:
+        assert span.status.code == span.status.STATUS_CODE_ERROR
+    resources = [as_dict(rs.resource.attributes) for r in receiver.traces for rs in r.resource_spans]
+    assert {r["service.name"] for r in resources} == {"prehydrate"}  # as docs/tracing.md says
+    assert {r["service.version"] for r in resources} == {ph.__version__}
     clients = {s.context.span_id: s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT}
-    for server_span in servers.values():  # joined across the process boundary
+    for server_span in servers:  # joined across the process boundary
         client_span = clients[int.from_bytes(server_span.parent_span_id, "big")]
         assert int.from_bytes(server_span.trace_id, "big") == client_span.context.trace_id

@@ -25,10 +25,22 @@ def test_demo_otel_exports_client_and_server_spans(receiver: Receiver) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"traces to {receiver.url}/v1/traces" in proc.stderr
     services: dict[str, set[str]] = {}
+    turn_ids: dict[str, set[str]] = {}
     for req in receiver.traces:
         for rs in req.resource_spans:
-            name = as_dict(rs.resource.attributes)["service.name"]
-            services.setdefault(name, set()).update(s.name for ss in rs.scope_spans for s in ss.spans)
+            resource = as_dict(rs.resource.attributes)
+            name = resource["service.name"]
+            if name == "prehydrate":  # a server: which one is in its resource
+                name = f"prehydrate/{resource['prehydrate.demo.server']}"
+                assert resource["service.instance.id"] == f"prehydrate-demo-{resource['prehydrate.demo.server']}"
+            spans = [s for ss in rs.scope_spans for s in ss.spans]
+            services.setdefault(name, set()).update(s.name for s in spans)
+            turn_ids.setdefault(name, set()).update(
+                str(as_dict(s.attributes)[A.PREHYDRATE_TURN_ID]) for s in spans if s.name == A.SPAN_TURN
+            )
     assert any(n.startswith("MCP send tools/call") for n in services["prehydrate-demo"])  # the MCP client's spans
-    assert A.SPAN_LOOKUP in services["prehydrate-serve"]  # the engine's spans, from the servers
-    assert A.SPAN_PREFETCH in services["prehydrate-serve"]  # only the prefetching server speculates
+    assert "tools/call request_context" in services["prehydrate/without"]  # the servers' tool spans
+    assert A.SPAN_PREFETCH in services["prehydrate/with"]  # only the prefetching server speculates
+    assert A.SPAN_PREFETCH not in services["prehydrate/without"]
+    assert turn_ids["prehydrate/with"] and turn_ids["prehydrate/without"]
+    assert not turn_ids["prehydrate/with"] & turn_ids["prehydrate/without"]  # no turn id in both runs

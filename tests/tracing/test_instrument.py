@@ -84,15 +84,15 @@ async def test_each_call_gets_one_span_with_its_result(
         assert a[A.PREHYDRATE_TENANT] == "acme"
         assert a[A.GEN_AI_CONVERSATION_ID] == "conv-1"
         assert a[A.PREHYDRATE_BYTES] == result.bytes > 0
-        assert a[A.PREHYDRATE_WAIT_MS] == pytest.approx(result.waited_ms)
+        assert a[A.PREHYDRATE_WAIT_DURATION] == pytest.approx(result.waited_ms / 1000.0)  # seconds, like the histogram
         # No caller span here (plain engine API): the turn is the parent.
         assert span.parent is not None and span.parent.span_id == turn_span.context.span_id
         assert span.start_time is not None and span.end_time is not None and span.start_time <= span.end_time
     assert attrs(lookups[0])[A.GEN_AI_TOOL_CALL_ID] == "call_1"
     assert attrs(lookups[1])[A.GEN_AI_TOOL_CALL_ID] == "call_2"
     assert A.GEN_AI_TOOL_CALL_ID not in attrs(lookups[2])
-    assert attrs(lookups[0])[A.PREHYDRATE_PREFETCH_LEAD_MS] >= 0.0
-    assert A.PREHYDRATE_PREFETCH_LEAD_MS not in attrs(lookups[2])
+    assert attrs(lookups[0])[A.PREHYDRATE_PREFETCH_LEAD_TIME] >= 0.0
+    assert A.PREHYDRATE_PREFETCH_LEAD_TIME not in attrs(lookups[2])
     assert attrs(lookups[0])[A.PREHYDRATE_CACHE_TIER] == "memory"
 
     # A hit and an inflight join link to the prefetch that served them.
@@ -104,7 +104,7 @@ async def test_each_call_gets_one_span_with_its_result(
     assert counts(reader, A.METRIC_LOOKUPS, A.PREHYDRATE_CACHE_RESULT) == {"hit": 1, "inflight": 1, "miss": 1}
     waits = points(reader, A.METRIC_LOOKUP_WAIT)
     assert sum(p.count for p in waits if isinstance(p, HistogramDataPoint)) == 3
-    hydrated = counts(reader, A.METRIC_BYTES_HYDRATED, A.PREHYDRATE_HYDRATION_KIND)
+    hydrated = counts(reader, A.METRIC_HYDRATED, A.PREHYDRATE_HYDRATION_KIND)
     assert hydrated == {"prefetch": hit.bytes + inflight.bytes, "demand": miss.bytes}
 
 
@@ -199,7 +199,7 @@ async def test_prefetch_outcomes_used_wasted_cancelled_failed(
         "cancelled": 1,
         "failed": 1,
     }
-    (wasted_bytes,) = points(reader, A.METRIC_BYTES_WASTED)
+    (wasted_bytes,) = points(reader, A.METRIC_WASTED)
     assert wasted_bytes.value == report.bytes_wasted
     assert instrumented.open_spans == 0
     assert tracker.open == {}
@@ -312,7 +312,7 @@ async def test_a_sampler_sees_every_lookup_attribute(engine: ph.Engine, meter_pr
     (lookup,) = seen
     assert lookup[A.PREHYDRATE_CACHE_RESULT] == "hit" and lookup[A.PREHYDRATE_TENANT] == "acme"
     assert lookup[A.GEN_AI_TOOL_CALL_ID] == "call_1" and lookup[A.GEN_AI_CONVERSATION_ID] == "conv-s"
-    for key in (A.PREHYDRATE_WAIT_MS, A.PREHYDRATE_BYTES, A.PREHYDRATE_PREFETCH_LEAD_MS, A.PREHYDRATE_TURN_ID):
+    for key in (A.PREHYDRATE_WAIT_DURATION, A.PREHYDRATE_BYTES, A.PREHYDRATE_PREFETCH_LEAD_TIME, A.PREHYDRATE_TURN_ID):
         assert key in lookup
 
 
@@ -381,6 +381,8 @@ names = sorted(s.name for s in exporter.get_finished_spans())
 assert names == ["execute_tool request_context", "prehydrate turn"], names
 got = {m.name: [dict(p.attributes) for p in m.data.data_points]
        for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-assert got["prehydrate.cache.lookups"] == [{"prehydrate.cache.result": "miss"}], got
+assert got["prehydrate.cache.lookups"] == [
+    {"prehydrate.operation": "request_context", "prehydrate.cache.result": "miss"}
+], got
 """
     subprocess.run([sys.executable, "-c", code], check=True)

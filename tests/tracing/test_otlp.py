@@ -52,7 +52,7 @@ async def test_spans_and_metrics_reach_an_otlp_http_receiver(
     assert lookups[0][A.GEN_AI_TOOL_CALL_ID] == "call_7"
     assert lookups[0][A.GEN_AI_OPERATION_NAME] == "execute_tool"
     assert lookups[0][A.PREHYDRATE_TENANT] == "acme"
-    assert lookups[0][A.PREHYDRATE_PREFETCH_LEAD_MS] >= 0.0
+    assert lookups[0][A.PREHYDRATE_PREFETCH_LEAD_TIME] >= 0.0
     (turn_span,) = [s for s in spans if s.name == A.SPAN_TURN]
     turn_attrs = as_dict(turn_span.attributes)
     assert (turn_attrs[A.PREHYDRATE_TURN_HITS], turn_attrs[A.PREHYDRATE_TURN_MISSES]) == (1, 1)
@@ -68,7 +68,7 @@ async def test_spans_and_metrics_reach_an_otlp_http_receiver(
     metric_names = {
         m.name for req in receiver.metrics for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     }
-    assert {A.METRIC_LOOKUPS, A.METRIC_PREFETCHES, A.METRIC_LOOKUP_WAIT, A.METRIC_BYTES_HYDRATED} <= metric_names
+    assert {A.METRIC_LOOKUPS, A.METRIC_PREFETCHES, A.METRIC_LOOKUP_WAIT, A.METRIC_HYDRATED} <= metric_names
 
 
 async def test_otel_from_env_flushes_on_exit_and_signal_endpoints_win(
