@@ -111,7 +111,8 @@ def lookup_counts(reader: InMemoryMetricReader) -> dict[tuple[str, str, str], in
                 if metric.name == A.METRIC_LOOKUPS:
                     for p in metric.data.data_points:
                         a = dict(p.attributes or {})
-                        key = (str(a[A.PREHYDRATE_OPERATION]), str(a[A.PREHYDRATE_CACHE_RESULT]), str(a.get(A.ERROR_TYPE, "")))
+                        op, result = str(a[A.PREHYDRATE_OPERATION]), str(a[A.PREHYDRATE_CACHE_RESULT])
+                        key = (op, result, str(a.get(A.ERROR_TYPE, "")))
                         out[key] = out.get(key, 0) + int(p.value)  # type: ignore[union-attr]
     return out
 
