@@ -9,10 +9,10 @@ Two situations keep prehydrate from simply parenting on OpenTelemetry's current 
   for the duration of the call, and the instrumentation records its attributes on it instead of
   opening a span of its own.
 - **A framework traces without making its spans current.** LangChain tracers (OpenInference's
-  ``LangChainInstrumentor``, LangSmith in OpenTelemetry mode) follow runs through callbacks, so
-  inside a LangGraph node OpenTelemetry's current span is whatever was current before the graph
-  ran, often nothing. :func:`framework_parent` asks them, through their public helpers, for the
-  span of the run in progress, so turns and lookups land in the graph's trace.
+  ``LangChainInstrumentor``) follow runs through callbacks, so inside a LangGraph node
+  OpenTelemetry's current span is whatever was current before the graph ran, often nothing.
+  :func:`framework_parent` asks the tracer, through its public helper, for the span of the run
+  in progress, so turns and lookups land in the graph's trace.
 
 Both are read only when the instrumentation handles an event; they cost a dictionary lookup when
 neither applies.
@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from opentelemetry import context, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
+from opentelemetry.trace import Span
 
 from prehydrate.tracing import attributes as A
 
@@ -36,7 +36,6 @@ __all__ = ["current_host_span", "framework_parent", "host_span"]
 _HOST_SPAN: Final = context.create_key("prehydrate-host-span")
 
 _OPENINFERENCE: Final = "openinference.instrumentation.langchain"
-_LANGSMITH: Final = "langsmith.run_helpers"
 
 
 @contextmanager
@@ -93,10 +92,13 @@ def current_host_span(tool: bool) -> Span | None:
 def framework_parent() -> Context | None:
     """A context holding the span of the LangChain/LangGraph run in progress, when a tracer has one.
 
-    Asks OpenInference's LangChain instrumentor first (its public ``get_current_span``), then
-    LangSmith in OpenTelemetry mode (its public ``get_current_run_tree``, mapped to span ids the
-    way LangSmith maps them for spans opened inside ``@traceable`` functions). Neither package is
-    imported here: each is asked only if the application already imported it.
+    Asks OpenInference's LangChain instrumentor (its public ``get_current_span``). The package is
+    not imported here: it is asked only if the application already imported it.
+
+    LangSmith's OpenTelemetry mode publishes no such helper: it exports its spans later, from a
+    background thread, keeps the run-to-span map private, and starts the root span under whatever
+    span was current when the run began. Under it, prehydrate's spans and LangSmith's share a trace
+    when the application has a span current around the run (both parent on it).
 
     Returns:
         None when no such tracer is active or no run is in progress.
@@ -104,11 +106,6 @@ def framework_parent() -> Context | None:
     oi = sys.modules.get(_OPENINFERENCE)
     if oi is not None:
         span = _openinference_span(oi)
-        if span is not None:
-            return trace.set_span_in_context(span)
-    ls = sys.modules.get(_LANGSMITH)
-    if ls is not None:
-        span = _langsmith_span(ls)
         if span is not None:
             return trace.set_span_in_context(span)
     return None
@@ -121,20 +118,3 @@ def _openinference_span(module: Any) -> Span | None:
         return None
     span = module.get_current_span()
     return span if isinstance(span, Span) and span.get_span_context().is_valid else None
-
-
-def _langsmith_span(module: Any) -> Span | None:
-    run = module.get_current_run_tree()
-    if run is None:
-        return None
-    client = getattr(run, "client", None)
-    if getattr(client, "otel_exporter", None) is None:  # LangSmith is tracing, but not to OpenTelemetry
-        return None
-    # LangSmith's OpenTelemetry ids: the trace id is the run's trace UUID, the span id its first 8 bytes.
-    ctx = SpanContext(
-        trace_id=int(run.trace_id.hex, 16),
-        span_id=int.from_bytes(run.id.bytes[:8], "big"),
-        is_remote=False,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
-    return NonRecordingSpan(ctx)

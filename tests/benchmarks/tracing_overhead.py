@@ -20,17 +20,18 @@ the wall-clock median is printed alongside.
 minimal ``request_context`` tool, with the SDK installed globally in both arms so the MCP SDK's
 own server span is there either way: only prehydrate's instrumentation differs.
 
-``--stdio-calls`` measures the product path: real ``prehydrate serve`` subprocesses over stdio, one
-plain (``off``) and one with ``--otel`` (``otel``) exporting to a loopback OTLP receiver that accepts
-and drops the payloads, driven by the same MCP client, alternating every ``--stdio-block`` calls.
-The cost is the *server* process's CPU time per call, every thread of it (the span processor's
-exporting worker included), read from ``/proc/<pid>/task/*/schedstat``; the client's and the
-receiver's work is not counted. The server's engine keeps its defaults (re-prediction on), as a
-user runs it. Two plain servers run, and the base is the mean of the two: identical servers differ
-by a few per cent, and their two rows show by how much. Another server, ``otel, MCP SDK span
-only``, runs ``--otel`` with prehydrate's instrumentation replaced by nothing: the difference
-between it and the base is what the MCP SDK's own ``tools/call`` span and its export cost, and
-the rest of ``otel`` is prehydrate's.
+``--stdio-calls`` measures the product path: real ``prehydrate serve`` subprocesses over stdio,
+driven by the same MCP client, alternating every ``--stdio-block`` calls: two plain servers
+(``off``), two ``--otel`` servers whose prehydrate instrumentation is replaced by nothing (``otel,
+MCP SDK tracing only``: the MCP SDK's spans and their export, nothing of prehydrate's), and one
+``--otel`` server (``otel``), all exporting to a loopback OTLP receiver that accepts and drops the
+payloads. The cost is the *server* process's CPU time per call, every thread of it (the span
+processor's exporting worker included), read from ``/proc/<pid>/task/*/schedstat``; the client's
+and the receiver's work is not counted. The servers keep their defaults (re-prediction on), as a
+user runs them. Identical servers differ by a few per cent, so each base is the mean of two, and
+their rows show by how much. Two comparisons are made round by round (each round against the base
+of the same round) and reported as the median with quartiles and range: the total cost of
+``--otel`` against plain, and prehydrate's increment, ``otel`` against the SDK-only servers.
 
 ``--repredict`` keeps the engine's default re-prediction after every call (more work per call, so
 a smaller relative overhead); by default it is off to isolate the lookup.
@@ -256,6 +257,10 @@ class _DropReceiver(BaseHTTPRequestHandler):
         return
 
 
+PLAIN = ("off", "off, second server")
+SDK_ONLY = ("otel, MCP SDK tracing only", "otel, MCP SDK tracing only, second server")
+OTEL = "otel"
+
 _SERVE = "from prehydrate.cli import main; main()"
 _SERVE_SDK_ONLY = (
     "import prehydrate.tracing as t\n"
@@ -264,7 +269,7 @@ _SERVE_SDK_ONLY = (
     "t.instrument = lambda *a, **k: _Off()\n" + _SERVE
 )
 """``serve --otel`` with prehydrate's own instrumentation replaced by nothing: what remains is the
-MCP SDK's ``tools/call`` span and its export. Only for the breakdown; the headline is ``otel``."""
+MCP SDK's tracing (its ``tools/call`` span and its export). The base of prehydrate's increment."""
 
 
 async def stdio_path(calls: int, rounds: int, block: int) -> list[dict[str, Any]]:
@@ -277,11 +282,13 @@ async def stdio_path(calls: int, rounds: int, block: int) -> list[dict[str, Any]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{receiver.server_address[1]}"
     ids = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]).catalog.ids[:20]
+    env["PYTHONHASHSEED"] = "0"  # one hash seed for every server: less process-to-process spread
     arms_argv = {
-        "off": [_SERVE, "serve", "--no-record"],
-        "off, second server": [_SERVE, "serve", "--no-record"],
-        "otel": [_SERVE, "serve", "--no-record", "--otel"],
-        "otel, MCP SDK span only": [_SERVE_SDK_ONLY, "serve", "--no-record", "--otel"],
+        PLAIN[0]: [_SERVE, "serve", "--no-record"],
+        PLAIN[1]: [_SERVE, "serve", "--no-record"],
+        SDK_ONLY[0]: [_SERVE_SDK_ONLY, "serve", "--no-record", "--otel"],
+        SDK_ONLY[1]: [_SERVE_SDK_ONLY, "serve", "--no-record", "--otel"],
+        OTEL: [_SERVE, "serve", "--no-record", "--otel"],
     }
     samples: dict[str, list[Sample]] = {name: [] for name in arms_argv}
     try:
@@ -320,9 +327,33 @@ async def stdio_path(calls: int, rounds: int, block: int) -> list[dict[str, Any]
     finally:
         receiver.shutdown()
         receiver.server_close()
-    # Two identical plain servers differ by a few per cent (their own heap layout and hash seeds),
-    # as much as a whole run's noise: the base is their mean, and their rows show the spread.
-    return summarize(samples, "off", "off, second server")
+    # Two identical servers differ by a few per cent (their own heap layout), as much as a whole
+    # run's noise: each base is the mean of two, and their rows show the spread.
+    rows = summarize(samples, *PLAIN)
+    rows.append(paired(samples, (OTEL,), PLAIN, "`--otel` (all of it) vs plain"))
+    rows.append(paired(samples, (OTEL,), SDK_ONLY, "prehydrate's increment: `--otel` vs MCP SDK tracing only"))
+    rows.append(paired(samples, SDK_ONLY, PLAIN, "MCP SDK tracing only vs plain"))
+    return rows
+
+
+def paired(samples: dict[str, list[Sample]], arm: Sequence[str], base: Sequence[str], label: str) -> dict[str, Any]:
+    """The mean of ``arm`` against the mean of ``base``, round by round (same round, same machine state)."""
+    ratios = []
+    for r in range(len(samples[base[0]])):
+        cpu = statistics.fmean(samples[a][r][0] for a in arm)
+        ref = statistics.fmean(samples[b][r][0] for b in base)
+        ratios.append((cpu / ref - 1) * 100)
+    ratios.sort()
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else (ratios[0], 0.0, ratios[0])
+    return {
+        "config": label,
+        "rounds": len(ratios),
+        "median_pct": round(statistics.median(ratios), 1),
+        "q1_pct": round(q1, 1),
+        "q3_pct": round(q3, 1),
+        "min_pct": round(ratios[0], 1),
+        "max_pct": round(ratios[-1], 1),
+    }
 
 
 def table(title: str, rows: list[dict[str, Any]]) -> str:
@@ -332,10 +363,21 @@ def table(title: str, rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "median_pct" in r:
+            continue
         out.append(
             f"| {r['config']} | {r['cpu_us_per_call']} | {r['overhead_cpu_us']:+.1f} | {r['overhead_pct']:+.1f}% "
             f"| {r['wall_us_per_call']} | {r['overhead_wall_pct']:+.1f}% |"
         )
+    paired_rows = [r for r in rows if "median_pct" in r]
+    if paired_rows:
+        out += ["", "| per round, against the base of the same round | rounds | median | quartiles | min to max |"]
+        out.append("|---|---|---|---|---|")
+        for r in paired_rows:
+            out.append(
+                f"| {r['config']} | {r['rounds']} | {r['median_pct']:+.1f}% "
+                f"| {r['q1_pct']:+.1f} to {r['q3_pct']:+.1f}% | {r['min_pct']:+.1f} to {r['max_pct']:+.1f}% |"
+            )
     return "\n".join(out)
 
 

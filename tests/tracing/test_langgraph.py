@@ -139,3 +139,81 @@ async def test_the_langchain_request_context_tool_in_a_prehydrated_graph_is_one_
     for prefetch in (s for s in spans if s.name == A.SPAN_PREFETCH):
         assert prefetch.parent is not None and prefetch.parent.span_id == turn_span.context.span_id
     assert tracker.open == {}
+
+
+def prehydrated_app() -> tuple[ph.Engine, Any]:
+    """The real integration: entry node, a scripted agent asking for two sections, a ToolNode with the tool."""
+    from prehydrate.integrations.langgraph import PrehydrateContext, RequestContextTool, prehydrate_entry
+
+    texts = {sid: f"# {sid}\n" + "text " * 50 for sid in ("billing/refunds", "billing/invoices", "api/errors")}
+    source = ph.MockSource(lambda sid, scope: texts[sid], list(texts))
+    engine = ph.Engine(sources=[source], policy=ph.PrefetchPolicy(top_n=2))
+
+    async def agent(state: State) -> dict[str, Any]:
+        if any(isinstance(m, ToolMessage) for m in state["messages"]):
+            return {"messages": [AIMessage(content="done")]}
+        calls = [
+            {"name": "request_context", "args": {"section": sid}, "id": f"call_{i}", "type": "tool_call"}
+            for i, sid in enumerate(("billing/refunds", "api/errors"))
+        ]
+        return {"messages": [AIMessage(content="", tool_calls=calls)]}
+
+    def route(state: State) -> str:
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+
+    g = StateGraph(State, context_schema=PrehydrateContext)
+    g.add_node("prehydrate", prehydrate_entry)
+    g.add_node("agent", agent)
+    g.add_node("tools", ToolNode([RequestContextTool()]))
+    g.add_edge(START, "prehydrate")
+    g.add_edge("prehydrate", "agent")
+    g.add_conditional_edges("agent", route, ["tools", END])
+    g.add_edge("tools", "agent")
+    return engine, g.compile()
+
+
+async def test_under_the_openinference_instrumentor_a_run_is_one_trace_without_an_app_span(
+    exporter: InMemorySpanExporter, meter_provider: MeterProvider, tracker: OpenSpanTracker
+) -> None:
+    """What Phoenix users run: the graph's node spans, the turn and every lookup in one trace.
+
+    No application span: the parents come from OpenInference's public ``get_current_span()``.
+    """
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+
+    from prehydrate.integrations.langgraph import Prehydrator
+
+    engine, app = prehydrated_app()
+    instrumentor = LangChainInstrumentor()
+    instrumentor.instrument(tracer_provider=trace.get_tracer_provider())
+    try:
+        assert not trace.get_current_span().get_span_context().is_valid  # nothing current: no app span
+        with instrument(engine, trace.get_tracer_provider(), meter_provider) as handle:
+            async with engine:
+                async with Prehydrator(engine, app).run("oi-1", tenant="acme", query="refund") as ctx:
+                    out = await app.ainvoke({"messages": [("user", "refund?")]}, context=ctx)
+                assert handle.open_spans == 0
+    finally:
+        instrumentor.uninstrument()
+    assert len([m for m in out["messages"] if isinstance(m, ToolMessage)]) == 2
+
+    spans = exporter.get_finished_spans()
+    graph = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name.startswith("openinference")]
+    ours = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "prehydrate"]
+    by_id = {s.context.span_id: s for s in graph}
+    assert {"prehydrate", "agent", "tools"} <= {s.name for s in graph}  # the graph's node spans
+    assert len({s.context.trace_id for s in graph + ours}) == 1  # one trace
+    (turn_span,) = [s for s in ours if s.name == A.SPAN_TURN]
+    assert turn_span.parent is not None and by_id[turn_span.parent.span_id].name == "prehydrate"  # the entry node
+    lookups = [s for s in ours if s.name == A.SPAN_LOOKUP]
+    assert sorted(dict(s.attributes or {})[A.GEN_AI_TOOL_CALL_ID] for s in lookups) == ["call_0", "call_1"]
+    for span in lookups:  # each lookup under the tool run's span, which is under the tools node
+        assert span.parent is not None
+        tool_run = by_id[span.parent.span_id]
+        assert tool_run.name == "request_context"
+        assert tool_run.parent is not None and by_id[tool_run.parent.span_id].name == "tools"
+    # Exactly one execute_tool span per call: OpenInference's tool span is not an execute_tool span.
+    tool_spans = [s for s in spans if dict(s.attributes or {}).get(A.GEN_AI_OPERATION_NAME) == A.OPERATION_EXECUTE_TOOL]
+    assert tool_spans == lookups
+    assert tracker.open == {}
