@@ -386,3 +386,11 @@ assert got["prehydrate.cache.lookups"] == [
 ], got
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_names_follow_the_opentelemetry_naming_rules() -> None:
+    """No unit in a metric name (the instrument has one), and durations in seconds, not ``*_ms`` keys."""
+    values = {name: getattr(A, name) for name in A.__all__ if isinstance(getattr(A, name), str)}
+    metrics = [v for n, v in values.items() if n.startswith("METRIC_")]
+    assert metrics and not [m for m in metrics if m.rsplit(".", 1)[-1] in {"bytes", "ms", "seconds", "count"}]
+    assert not [v for v in values.values() if v.endswith("_ms") or "_ms_" in v]
