@@ -33,12 +33,14 @@ from ._events import (
     PrefetchFinished,
     PrefetchSettled,
     PrefetchStarted,
+    SectionsChanged,
     TurnEnded,
     TurnReport,
     TurnStarted,
 )
 from ._inputs import EngineLimits
 from ._lexical import LexicalPredictor, UsagePredictor
+from ._live import LiveSource, SectionChanges
 from ._markov import TracePredictor
 from ._neighbors import NeighborPredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
@@ -56,7 +58,7 @@ from ._sources import (
     check_section_id,
     sources_from_paths,
 )
-from ._sql import SectionChanges, SqlSource
+from ._sql import SqlSource
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
 from ._turn import ContextResult, Turn
 
@@ -98,6 +100,7 @@ __all__ = [
     "JsonlSource",
     "Learner",
     "LexicalPredictor",
+    "LiveSource",
     "Lookup",
     "LookupFailed",
     "MalformedInputError",
@@ -121,6 +124,7 @@ __all__ = [
     "Scope",
     "Section",
     "SectionChanges",
+    "SectionsChanged",
     "SequentialPredictor",
     "Session",
     "SessionTrace",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Self
@@ -17,9 +18,10 @@ from typing import Self
 from ._cache import CacheEntry, CacheKey, WarmCache
 from ._catalog import Catalog
 from ._errors import ConfigError, InputError
-from ._events import Event, EventBus, Outcome, Subscriber
+from ._events import Event, EventBus, Outcome, SectionsChanged, Subscriber
 from ._fetch import Fetcher, PrefetchFinishedHook, PrefetchStartedHook, key_for
 from ._inputs import EngineLimits, check_optional_str, string_tuple
+from ._live import Follower, LiveSource, SectionChanges, merge_changes
 from ._predict import Learner, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._sections import DEFAULT_TENANT, Scope, Section
@@ -67,6 +69,8 @@ class Engine:
         self._turn_numbers = itertools.count(1)
         self._started = False
         self._sessions: set[Session] = set()
+        self._follower = Follower(self.apply_changes)
+        self._changes_lock = asyncio.Lock()
 
     @property
     def policy(self) -> PrefetchPolicy:
@@ -95,6 +99,27 @@ class Engine:
         self._fetcher.route(source_of)
         return self._catalog
 
+    async def apply_changes(self, src: LiveSource, changes: SectionChanges) -> None:
+        """Fold a live source's change set into the catalog, so the next lookup uses the new versions.
+
+        The new catalog and its lexical index are built off the event loop and swapped in whole;
+        running prefetches of old versions are cancelled; subscribers get :class:`SectionsChanged`.
+        """
+        async with self._changes_lock:
+            sections = merge_changes(self.catalog.sections, changes, src.name)
+            catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
+            self._catalog = catalog
+            self._fetcher.follow(src, changes)  # type: ignore[arg-type]  # a live source is a Source too
+        self.emit(
+            SectionsChanged(
+                source=src.name,
+                added=tuple(s.id for s in changes.added),
+                changed=tuple(s.id for s in changes.changed),
+                removed=changes.removed,
+                time_ns=time.time_ns(),
+            )
+        )
+
     async def start(self) -> None:
         """Build the catalog and let the predictor learn from the recorded traces."""
         if self._started:
@@ -102,6 +127,7 @@ class Engine:
         # Build the catalog and its BM25 index off the loop now, so the first request by query does
         # not pay for indexing inside its measured wait.
         await asyncio.to_thread(lambda: self.catalog.warm())
+        self._follower.start(self.sources)
         if self.learn_on_start:
             await self.learn()
         self._started = True
@@ -118,7 +144,8 @@ class Engine:
         return len(traces)
 
     async def aclose(self) -> None:
-        """Close open sessions (bailing out their turns), then the cache and the sources."""
+        """Stop following live sources, close sessions (bailing out their turns), then the cache and sources."""
+        await self._follower.aclose()
         for session in list(self._sessions):
             await session.aclose()
         await self._fetcher.aclose()

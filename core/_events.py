@@ -24,6 +24,7 @@ __all__ = [
     "PrefetchSettled",
     "PrefetchStarted",
     "PrefetchStatus",
+    "SectionsChanged",
     "Settlement",
     "TurnEnded",
     "TurnIds",
@@ -219,8 +220,29 @@ class TurnEnded(_TurnEvent):
     end_ns: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SectionsChanged:
+    """A live source reported changes and the catalog now holds them (the next lookup sees the new version).
+
+    Front ends pass it on: the MCP server notifies clients subscribed to a changed section.
+    """
+
+    source: str
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    time_ns: int
+
+
 Event: TypeAlias = (
-    TurnStarted | PrefetchStarted | PrefetchFinished | PrefetchSettled | Lookup | LookupFailed | TurnEnded
+    TurnStarted
+    | PrefetchStarted
+    | PrefetchFinished
+    | PrefetchSettled
+    | Lookup
+    | LookupFailed
+    | TurnEnded
+    | SectionsChanged
 )
 Subscriber: TypeAlias = Callable[[Event], None]
 

@@ -20,6 +20,7 @@ from ._catalog import Catalog
 from ._errors import HydrationTimeout, PrehydrateError, RequestTooLargeError, SourceError
 from ._events import Outcome, PrefetchStatus
 from ._inputs import EngineLimits
+from ._live import SectionChanges
 from ._prefetch import PrefetchRecord, Status
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens
 from ._sources import Source
@@ -63,6 +64,7 @@ class Fetcher:
         self._source_of: dict[str, Source] = {}
         self._inflight: dict[CacheKey, asyncio.Task[FetchResult]] = {}
         self._live_prefetch: dict[CacheKey, PrefetchRecord] = {}
+        self._prefetching: set[asyncio.Task[Any]] = set()
         self._latency: dict[str, float] = {}
 
     def route(self, source_of: dict[str, Source]) -> None:
@@ -217,6 +219,8 @@ class Fetcher:
         if src is None or not src.speculative:
             return None
         task: asyncio.Task[Any] = self._register(record.key, self._prefetch(record, section, scope, started, finished))
+        self._prefetching.add(task)
+        task.add_done_callback(self._prefetching.discard)
         return task
 
     async def _prefetch(
@@ -271,6 +275,29 @@ class Fetcher:
             del self._live_prefetch[record.key]
         if discard:
             await self.cache.delete(record.key)
+
+    def follow(self, src: Source, changes: SectionChanges) -> int:
+        """Route a live source's added sections to it, forget removed ones, and cancel every running
+        prefetch of a section at a version that is no longer current; returns how many were cancelled.
+
+        A request that had joined such a prefetch starts over (see ``lookup``); the cancelled
+        prefetch is settled as wasted by its turn. A request's own fetch is left to finish: it reads
+        the source now, and a newer version than listed is adopted when it returns.
+        """
+        for s in (*changes.added, *changes.changed):
+            self._source_of[s.id] = src
+        for sid in changes.removed:
+            self._source_of.pop(sid, None)
+        current = {s.id: s.version for s in (*changes.added, *changes.changed)}
+        stale = [
+            task
+            for key, task in self._inflight.items()
+            if task in self._prefetching
+            and (key.section_id in changes.removed or current.get(key.section_id, key.version) != key.version)
+        ]
+        for task in stale:
+            task.cancel()
+        return len(stale)
 
     async def aclose(self) -> None:
         """Cancel every running hydration and wait until they have stopped."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, SourceError, UnknownSectionError
+from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._sources import INDEX_TEXT_CHARS, check_section_id
 
@@ -32,19 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from sqlalchemy.engine import Engine as SqlEngine
     from sqlalchemy.sql import Select
 
-__all__ = ["SectionChanges", "SqlSource"]
-
-
-@dataclass(frozen=True, slots=True)
-class SectionChanges:
-    """What a source's sections did between two looks: ids added, changed (new version), removed."""
-
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
+__all__ = ["SqlSource"]
 
 
 def _sqlalchemy() -> Any:
@@ -119,7 +108,7 @@ class SqlSource:
         self._owns_engine = isinstance(url, str)
         self._from = sa.table(table) if table is not None else sa.text(query).columns().subquery("q")
         self._table_name = table
-        self._versions: dict[str, str] = {}
+        self._known: dict[str, Section] = {}
 
     # ---------------------------------------------------------------------------------------------
     # reading
@@ -153,12 +142,10 @@ class SqlSource:
             out.setdefault(str(row[self._columns.key]), []).append(row)
         return out
 
-    def list_sections(self) -> Sequence[Section]:
-        """Every row (or group) as a section stub, in id order; remembers the versions for ``poll``."""
+    def _build(self) -> list[Section]:
         sections: list[Section] = []
         for order, (sid, rows) in enumerate(self._grouped(self._rows()).items()):
             text = self._columns.text(rows)
-            version = self._columns.version(rows, text)
             title = self._columns.title(rows, sid)
             sections.append(
                 Section(
@@ -167,14 +154,19 @@ class SqlSource:
                     tags=self._columns.tags(rows),
                     size_bytes=len(text.encode("utf-8", "surrogatepass")),
                     tokens=estimate_tokens(text),
-                    version=version,
+                    version=self._columns.version(rows, text),
                     summary=one_line_summary(text),
                     index_text=(title + "\n" + text)[:INDEX_TEXT_CHARS],
                     order=order,
                     source=self.name,
                 )
             )
-        self._versions = {s.id: s.version for s in sections}
+        return sections
+
+    def list_sections(self) -> Sequence[Section]:
+        """Every row (or group) as a section stub, in id order; remembers them for ``poll``."""
+        sections = self._build()
+        self._known = {s.id: s for s in sections}
         return sections
 
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
@@ -194,14 +186,13 @@ class SqlSource:
     # change detection
 
     def poll(self) -> SectionChanges:
-        """Re-read ids and versions; what was added, changed or removed since the last look."""
-        cols = self._columns
-        now = {sid: cols.version(rows, cols.text(rows)) for sid, rows in self._grouped(self._rows()).items()}
-        before, self._versions = self._versions, now
+        """Read the rows again: the stubs added or changed (new version) and the ids removed since the last look."""
+        now = {s.id: s for s in self._build()}
+        before, self._known = self._known, now
         return SectionChanges(
-            added=tuple(sorted(now.keys() - before.keys())),
-            changed=tuple(sorted(k for k in now.keys() & before.keys() if now[k] != before[k])),
-            removed=tuple(sorted(before.keys() - now.keys())),
+            added=tuple(s for k, s in now.items() if k not in before),
+            changed=tuple(s for k, s in now.items() if k in before and s.version != before[k].version),
+            removed=tuple(k for k in before if k not in now),
         )
 
     async def changes(self) -> AsyncIterator[SectionChanges]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def execute(db: sa.Engine, sql: str, **params: object) -> None:
         conn.execute(sa.text(sql), params)
 
 
+def ids(changes: ph.SectionChanges) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    return tuple(s.id for s in changes.added), tuple(s.id for s in changes.changed), changes.removed
+
+
 def kb_source(db: sa.Engine, **kw: object) -> ph.SqlSource:
     return ph.SqlSource(db, table="kb", id_column="slug", title_column="title", tags_column="tags", **kw)  # type: ignore[arg-type]
 
@@ -67,7 +72,7 @@ async def test_an_updated_row_gets_a_new_version_and_hydrates_its_new_content(db
         hydrated = await src.hydrate("refunds", scope=SCOPE)
         assert hydrated.content.startswith(f"body: New policy {version_column}.")
         assert hydrated.version != before["refunds"]
-        assert src.poll() == ph.SectionChanges(changed=("refunds",))
+        assert ids(src.poll()) == ((), ("refunds",), ())
 
 
 async def test_poll_reports_added_changed_and_removed_rows(db: sa.Engine) -> None:
@@ -77,7 +82,7 @@ async def test_poll_reports_added_changed_and_removed_rows(db: sa.Engine) -> Non
     execute(db, "INSERT INTO kb VALUES ('new', 'New', 'fresh', '', 1)")
     execute(db, "DELETE FROM kb WHERE slug = 'outage'")
     execute(db, "UPDATE kb SET rev = 2 WHERE slug = 'refunds'")
-    assert src.poll() == ph.SectionChanges(added=("new",), changed=("refunds",), removed=("outage",))
+    assert ids(src.poll()) == (("new",), ("refunds",), ("outage",))
     with pytest.raises(ph.UnknownSectionError):
         await src.hydrate("outage", scope=SCOPE)
 
@@ -103,12 +108,37 @@ async def test_the_engine_serves_the_new_row_after_a_change_is_observed(db: sa.E
         async with engine.session("s1") as session, session.turn(query="refunds") as turn:
             first = await turn.request_context("refunds")
         execute(db, "UPDATE kb SET body = 'Changed.', rev = 2 WHERE slug = 'refunds'")
-        assert src.poll().changed == ("refunds",)
+        assert ids(src.poll()) == ((), ("refunds",), ())
         engine.refresh()
         async with engine.session("s2") as session, session.turn(query="refunds") as turn:
             second = await turn.request_context("refunds")
     assert first.content == "body: We refund within 14 days."
     assert second.content == "body: Changed."
+
+
+async def test_the_engine_follows_a_live_source_without_a_refresh(db: sa.Engine) -> None:
+    src = kb_source(db, version_column="rev", poll_interval_s=0.05)
+    seen: list[ph.SectionsChanged] = []
+    changed = asyncio.Event()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, ph.SectionsChanged):
+            seen.append(event)
+            changed.set()
+
+    async with ph.Engine(sources=[src], predictor=ph.SequentialPredictor()) as engine:
+        engine.subscribe(on_event)
+        async with engine.session("s1") as session, session.turn(query="refunds") as turn:
+            assert (await turn.request_context("refunds")).content == "body: We refund within 14 days."
+            assert (await turn.request_context("refunds")).outcome == "hit"
+            execute(db, "UPDATE kb SET body = 'Changed.', rev = 2 WHERE slug = 'refunds'")
+            execute(db, "INSERT INTO kb VALUES ('new', 'New', 'fresh', '', 1)")
+            await asyncio.wait_for(changed.wait(), timeout=10)
+            again = await turn.request_context("refunds")
+            added = await turn.request_context("new")
+    assert (seen[0].added, seen[0].changed, seen[0].removed) == (("new",), ("refunds",), ())
+    assert (again.content, again.outcome) == ("body: Changed.", "miss")
+    assert added.content == "body: fresh"
 
 
 async def test_changes_yields_what_poll_finds(db: sa.Engine) -> None:
@@ -118,7 +148,7 @@ async def test_changes_yields_what_poll_finds(db: sa.Engine) -> None:
     execute(db, "UPDATE kb SET rev = 5 WHERE slug = 'outage'")
     found = await anext(stream)
     await stream.aclose()
-    assert found == ph.SectionChanges(changed=("outage",))
+    assert ids(found) == ((), ("outage",), ())
 
 
 def test_a_missing_table_is_one_sentence(tmp_path: Path) -> None:
