@@ -10,7 +10,7 @@ task, and the subsets are nested (the 20% subset contains the 5% one): the curve
 data, not different data. 0% is a new user with no recorded session.
 
     python tests/benchmarks/learning_curve.py                        # every data set
-    python tests/benchmarks/learning_curve.py --datasets tau2,livemcpbench --out /tmp/curve.md
+    python tests/benchmarks/learning_curve.py --datasets tau2,livemcpbench --out /tmp/curve.md --jobs 2
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,6 +59,24 @@ def row(name: str, share: float, lines: Sequence[str], run: Run, policies: Seque
     return "| " + " | ".join(cells) + " |"
 
 
+def point(
+    name: str,
+    share: float,
+    policies: Sequence[str],
+    seed: str,
+    hydrate_ms: float,
+    on_progress: Callable[[str, int, str, int, int], None] | None = None,
+) -> str:
+    """One point of the curve: train on ``share`` of the sessions (whole groups), replay the test split."""
+    lines = dataset_paths(name)[1].read_text(encoding="utf-8").splitlines()
+    chosen = subset_by_group(lines, share, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        train = Path(tmp) / "train.jsonl"
+        train.write_text("".join(line + "\n" for line in chosen), encoding="utf-8")
+        run = replay_dataset(name, policies, [TOP_N], hydrate_ms, on_progress, train_path=train)
+    return row(name, share, chosen, run, policies)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hydrate-ms", type=float, default=300)
     parser.add_argument("--seed", default=SEED, help="seed of the group order (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    parser.add_argument("--jobs", type=int, default=1, help="replay this many points of the curve at once")
     args = parser.parse_args(argv)
     names = parse_datasets(args.datasets)
     policies = curve_policies()
@@ -77,22 +97,24 @@ def main(argv: list[str] | None = None) -> None:
         "| " + " | ".join(head) + " |",
         "|" + " --- |" * len(head),
     ]
-    with progress_bar() as bar, tempfile.TemporaryDirectory() as tmp:
-        overall = bar.add_task("data sets x shares", total=len(names) * len(SHARES))
+    units = [(name, share) for name in names for share in SHARES]
+    with progress_bar() as bar:
+        overall = bar.add_task("data sets x shares", total=len(units))
         current = bar.add_task("", total=None)
 
         def on_progress(name: str, n: int, policy: str, done: int, total: int) -> None:
             bar.update(current, description=f"{name}: {policy}", completed=done, total=total)
 
-        for name in names:
-            lines = dataset_paths(name)[1].read_text(encoding="utf-8").splitlines()
-            for share in SHARES:
-                chosen = subset_by_group(lines, share, seed=args.seed)
-                train = Path(tmp) / f"{name}-{share}.jsonl"
-                train.write_text("".join(line + "\n" for line in chosen), encoding="utf-8")
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                futures = [pool.submit(point, n, s, policies, args.seed, args.hydrate_ms) for n, s in units]
+                for _ in as_completed(futures):
+                    bar.advance(overall)
+                out += [f.result() for f in futures]
+        else:
+            for name, share in units:
                 bar.update(overall, description=f"{name} at {share:.0%}")
-                run = replay_dataset(name, policies, [TOP_N], args.hydrate_ms, on_progress, train_path=train)
-                out.append(row(name, share, chosen, run, policies))
+                out.append(point(name, share, policies, args.seed, args.hydrate_ms, on_progress))
                 bar.advance(overall)
     text = "\n".join(out)
     print(text)

@@ -154,7 +154,7 @@ def test_tables_script_prints_a_table_per_data_set(tmp_path: Path) -> None:
     out = tmp_path / "tables.md"
     done = subprocess.run(
         [sys.executable, str(BENCH / "run_replay_tables.py"), "--datasets", "nestful,livemcpbench"]
-        + ["--top-n", "1", "--policy", "none", "--policy", "oracle", "--out", str(out)],
+        + ["--top-n", "1", "--policy", "none", "--policy", "oracle", "--jobs", "2", "--out", str(out)],
         check=True,
         capture_output=True,
         text=True,
