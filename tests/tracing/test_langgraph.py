@@ -217,3 +217,41 @@ async def test_under_the_openinference_instrumentor_a_run_is_one_trace_without_a
     tool_spans = [s for s in spans if dict(s.attributes or {}).get(A.GEN_AI_OPERATION_NAME) == A.OPERATION_EXECUTE_TOOL]
     assert tool_spans == lookups
     assert tracker.open == {}
+
+
+async def test_under_langsmith_opentelemetry_tracing_a_run_joins_the_application_span(
+    exporter: InMemorySpanExporter, meter_provider: MeterProvider, tracker: OpenSpanTracker
+) -> None:
+    """LangChain's own OpenTelemetry tracing (LangSmith, ``tracing_mode="otel"``) and prehydrate in one trace.
+
+    LangSmith publishes no helper for the current run's span (see docs/tracing.md), so the join goes
+    through the span current around the run: LangSmith's root span and prehydrate's spans are both
+    its children. Nothing leaves the machine: in ``otel`` mode LangSmith exports only to the provider.
+    """
+    from langchain_core.tracers.langchain import LangChainTracer
+    from langsmith import Client as LangSmithClient
+
+    from prehydrate.integrations.langgraph import Prehydrator
+
+    engine, app = prehydrated_app()
+    provider = trace.get_tracer_provider()
+    client = LangSmithClient(
+        tracing_mode="otel", otel_tracer_provider=provider, api_key="unused", api_url="http://127.0.0.1:9"
+    )
+    tracer = LangChainTracer(client=client, project_name="prehydrate-test")
+    with instrument(engine, provider, meter_provider):
+        async with engine:
+            with trace.get_tracer("app").start_as_current_span("invoke_workflow support-agent") as run:
+                async with Prehydrator(engine, app).run("ls-1", tenant="acme", query="refund") as ctx:
+                    await app.ainvoke({"messages": [("user", "refund?")]}, context=ctx, config={"callbacks": [tracer]})
+    tracer.wait_for_futures()
+    client.flush()
+    spans = exporter.get_finished_spans()
+    langsmith = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "langsmith"]
+    ours = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "prehydrate"]
+    assert {"LangGraph", "prehydrate", "agent", "tools"} <= {s.name for s in langsmith}
+    assert {s.name for s in ours} >= {A.SPAN_TURN, A.SPAN_LOOKUP}
+    assert {s.context.trace_id for s in langsmith + ours} == {run.get_span_context().trace_id}  # one trace
+    (root,) = [s for s in langsmith if s.name == "LangGraph"]
+    assert root.parent is not None and root.parent.span_id == run.get_span_context().span_id
+    assert tracker.open == {}
