@@ -211,3 +211,46 @@ async def test_without_the_sdk_span_prehydrate_opens_its_own(
     assert tools[1].status.status_code is StatusCode.ERROR
     assert [s.name for s in call_spans(spans)] == [A.SPAN_LOOKUP, A.SPAN_LOOKUP, A.SPAN_READ_RESOURCE]
     assert tracker.open == {}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_over_streamable_http_the_sdk_span_is_the_tool_span(
+    mode: str, exporter: InMemorySpanExporter, meter_provider: MeterProvider, tracker: OpenSpanTracker
+) -> None:
+    """The same shape over a real streamable HTTP server on a free loopback port (uvicorn, in process)."""
+    import asyncio
+
+    import uvicorn
+
+    from prehydrate.mcp_server import create_server
+
+    from .._net import free_port
+
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())])
+    ids = engine.catalog.ids
+    port = free_port()
+    config = uvicorn.Config(create_server(engine).streamable_http_app(), host="127.0.0.1", port=port, log_level="error")
+    web = uvicorn.Server(config)
+    with instrument(engine, trace.get_tracer_provider(), meter_provider):
+        async with engine:
+            serving = asyncio.create_task(web.serve())
+            try:
+                while not web.started:
+                    await asyncio.sleep(0.02)
+                async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+                    exporter.clear()
+                    await client.call_tool("request_context", {"section": ids[0]})
+                    await client.call_tool("request_context", {"section": ids[0]})
+                    await client.call_tool("request_context", {"section": ids[0], "query": "both"})
+                    await client.read_resource(f"prehydrate://sections/{ids[1]}", cache_mode="bypass")
+                spans = exporter.get_finished_spans()
+            finally:
+                web.should_exit = True
+                await serving
+    tools = [s for s in spans if s.kind is SpanKind.SERVER and s.name == "tools/call request_context"]
+    assert len(tools) == 3 and execute_tool_spans(spans) == tools
+    assert [attrs(s).get(A.PREHYDRATE_CACHE_RESULT) for s in tools][1:] == ["hit", None]
+    assert tools[2].status.status_code is StatusCode.ERROR
+    calls = call_spans(spans)
+    assert len(calls) == 4 and [s.name for s in calls if s not in tools] == ["resources/read"]
+    assert tracker.open == {}
