@@ -97,8 +97,9 @@ class Follower:
                     await self._apply(src, found)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a broken watcher must not take the engine down; it stops following
-            logger.exception("source %r stopped reporting changes", src.name)
+        except Exception as exc:  # a broken watcher must not take the engine down; it stops following
+            logger.warning("source %r stopped reporting changes (%s: %s); refresh to pick up changes", src.name,
+                           type(exc).__name__, exc)
 
     async def aclose(self) -> None:
         """Stop following (cancel the tasks and wait for them)."""

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,7 +27,9 @@ from ._errors import (
     SourceError,
     UnknownSectionError,
 )
+from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+from ._watch import watch_paths
 
 __all__ = [
     "CallableSource",
@@ -280,6 +282,7 @@ class DirectorySource:
         speculative: bool = True,
         suffixes: Iterable[str] | None = None,
         max_file_bytes: int = 4 << 20,
+        watch: bool = True,
     ) -> None:
         root_path = Path(root)
         if not root_path.is_dir():
@@ -289,6 +292,8 @@ class DirectorySource:
         self.speculative = speculative
         self.suffixes = frozenset(s.lower() for s in suffixes) if suffixes else _MARKDOWN | _TEXT | _CODE
         self.max_file_bytes = max_file_bytes
+        self.watch = watch
+        """Follow file changes while an engine runs (``changes()``); off, changes wait for a refresh."""
         self.skipped: list[tuple[str, str]] = []
         """Files left out while listing, with the reason (escaping symlink, not UTF-8, too large)."""
         self._where: dict[str, tuple[str, str | None]] = {}
@@ -367,6 +372,16 @@ class DirectorySource:
         self._sections, self._where, self.skipped = sections, where, skipped
         return list(self._sections)
 
+    def changes(self) -> AsyncIterator[SectionChanges]:
+        """Watch the root (unless ``watch=False``): each batch of file changes as a change set.
+
+        The engine follows this (see :class:`~prehydrate.LiveSource`), so an edited, added, removed
+        or renamed file is served at its new content without a refresh.
+        """
+        if not self.watch:
+            return _no_changes()
+        return watch_paths([self.root], self.list_sections, self._sections)
+
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
         check_section_id(section_id)
         if self._sections is None:
@@ -392,6 +407,12 @@ class DirectorySource:
 
     async def aclose(self) -> None:
         return None
+
+
+async def _no_changes() -> AsyncIterator[SectionChanges]:
+    """A change stream that ends at once (a source that is not watched)."""
+    return
+    yield SectionChanges()  # pragma: no cover - makes this an async generator
 
 
 # --------------------------------------------------------------------------------------------------
