@@ -4,9 +4,10 @@ Template method (as in aiocache): :class:`CacheTier` does key derivation, scope 
 integrity checks and hit/miss counting once in its public ``get``/``put``/``delete``; a tier
 implements only the private storage calls ``_get``/``_put``/``_delete``/``_clear``.
 
-Keys carry the tenant and the section version (:class:`CacheKey`), and every stored entry carries
-its own key and a checksum of its content. A tier therefore never returns another tenant's entry, a
-stale version or a torn write: any of these reads as a miss (and the bad entry is deleted).
+Keys carry the scope (tenant and partition, as separate fields) and the section version
+(:class:`CacheKey`), and every stored entry carries its own key and a checksum of its content. A
+tier therefore never returns another scope's entry, a stale version or a torn write: any of these
+reads as a miss (and the bad entry is deleted).
 """
 
 from __future__ import annotations
@@ -45,21 +46,49 @@ logger = logging.getLogger("prehydrate.cache")
 
 @dataclass(frozen=True, slots=True)
 class CacheKey:
-    """Where an entry lives: tenant scope, section id and section version."""
+    """Where an entry lives: the scope (tenant, partition), the section id and the section version.
+
+    The scope's parts stay separate fields here and in every derived form (:attr:`raw`,
+    :attr:`digest`, the stored entry), never joined into one string: a tenant ``a/b`` with partition
+    ``c`` and a tenant ``a`` with partition ``b/c`` are different keys whatever characters they hold.
+    """
 
     tenant: str
     section_id: str
     version: str
+    partition: str | None = None
+    """A scope inside the tenant (e.g. one isolated session); None is the tenant's shared scope."""
+
+    @property
+    def parts(self) -> tuple[str, str | None, str, str]:
+        """The key as a tuple: tenant, partition, section id, version."""
+        return (self.tenant, self.partition, self.section_id, self.version)
 
     @property
     def raw(self) -> str:
-        """Unambiguous string form (JSON array), safe whatever characters the parts contain."""
-        return json.dumps([self.tenant, self.section_id, self.version], ensure_ascii=False)
+        """Unambiguous string form (JSON array of :attr:`parts`), safe whatever characters the parts contain."""
+        return json.dumps(self.parts, ensure_ascii=False)
 
     @property
     def digest(self) -> str:
         """SHA-256 of :attr:`raw`: a fixed-length key for stores with key limits (Redis)."""
         return hashlib.sha256(self.raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @classmethod
+    def from_parts(cls, parts: object) -> CacheKey:
+        """The key whose :attr:`parts` are ``parts`` (as read back from a stored entry).
+
+        Raises:
+            TypeError: ``parts`` is not four values of the right types.
+        """
+        if not isinstance(parts, list | tuple) or len(parts) != 4:
+            raise TypeError(f"a cache key has 4 parts, got {parts!r}")
+        tenant, partition, section_id, version = parts
+        if not all(isinstance(p, str) for p in (tenant, section_id, version)):
+            raise TypeError(f"cache key parts must be strings, got {parts!r}")
+        if partition is not None and not isinstance(partition, str):
+            raise TypeError(f"a cache key partition must be a string or null, got {partition!r}")
+        return cls(tenant, section_id, version, partition)
 
 
 def _checksum(content: str) -> str:
@@ -113,7 +142,7 @@ class CacheEntry:
         """Serialise as JSON (never pickle: a shared tier must not execute what it reads)."""
         return json.dumps(
             {
-                "k": [self.key.tenant, self.key.section_id, self.key.version],
+                "k": self.key.parts,
                 "c": self.content,
                 "t": self.title,
                 "p": self.prefetched,
@@ -133,9 +162,8 @@ class CacheEntry:
         """
         try:
             obj = json.loads(data.decode("utf-8", "surrogatepass"))
-            tenant, section_id, version = obj["k"]
             return cls(
-                key=CacheKey(str(tenant), str(section_id), str(version)),
+                key=CacheKey.from_parts(obj["k"]),
                 content=str(obj["c"]),
                 title=str(obj["t"]),
                 prefetched=bool(obj["p"]),

@@ -171,15 +171,29 @@ class Engine:
         task_type: str | None = None,
         tags: Iterable[str] = (),
         record: bool = True,
+        partition: str | None = None,
     ) -> Session:
-        """A conversation: turns share history, and the whole is recorded as one trace."""
+        """A conversation: turns share history, and the whole is recorded as one trace.
+
+        Args:
+            session_id: the conversation's id (recorded in traces, seen by sources).
+            tenant: who owns it; the cache is scoped by tenant.
+            task_type: the task's type, when known up front.
+            tags: tags that narrow prediction for every turn.
+            record: append the session to the TraceStore when it closes.
+            partition: a cache scope of its own inside the tenant (e.g. the session id, for
+                per-conversation content): nothing fetched under it is served outside it.
+        """
         if not isinstance(session_id, str) or not session_id:
             raise InputError("a session id must be a non-empty string")
         if not isinstance(tenant, str) or not tenant:
             raise InputError("a tenant must be a non-empty string")
         check_optional_str(task_type, "a task type")
+        check_optional_str(partition, "a partition")
         tags = string_tuple(tags, "tags")
-        return Session(self, session_id, tenant=tenant, task_type=task_type, tags=tags, record=record)
+        return Session(
+            self, session_id, tenant=tenant, task_type=task_type, tags=tags, record=record, partition=partition
+        )
 
     @property
     def open_sessions(self) -> tuple[Session, ...]:
@@ -218,7 +232,7 @@ class Engine:
         return self._fetcher.latency_estimate(section)
 
     def key_for(self, section: Section, scope: Scope) -> CacheKey:
-        """The cache key of a section for a scope (tenant and current version)."""
+        """The cache key of a section for a scope (tenant and partition as separate fields, current version)."""
         return key_for(section, scope)
 
     async def lookup(self, section: Section, scope: Scope) -> tuple[CacheEntry, Outcome, str | None]:

@@ -40,8 +40,8 @@ DEFAULT_LATENCY_S = 0.1
 
 
 def key_for(section: Section, scope: Scope) -> CacheKey:
-    """The cache key of a section for a scope (tenant and current version)."""
-    return CacheKey(scope.tenant, section.id, section.version)
+    """The cache key of a section for a scope: tenant and partition as separate fields, and the current version."""
+    return CacheKey(scope.tenant, section.id, section.version, scope.partition)
 
 
 def _ended(status: Status) -> PrefetchStatus:

@@ -12,7 +12,7 @@ opens a circuit breaker and skips Redis (raising :class:`CacheError` at once, wh
 treats as a miss and logs once) for a back-off period that doubles while Redis stays down, and goes
 back to Redis on the first call after it answers again.
 
-Keys are ``<prefix>:e:<sha256 of (tenant, section, version)>`` for entries and ``<prefix>:f:<same>``
+Keys are ``<prefix>:e:<sha256 of (tenant, partition, section, version)>`` for entries and ``<prefix>:f:<same>``
 for fill locks; values are the JSON :class:`CacheEntry` (its own key and checksum, verified on every
 read, never a pickle). See docs/scaling.md for deployment and sizing.
 """

@@ -50,12 +50,20 @@ def one_line_summary(text: str, limit: int = 120) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
-    """Who is asking: the tenant scopes cache entries, prefetches and sessions."""
+    """Who is asking: the tenant (and optional partition) scope cache entries, prefetches and sessions.
+
+    The cache scope is the pair (``tenant``, ``partition``), carried as two fields in every cache
+    key, never joined into one string. ``session`` says which conversation asked (sources and
+    traces see it) but does not scope the cache unless it is also the partition.
+    """
 
     tenant: str = DEFAULT_TENANT
     """Tenant (customer, user or deployment) that owns the request; cache keys carry it."""
     session: str | None = None
     """The session the request belongs to, when there is one."""
+    partition: str | None = None
+    """A cache scope inside the tenant, e.g. the session id of an isolated session: entries fetched
+    under one partition are never served to another, nor to the tenant's shared scope (None)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -43,10 +43,13 @@ class Session:
         task_type: str | None,
         tags: tuple[str, ...],
         record: bool,
+        partition: str | None = None,
     ) -> None:
         self.engine = engine
         self.session_id = session_id
         self.tenant = tenant
+        self.partition = partition
+        """The cache partition inside the tenant (None: the tenant's shared cache scope)."""
         self.task_type = task_type
         self.tags = tags
         self.record = record
@@ -60,8 +63,8 @@ class Session:
 
     @property
     def scope(self) -> Scope:
-        """The tenant scope of everything this session does."""
-        return Scope(tenant=self.tenant, session=self.session_id)
+        """The scope of everything this session does: its tenant, its partition (if any) and itself."""
+        return Scope(tenant=self.tenant, session=self.session_id, partition=self.partition)
 
     def turn(
         self,

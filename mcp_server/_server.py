@@ -303,7 +303,7 @@ def create_server(
             key = identify(ctx)
             found = engine.catalog.get(id)
             t0 = time.perf_counter()
-            entry, outcome, tier = await engine.lookup(found, ph.Scope(tenant=key.tenant, session=key.session_id))
+            entry, outcome, tier = await engine.lookup(found, sessions.scope_of(key))
             telemetry.read(key, found.id, entry, outcome, tier, t0)
         except ph.UnknownSectionError as exc:
             raise ResourceNotFoundError(str(exc)) from exc

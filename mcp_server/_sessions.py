@@ -64,7 +64,8 @@ class SessionPolicy:
     max_sessions: int = 10_000
     """Open sessions kept at most; the least recently used one is closed beyond it."""
     isolate: bool = False
-    """Give every session a cache scope of its own (``tenant/session``): nothing hydrated for one
+    """Give every session a cache scope of its own (tenant, partition = the session id, two separate
+    fields of every cache key): nothing hydrated for one
     conversation is served to another. For per-conversation content, and for measuring what
     prediction alone saves (``prehydrate demo``), without the help of other sessions' fetches."""
 
@@ -175,14 +176,22 @@ class SessionManager:
             return cid
         return f"conn-{self._run}-0"
 
+    def _partition(self, key: SessionKey) -> str | None:
+        return key.session_id if self.policy.isolate else None
+
+    def scope_of(self, key: SessionKey) -> ph.Scope:
+        """The scope requests of ``key`` are served in (resource reads use it like the tool does)."""
+        return ph.Scope(tenant=key.tenant, session=key.session_id, partition=self._partition(key))
+
     # -- turns ---------------------------------------------------------------------------------------
 
     def _entry(self, key: SessionKey) -> _Entry:
         k = (key.tenant, key.session_id)
         entry = self._entries.get(k)
         if entry is None or entry.closed or entry.session.closed:
-            tenant = f"{key.tenant}/{key.session_id}" if self.policy.isolate else key.tenant
-            session = self.engine.session(key.session_id, tenant=tenant, record=self.policy.record)
+            session = self.engine.session(
+                key.session_id, tenant=key.tenant, partition=self._partition(key), record=self.policy.record
+            )
             entry = _Entry(key=key, session=session)
             self._entries[k] = entry
             if len(self._entries) > self.policy.max_sessions:

@@ -83,7 +83,7 @@ async def test_keys_are_digests_under_the_deployment_prefix(
     await tier.put(entry())
     assert shared_redis.keys(f"{prefix}:*") == [f"{prefix}:e:{KEY.digest}"]
     stored = shared_redis.command("GET", f"{prefix}:e:{KEY.digest}")
-    assert isinstance(stored, bytes) and json.loads(stored)["k"] == ["acme", "billing/refunds", "v1"]
+    assert isinstance(stored, bytes) and json.loads(stored)["k"] == ["acme", None, "billing/refunds", "v1"]
 
 
 async def test_prefixes_isolate_deployments_and_clear_only_its_own(shared_redis: RedisServer, prefix: str) -> None:

@@ -358,18 +358,18 @@ def test_catalog_get_is_a_section_or_an_unknown_section_error(catalog: ph.Catalo
 
 
 key_parts = st.text(max_size=40)
-keys = st.builds(ph.CacheKey, key_parts, key_parts, key_parts)
+keys = st.builds(ph.CacheKey, key_parts, key_parts, key_parts, st.none() | key_parts)
 
 
 @HYPOTHESIS
 @given(a=keys, b=keys)
 def test_cache_key_derivation_is_injective(a: ph.CacheKey, b: ph.CacheKey) -> None:
-    """Different (tenant, section, version) never share a key, whatever characters they contain."""
+    """Different (tenant, partition, section, version) never share a key, whatever characters they contain."""
     if a != b:
         assert a.raw != b.raw and a.digest != b.digest
     else:
         assert a.raw == b.raw and a.digest == b.digest
-    assert json.loads(a.raw) == [a.tenant, a.section_id, a.version]
+    assert json.loads(a.raw) == [a.tenant, a.partition, a.section_id, a.version]
     assert len(a.digest) == 64
 
 
@@ -379,6 +379,17 @@ def test_tenant_and_section_cannot_be_confused_by_separators(tenant: str, sectio
     moved = ph.CacheKey(tenant + "/" + section[:1], section[1:], "v")
     original = ph.CacheKey(tenant, section, "v")
     assert moved.raw != original.raw
+
+
+@HYPOTHESIS
+@given(tenant=key_parts, partition=key_parts, cut=st.integers(0, 40))
+def test_tenant_and_partition_cannot_be_confused_by_separators(tenant: str, partition: str, cut: int) -> None:
+    """The --isolate-sessions bug: tenant ``a/b`` + session ``c`` once equalled tenant ``a`` + session ``b/c``."""
+    joined = tenant + "/" + partition
+    a = ph.CacheKey(joined[:cut], "s", "v", joined[cut:])
+    b = ph.CacheKey(tenant, "s", "v", partition)
+    assert (a.raw == b.raw) == (a == b) and (a.digest == b.digest) == (a == b)
+    assert ph.CacheKey(tenant, "s", "v", None).raw != ph.CacheKey(tenant, "s", "v", "").raw
 
 
 @HYPOTHESIS

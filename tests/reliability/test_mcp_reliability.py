@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 
 import prehydrate as ph
-from prehydrate.mcp_server import TenantTokenVerifier, create_server, static_auth_settings
+from prehydrate.mcp_server import ServerSettings, TenantTokenVerifier, create_server, static_auth_settings
 from tests._net import free_port
 from tests.benchmarks.load_mcp import LoadConfig, run_load
 
@@ -146,11 +146,14 @@ async def test_hostile_resource_reads_never_leak(dir_engine: ph.Engine, uri: str
 
 
 @asynccontextmanager
-async def http_server(engine: ph.Engine) -> AsyncIterator[str]:
+async def http_server(
+    engine: ph.Engine, tokens: dict[str, str] = TOKENS, settings: ServerSettings | None = None
+) -> AsyncIterator[str]:
     """The real server with bearer-token auth under uvicorn on a free loopback port; yields its URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = create_server(engine, token_verifier=TenantTokenVerifier(TOKENS), auth=static_auth_settings(base))
+    verifier = TenantTokenVerifier(tokens)
+    server = create_server(engine, settings, token_verifier=verifier, auth=static_auth_settings(base))
     config = uvicorn.Config(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
