@@ -415,6 +415,10 @@ class DiskTier(CacheTier):
         self._dc.close()
 
 
+UNVERSIONED_TTL_S = 30.0
+"""Default lifetime of entries whose section has no version (see ``WarmCache.unversioned_ttl_s``)."""
+
+
 class WarmCache:
     """Tiers in order, fastest first, behind one get/put.
 
@@ -423,11 +427,22 @@ class WarmCache:
     of a run of failures logs one warning, and recovery logs once more.
     """
 
-    def __init__(self, tiers: Sequence[CacheTier] | None = None, *, ttl_s: float | None = None) -> None:
+    def __init__(
+        self,
+        tiers: Sequence[CacheTier] | None = None,
+        *,
+        ttl_s: float | None = None,
+        unversioned_ttl_s: float = UNVERSIONED_TTL_S,
+    ) -> None:
         self.tiers: list[CacheTier] = list(tiers) if tiers is not None else [MemoryTier()]
         if not self.tiers:
             raise ConfigError("WarmCache needs at least one tier")
+        if not unversioned_ttl_s > 0:
+            raise ConfigError(f"unversioned_ttl_s must be positive, got {unversioned_ttl_s!r}")
         self.ttl_s = ttl_s
+        self.unversioned_ttl_s = unversioned_ttl_s
+        """How long an entry of a section whose source gives no version (a retriever, a callable)
+        may be served: nothing else can tell that its content changed."""
         self._failing: set[str] = set()
         self._failing_op: dict[str, str] = {}
 
@@ -517,8 +532,11 @@ class WarmCache:
                 await lease.release()
 
     def entry(self, key: CacheKey, content: str, *, title: str = "", prefetched: bool = False) -> CacheEntry:
-        """A new entry with this cache's TTL."""
-        return CacheEntry.make(key, content, title=title, prefetched=prefetched, ttl_s=self.ttl_s)
+        """A new entry with this cache's TTL (capped at ``unversioned_ttl_s`` for a key without a version)."""
+        ttl = self.ttl_s
+        if not key.version:
+            ttl = self.unversioned_ttl_s if ttl is None else min(ttl, self.unversioned_ttl_s)
+        return CacheEntry.make(key, content, title=title, prefetched=prefetched, ttl_s=ttl)
 
     async def delete(self, key: CacheKey) -> None:
         """Remove ``key`` from every tier."""
