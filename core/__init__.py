@@ -11,6 +11,7 @@ from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, FillCoordinator, 
 from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._data import sample_sections_path, sample_traces_path
+from ._defaults import default_policy, default_predictor
 from ._engine import Engine
 from ._ensemble import EnsembleFit, EnsemblePredictor
 from ._errors import (
@@ -46,6 +47,7 @@ from ._neighbors import NeighborPredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._redis import RedisTier
+from ._reference import ReferencePredictor
 from ._replay import OraclePredictor, ReplayResult, replay, run_replay
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._session import Session
@@ -63,11 +65,6 @@ from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_t
 from ._turn import ContextResult, Turn
 
 __version__ = "0.1.0"
-
-
-def default_predictor() -> EnsemblePredictor:
-    """The default predictor: the learned ensemble (lexical and sequential signals until fitted)."""
-    return EnsemblePredictor()
 
 
 __all__ = [
@@ -119,6 +116,7 @@ __all__ = [
     "PrefetchStarted",
     "PrehydrateError",
     "RedisTier",
+    "ReferencePredictor",
     "ReplayResult",
     "RequestTooLargeError",
     "Scope",
@@ -146,6 +144,7 @@ __all__ = [
     "check_section_id",
     "compile_context",
     "content_version",
+    "default_policy",
     "default_predictor",
     "estimate_tokens",
     "load_glossary",

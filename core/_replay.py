@@ -10,10 +10,13 @@ Every session gets its own tenant, so its cache entries are its own: a section h
 session is not a free hit in the next (which would measure the cache, not the prediction), while a
 section requested again in the same session is a hit, as it would be in production.
 
-Policies (``POLICIES``):
+Policies are registered by name in ``_policies.POLICIES`` (predictor factory, prefetch policy,
+description), the one table the CLI and docs/benchmarks.md read:
 
 - ``none``: no speculation, the baseline of context wait;
 - ``sequential``, ``trace``, ``lexical``, ``usage``, ``neighbor``: one predictor each, top ``top_n``;
+- ``reference``: the baseline the default must beat (``ReferencePredictor``: order-1 Markov per task
+  type + BM25, task tags first; counts only), top ``top_n``;
 - ``ensemble`` (the default): the fitted ranker at a fixed width ``top_n``, taking candidates whose
   probability reaches a threshold. The threshold is chosen without the test traces, by 5-fold
   cross-validation inside the training sessions (:func:`choose_threshold`): each fold (20%) is
@@ -37,6 +40,7 @@ Policies (``POLICIES``):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,10 +55,8 @@ from ._engine import Engine
 from ._ensemble import EnsemblePredictor
 from ._errors import ConfigError
 from ._events import TurnReport
-from ._lexical import LexicalPredictor, UsagePredictor
-from ._markov import TracePredictor
-from ._neighbors import NeighborPredictor
-from ._predict import Candidate, PredictionState, Predictor, SequentialPredictor
+from ._policies import DEFAULT_POLICY, POLICIES, OraclePredictor
+from ._predict import Learner, Predictor, SequentialPredictor
 from ._prefetch import PrefetchPolicy
 from ._sections import Hydrated, Scope, Section, content_version
 from ._sources import MockSource, read_sections_jsonl
@@ -74,22 +76,8 @@ __all__ = [
 
 logger = logging.getLogger("prehydrate.replay")
 
-POLICIES: tuple[str, ...] = (
-    "none",
-    "sequential",
-    "trace",
-    "lexical",
-    "usage",
-    "neighbor",
-    "ensemble",
-    "ensemble-wide",
-    "ensemble-adaptive",
-    "oracle",
-    "oracle-start",
-)
-"""Every policy replay knows, in the order tables show them."""
-DEFAULT_POLICIES: tuple[str, ...] = POLICIES
-DEFAULT_POLICY = "ensemble"
+DEFAULT_POLICIES: tuple[str, ...] = tuple(POLICIES)
+"""Every registered policy, in the order tables show them (see ``_policies.py``)."""
 THRESHOLDS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 """Probability thresholds the validation replay chooses from for the ``ensemble`` policy."""
 MAX_WASTE_PER_CALL = 0.9
@@ -102,28 +90,6 @@ Progress = Callable[[str, int, int], None]
 ensemble's threshold search reports as ``progress(TUNING, runs_done, runs_total)``."""
 TUNING = "ensemble threshold"
 """The progress name of the ensemble's threshold search (validation replays inside the train split)."""
-
-
-class OraclePredictor:
-    """Knows the current turn's calls: names the next ones not yet requested nor held by the session.
-
-    Replay sets :attr:`script` to the turn's calls before opening the turn.
-    """
-
-    name = "oracle"
-
-    def __init__(self) -> None:
-        self.script: tuple[str, ...] = ()
-
-    def predict(self, state: PredictionState, k: int) -> list[Candidate]:
-        held = {key for turn in state.history for key in turn} | state.seen
-        out: list[Candidate] = []
-        for key in dict.fromkeys(self.script[len(state.calls) :]):
-            if len(out) >= k:
-                break
-            if key not in held:
-                out.append(Candidate(section_id=key, probability=1.0, reason="oracle: the turn's next calls"))
-        return out
 
 
 @dataclass(slots=True)
@@ -175,46 +141,22 @@ class ReplayResult:
 def _predictor_for(
     name: str, train: Sequence[SessionTrace], catalog: Catalog, fitted: dict[str, Predictor]
 ) -> Predictor | None:
-    base = name.removesuffix("-adaptive").removesuffix("-wide")
-    if base in fitted:
-        return fitted[base]
-    predictor: Predictor | None
-    if base == "none" or base == "oracle-start":
-        predictor = None
-    elif base == "sequential":
-        predictor = SequentialPredictor()
-    elif base == "trace":
-        predictor = TracePredictor()
-    elif base == "lexical":
-        predictor = LexicalPredictor()
-    elif base == "usage":
-        predictor = UsagePredictor()
-    elif base == "neighbor":
-        predictor = NeighborPredictor()
-    elif base == "ensemble":
-        predictor = EnsemblePredictor()
-    elif base == "oracle":
-        predictor = OraclePredictor()
-    else:
-        raise ConfigError(f"unknown replay policy {name!r}; choose from {', '.join(POLICIES)}")
-    fit = getattr(predictor, "fit", None)
-    if callable(fit):
-        fit(train, catalog)
-    if predictor is not None:
-        fitted[base] = predictor
-    return predictor
+    """The policy's predictor, fitted on ``train`` once per ``fits`` group and shared within it."""
+    spec = POLICIES[name]
+    if spec.predictor is None:
+        return None
+    key = spec.fits or spec.name
+    if key not in fitted:
+        predictor = spec.predictor()
+        if isinstance(predictor, Learner):
+            predictor.fit(train, catalog)
+        fitted[key] = predictor
+    return fitted[key]
 
 
 def _policy_for(name: str, top_n: int, threshold: float = 0.0) -> PrefetchPolicy:
-    if name == "none":
-        return PrefetchPolicy(top_n=top_n, enabled=False)
-    return PrefetchPolicy(
-        top_n=top_n,
-        max_inflight=max(4, top_n + 1),
-        min_probability=threshold,
-        adaptive=name.endswith("-adaptive"),
-        max_top_n=max(2 * top_n, 1),
-    )
+    policy = POLICIES[name].prefetch(top_n)
+    return dataclasses.replace(policy, min_probability=threshold) if threshold else policy
 
 
 def _run(coro: Any) -> Any:
@@ -264,7 +206,7 @@ def choose_threshold(
     fallback: tuple[float, float] | None = None  # (waste, -threshold) when nothing meets the target
     steps, step = len(thresholds) * len(splits), 0
     for t in thresholds:
-        policy = _policy_for("ensemble", top_n, t)
+        policy = _policy_for(DEFAULT_POLICY, top_n, t)
         calls = hits = wasted = 0
         for ensemble, val in splits:
             if progress is not None:
@@ -272,7 +214,7 @@ def choose_threshold(
                 step += 1
             tally, _ = _run(
                 _replay_policy(
-                    "ensemble", sections, val, ensemble, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=None
+                    DEFAULT_POLICY, sections, val, ensemble, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=None
                 )
             )
             summary = tally.summary()
@@ -329,7 +271,7 @@ async def _replay_policy(
                     keys = [c.key for c in turn.calls if c.key in catalog]
                     if oracle is not None:
                         oracle.script = tuple(keys)
-                    expect = keys[:top_n] if name == "oracle-start" else None
+                    expect = keys[:top_n] if name in POLICIES and POLICIES[name].expect_start else None
                     async with session.turn(
                         query=turn.query, task_type=trace.task.type or None, tags=trace.task.tags, expect=expect
                     ) as t:
@@ -387,7 +329,7 @@ def replay(
     for name in names:
         predictor = _predictor_for(name, train, catalog, fitted)
         threshold = 0.0
-        if name == "ensemble":
+        if POLICIES[name].tune_threshold:
             threshold = choose_threshold(sections, train, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress)
         policy = _policy_for(name, top_n, threshold)
         used_thresholds[name] = threshold

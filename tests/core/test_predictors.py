@@ -242,6 +242,46 @@ def test_neighbor_lines_up_repeated_calls_by_occurrence() -> None:
     assert nxt[view["billing/invoices"]] == 1.0 and later[view["api/errors"]] == 1.0
 
 
+# -- reference --------------------------------------------------------------------------------------
+
+REFERENCE_TRACES = [
+    session("r1", "billing", [("q", ["billing/refunds", "billing/invoices"])]),
+    session("r2", "billing", [("q", ["billing/refunds", "billing/invoices"])]),
+    session("r3", "billing", [("q", ["billing/refunds", "api/errors"])]),
+    session("r4", "api", [("q", ["billing/refunds", "api/limits"])]),
+]
+
+
+def test_reference_reproduces_a_hand_computed_ranking() -> None:
+    cat = catalog()
+    ref = ph.ReferencePredictor()
+    ref.fit(REFERENCE_TRACES, cat)
+    # billing after refunds: invoices 2, errors 1 -> 0.5 * (2/3, 1/3); the query matches nothing.
+    got = ref.predict(state(cat, "zzz", task_type="billing", calls=["billing/refunds"]), 5)
+    assert [(c.section_id, round(c.probability, 4)) for c in got] == [
+        ("billing/invoices", 0.3333),
+        ("api/errors", 0.1667),
+    ]
+    # An unseen task type backs off to all types: invoices 2, errors 1, limits 1 of 4; the tie of
+    # limits and errors (0.125 each) goes to document order.
+    got = ref.predict(state(cat, "zzz", task_type="accounts", calls=["billing/refunds"]), 5)
+    assert [(c.section_id, c.probability) for c in got] == [
+        ("billing/invoices", 0.25),
+        ("api/limits", 0.125),
+        ("api/errors", 0.125),
+    ]
+    # BM25 of "password" matches one section only: 0.5 * 1.0 beats the Markov 0.5 * 2/3.
+    got = ref.predict(state(cat, "password", task_type="billing", calls=["billing/refunds"]), 3)
+    assert ids(got) == ["accounts/password", "billing/invoices", "api/errors"]
+    # The task's tags come first whatever the blend says.
+    got = ref.predict(state(cat, "password", task_type="billing", calls=["billing/refunds"], tags=["api"]), 3)
+    assert ids(got) == ["api/errors", "accounts/password", "billing/invoices"]
+    # A session's first call: the start symbol's row (billing: refunds 3 of 3).
+    assert [(c.section_id, c.probability) for c in ref.predict(state(cat, "zzz", task_type="billing"), 3)] == [
+        ("billing/refunds", 0.5)
+    ]
+
+
 # -- ensemble -----------------------------------------------------------------------------------------
 
 

@@ -165,3 +165,14 @@ def test_replay_shows_predictors_the_session_only_as_it_unfolds(data: tuple[Path
             history.append(keys)
     # At turn start and after each call: exactly the calls made so far, never one ahead.
     assert spy.seen == expected
+
+
+def test_the_policy_registry_is_what_replay_the_cli_and_the_docs_show() -> None:
+    from prehydrate._policies import POLICIES, policy_table
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert policy_table() in docs
+    assert ph._replay.DEFAULT_POLICIES == tuple(POLICIES)
+    help_text = CliRunner().invoke(app, ["replay", "--help"], env={"COLUMNS": "400"}).output
+    for name in POLICIES:
+        assert name in help_text, name
