@@ -11,10 +11,11 @@ other P(the section is requested later in this turn), which is the candidate's p
 exactly what decides whether a prefetch is used or wasted, and what a probability threshold is
 compared with.
 
-Fitting is stacked, so the ranker never trains on signals that saw the same session: the training
-traces are split into folds, and each fold's features come from base predictors fitted on the
-other folds. A validation split carved from the training traces chooses the L2 strength and
-measures calibration; test data is never needed. Until fitted (or with fewer
+Fitting is stacked, so the ranker never trains on signals that saw the same task: the training
+traces are split into folds **grouped by task** (``_validation.grouped_folds``: the trace's
+``group``, else task type + task query), and each fold's features come from base predictors fitted
+on the other folds. A grouped validation split carved from the training traces chooses the L2
+strength and measures calibration; test data is never needed. Until fitted (or with fewer
 than ``min_sessions`` traces) the ensemble ranks with fixed weights over the lexical and sequential
 signals only, so a fresh engine still prefetches sensibly.
 """
@@ -37,6 +38,7 @@ from ._neighbors import NeighborPredictor
 from ._predict import Candidate, PredictionState
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
+from ._validation import grouped_folds
 
 __all__ = ["EnsembleFit", "EnsemblePredictor", "FEATURES"]
 
@@ -196,11 +198,12 @@ class EnsemblePredictor:
     """The default predictor: trace, usage, lexical and sequential signals through a fitted ranker.
 
     Args:
-        folds: folds of the stacked fit.
-        validation: share of training sessions held out to choose the L2 strength and measure calibration.
+        folds: folds of the stacked fit (grouped by task).
+        validation: share of training sessions (whole groups) held out to choose the L2 strength and
+            measure calibration.
         candidates: how many top sections each signal contributes to the candidate set.
         min_sessions: below this many training sessions the ranker keeps its fallback weights.
-        seed: seeds the fold assignment (the only randomness).
+        seed: seeds the grouped fold assignment (the only randomness).
     """
 
     name = "ensemble"
@@ -331,10 +334,7 @@ class EnsemblePredictor:
                 self.fitted = False
                 self.fit_report = EnsembleFit(sessions=len(traces))
             return
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(traces))
-        fold_of = np.empty(len(traces), dtype=np.intp)
-        fold_of[order] = np.arange(len(traces)) % self.folds
+        fold_of = grouped_folds(traces, self.folds, self.seed)
         rows_of: list[list[_Rows]] = [[] for _ in traces]
         for f in range(self.folds):
             inside = _Fitted.on([t for i, t in enumerate(traces) if fold_of[i] != f], catalog)
@@ -343,8 +343,10 @@ class EnsemblePredictor:
                     rows_of[i] = [
                         self._labelled(pt.state, pt.remaining, inside) for pt in prediction_points(t, catalog)
                     ]
-        n_val = max(1, int(round(len(traces) * self.validation)))
-        val_idx = set(int(i) for i in order[:n_val])
+        # The validation split is grouped too: a task's variants never sit on both sides of it.
+        val_of = grouped_folds(traces, max(2, round(1 / self.validation)), self.seed + 1)
+        val_idx = set(int(i) for i in np.flatnonzero(val_of == 0))
+        n_val = len(val_idx)
         train_rows = [r for i in range(len(traces)) if i not in val_idx for r in rows_of[i]]
         val_rows = [r for i in sorted(val_idx) for r in rows_of[i]]
         x_tr, y_tr, n_tr = _stack(train_rows)

@@ -61,6 +61,7 @@ from ._prefetch import PrefetchPolicy
 from ._sections import Hydrated, Scope, Section, content_version
 from ._sources import MockSource, read_sections_jsonl
 from ._traces import SessionTrace, read_traces
+from ._validation import grouped_folds
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -187,15 +188,14 @@ def choose_threshold(
     """The ensemble's probability threshold for this width, chosen by replaying validation splits.
 
     Cross-validation inside ``train``: the sessions are dealt (seeded) into ``1 / VALIDATION_SHARE``
-    folds; each fold is replayed with an ensemble fitted on the others, so every training session
-    is validation data once and the choice is not at the mercy of one small split. The test traces
-    are never looked at.
+    folds grouped by task (a task's variants never sit on both sides); each fold is replayed with an
+    ensemble fitted on the others, so every training session is validation data once and the choice
+    is not at the mercy of one small split. The test traces are never looked at.
     """
     if len(train) < 10:
         return 0.0
     folds = max(2, round(1 / VALIDATION_SHARE))
-    order = np.random.default_rng(seed).permutation(len(train))
-    fold_of = {int(i): f % folds for f, i in enumerate(order)}
+    fold_of = grouped_folds(train, folds, seed)
     catalog = Catalog([s for s, _ in sections])
     splits: list[tuple[EnsemblePredictor, list[SessionTrace]]] = []
     for f in range(folds):

@@ -1,6 +1,6 @@
 """Traces: every session recorded as one JSON line, the format predictors learn from.
 
-The format (see docs/formats.md) is stable; optional fields (``node``) may be added::
+The format (see docs/formats.md) is stable; optional fields (``node``, ``group``) may be added::
 
     {"session": "s-1",
      "task": {"type": "billing+search", "query": "first user message", "tags": ["billing"]},
@@ -73,10 +73,17 @@ class SessionTrace:
     session: str
     task: TaskSpec = field(default_factory=TaskSpec)
     turns: tuple[TurnTrace, ...] = ()
+    group: str = ""
+    """Sessions of one task or scenario share a group (optional field); validation inside fitting
+    never splits a group. Empty: the group is the task type plus task query."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of this session."""
-        return {"session": self.session, "task": self.task.to_json(), "turns": [t.to_json() for t in self.turns]}
+        out: dict[str, Any] = {"session": self.session, "task": self.task.to_json()}
+        if self.group:
+            out["group"] = self.group
+        out["turns"] = [t.to_json() for t in self.turns]
+        return out
 
     def dumps(self) -> str:
         """One JSON line (no trailing newline), keys in a stable order."""
@@ -119,6 +126,9 @@ def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
         raise bad("'task.type' and 'task.query' must be strings")
     if not isinstance(ttags, list) or not all(isinstance(t, str) for t in ttags):
         raise bad("'task.tags' must be a list of strings")
+    group = obj.get("group", "")
+    if not isinstance(group, str):
+        raise bad("'group' must be a string")
     turns_raw = obj.get("turns")
     if not isinstance(turns_raw, list):
         raise bad("'turns' must be a list")
@@ -145,7 +155,7 @@ def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
             calls.append(Call(key=key, think_ms=float(think), node=node))
         turns.append(TurnTrace(query=query, calls=tuple(calls)))
     return SessionTrace(
-        session=sid, task=TaskSpec(type=ttype, query=tquery, tags=tuple(ttags)), turns=tuple(turns)
+        session=sid, task=TaskSpec(type=ttype, query=tquery, tags=tuple(ttags)), turns=tuple(turns), group=group
     )
 
 
