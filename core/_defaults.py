@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._ensemble import EnsemblePredictor
 from ._prefetch import PrefetchPolicy
 
-__all__ = ["default_policy", "default_predictor"]
+__all__ = ["DEFAULT_WASTE_BUDGET", "default_policy", "default_predictor"]
 
 
 def default_predictor() -> EnsemblePredictor:
@@ -18,6 +18,15 @@ def default_predictor() -> EnsemblePredictor:
     return EnsemblePredictor()
 
 
+DEFAULT_WASTE_BUDGET = 1.0
+"""Wasted prefetches per request the default holds itself to (enforced online, see PrefetchPolicy)."""
+
+
 def default_policy(top_n: int = 3) -> PrefetchPolicy:
-    """The default prefetch policy at width ``top_n``."""
-    return PrefetchPolicy(top_n=top_n, max_inflight=max(4, top_n + 1))
+    """The default prefetch policy at width ``top_n``: the waste budget enforced from measured feedback.
+
+    No threshold is fitted offline: a floor chosen by cross-validation on a few dozen sessions
+    collapsed the hit rate on small data, while the online budget holds waste to
+    ``DEFAULT_WASTE_BUDGET`` per request on whatever traffic the engine sees, fitted or not.
+    """
+    return PrefetchPolicy(top_n=top_n, max_inflight=max(4, top_n + 1), waste_budget=DEFAULT_WASTE_BUDGET)

@@ -17,12 +17,13 @@ from typing import Self
 
 from ._cache import CacheEntry, CacheKey, WarmCache
 from ._catalog import Catalog
+from ._defaults import default_policy, default_predictor
 from ._errors import ConfigError, InputError
 from ._events import Event, EventBus, Outcome, SectionsChanged, Subscriber
 from ._fetch import Fetcher, PrefetchFinishedHook, PrefetchStartedHook, key_for
 from ._inputs import EngineLimits, check_optional_str, string_tuple
 from ._live import Follower, LiveSource, SectionChanges, merge_changes
-from ._predict import Learner, Predictor, SequentialPredictor
+from ._predict import Learner, Predictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._sections import DEFAULT_TENANT, Scope, Section
 from ._session import Session
@@ -57,8 +58,8 @@ class Engine:
             raise ConfigError("an Engine needs at least one source")
         self.sources = list(sources)
         self.cache = cache if cache is not None else WarmCache()
-        self.predictor: Predictor = predictor if predictor is not None else SequentialPredictor()
-        self.width = AdaptiveWidth(policy if policy is not None else PrefetchPolicy())
+        self.predictor: Predictor = predictor if predictor is not None else default_predictor()
+        self.width = AdaptiveWidth(policy if policy is not None else default_policy())
         """The prefetch width, adapted across turns when ``policy.adaptive`` is on: its one owner."""
         self.traces = traces
         self.limits = limits if limits is not None else EngineLimits()

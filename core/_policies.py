@@ -80,8 +80,6 @@ class ReplayPolicy:
     """Policies with the same ``fits`` share one fitted predictor (default: the policy's name)."""
     expect_start: bool = False
     """Hand each turn its first ``top_n`` calls with ``session.turn(expect=...)`` instead of predicting."""
-    tune_threshold: bool = False
-    """Choose a probability floor by grouped cross-validation inside the training traces."""
 
 
 DEFAULT_POLICY = "ensemble"
@@ -115,7 +113,6 @@ _TABLE: tuple[ReplayPolicy, ...] = (
         predictor=default_predictor,
         prefetch=default_policy,
         fits="ensemble",
-        tune_threshold=True,
     ),
     ReplayPolicy(
         name="ensemble-wide",

@@ -63,6 +63,16 @@ class PrefetchPolicy:
     """Adaptive: grow while the smoothed share of calls that missed is above this (and waste is not high)."""
     adapt_rate: float = 0.3
     """Adaptive: weight of the latest turn in the smoothed waste and miss rates."""
+    waste_budget: float | None = None
+    """Wasted prefetches per request the engine holds itself to, from measured feedback (None: no such
+    control). After every turn the probability floor moves by ``floor_gain`` per prefetch the turn
+    wasted beyond ``waste_budget x its calls``, up when over and down when under, so over the
+    engine's life the waste per request converges to at most the budget whatever the predictor's
+    probabilities mean on this workload. Nothing is tuned offline, so it holds on small data too."""
+    floor_start: float = 0.1
+    """Waste budget: the probability floor before any feedback."""
+    floor_gain: float = 0.01
+    """Waste budget: how far one wasted prefetch beyond the budget moves the floor."""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.max_inflight < 1:
@@ -73,6 +83,10 @@ class PrefetchPolicy:
             raise ConfigError("PrefetchPolicy needs 0 <= min_top_n <= max_top_n")
         if not (0.0 < self.adapt_rate <= 1.0 and self.waste_high >= 0.0 and 0.0 <= self.miss_high <= 1.0):
             raise ConfigError("PrefetchPolicy needs adapt_rate in (0, 1], waste_high >= 0 and miss_high in [0, 1]")
+        if self.waste_budget is not None and not (
+            self.waste_budget >= 0.0 and 0.0 <= self.floor_start <= 1.0 and self.floor_gain > 0.0
+        ):
+            raise ConfigError("PrefetchPolicy needs waste_budget >= 0, floor_start in [0, 1] and floor_gain > 0")
 
 
 class AdaptiveWidth:
@@ -83,11 +97,19 @@ class AdaptiveWidth:
     at a time: down while more than ``waste_high`` prefetches per call go unused, up while more than
     ``miss_high`` of the calls miss, waste is acceptable and the turn's waste stayed below its count budget.
     Turns without calls still count their waste (speculation on a turn that needed nothing).
+
+    With ``policy.waste_budget`` set it also owns the probability :attr:`floor` that enforces the
+    budget online (see :class:`PrefetchPolicy`).
     """
 
     def __init__(self, policy: PrefetchPolicy) -> None:
         self.policy = policy
         self.width = policy.top_n
+        self._floor = policy.floor_start if policy.waste_budget is not None else 0.0
+        self.wasted_total = 0
+        """Prefetches wasted over the engine's life (every finished turn)."""
+        self.calls_total = 0
+        """Requests over the engine's life."""
         self._wasted = 0.0
         self._calls = 0.0
         self._misses = 0.0
@@ -117,9 +139,19 @@ class AdaptiveWidth:
         """The width the next turn takes from each prediction."""
         return self.width if self.policy.adaptive else self.policy.top_n
 
+    @property
+    def floor(self) -> float:
+        """The probability below which the next turn prefetches nothing (the waste budget's lever)."""
+        return max(self.policy.min_probability, self._floor)
+
     def observe(self, *, calls: int, misses: int, prefetched: int, wasted: int) -> int:
         """Feed one finished turn; returns the width for the next one."""
         p = self.policy
+        self.wasted_total += wasted
+        self.calls_total += calls
+        if p.waste_budget is not None and p.enabled:
+            over = wasted - p.waste_budget * calls
+            self._floor = min(0.99, max(0.0, self._floor + p.floor_gain * over))
         if not p.adaptive or not p.enabled:
             return self.current
         a = p.adapt_rate
@@ -179,10 +211,13 @@ class Prefetcher:
         *,
         top_n: int,
         id_prefix: str = "p",
+        min_probability: float | None = None,
     ) -> None:
         self.policy = policy
         self.top_n = top_n
         """Candidates taken from each prediction: the engine's :class:`AdaptiveWidth` decides it, once per turn."""
+        self.min_probability = policy.min_probability if min_probability is None else min_probability
+        """Candidates below this are not prefetched: the policy's, or the floor of the engine's waste budget."""
         self._launch = launch
         self._latency_s = latency_s
         self._heap: list[tuple[float, int, Candidate, Section, CacheKey]] = []
@@ -199,7 +234,7 @@ class Prefetcher:
         if self.closed or not self.policy.enabled:
             return
         for cand, section, key in candidates[: self.top_n]:
-            if section.id in self._offered or cand.probability < self.policy.min_probability:
+            if section.id in self._offered or cand.probability < self.min_probability:
                 continue
             self._offered.add(section.id)
             benefit = cand.probability * max(self._latency_s(section), 1e-6)

@@ -17,16 +17,13 @@ description), the one table the CLI and docs/benchmarks.md read:
 - ``sequential``, ``trace``, ``lexical``, ``usage``, ``neighbor``: one predictor each, top ``top_n``;
 - ``reference``: the baseline the default must beat (``ReferencePredictor``: order-1 Markov per task
   type + BM25, task tags first; counts only), top ``top_n``;
-- ``ensemble`` (the default): the fitted ranker at a fixed width ``top_n``, taking candidates whose
-  probability reaches a threshold. The threshold is chosen without the test traces, by 5-fold
-  cross-validation inside the training sessions (:func:`choose_threshold`): each fold (20%) is
-  replayed at each threshold of ``THRESHOLDS`` with an ensemble fitted on the other folds, and the
-  threshold with the best hit rate whose waste stays within ``MAX_WASTE_PER_CALL`` wasted prefetches
-  per call wins (ties: less waste); the ensemble replayed on the test traces is fitted on all of the
-  training sessions;
-- ``ensemble-wide``: the ensemble at fixed width without a threshold (every prediction's top
-  ``top_n``), to show what the threshold trades: more hits for more waste;
-- ``ensemble-adaptive``: the ensemble with no tuned threshold and the adaptive width instead
+- ``ensemble`` (the default): ``ph.default_predictor()`` (the fitted ranker) under
+  ``ph.default_policy(top_n)``, the very objects ``ph.Engine()`` and ``prehydrate serve`` use: width
+  ``top_n`` with the online waste budget (1.0 wasted prefetch per request, enforced from the
+  engine's own measured feedback over the replayed sessions; nothing is tuned on the test traces);
+- ``ensemble-wide``: the ensemble at fixed width without the waste budget (every prediction's top
+  ``top_n``), to show what the budget trades: more hits for more waste;
+- ``ensemble-adaptive``: the ensemble with the adaptive width instead of the waste budget
   (``PrefetchPolicy(adaptive=True)``, starting at ``top_n``): measured feedback, not offline tuning;
 - ``oracle``: a predictor that knows the turn's remaining calls and names the next ``top_n`` of them
   at every prediction point (turn start and after each call), skipping sections the session already
@@ -40,7 +37,6 @@ description), the one table the CLI and docs/benchmarks.md read:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +48,6 @@ import numpy as np
 from ._cache import MemoryTier, WarmCache
 from ._catalog import Catalog
 from ._engine import Engine
-from ._ensemble import EnsemblePredictor
 from ._errors import ConfigError
 from ._events import TurnReport
 from ._policies import DEFAULT_POLICY, POLICIES, OraclePredictor
@@ -61,7 +56,6 @@ from ._prefetch import PrefetchPolicy
 from ._sections import Hydrated, Scope, Section, content_version
 from ._sources import MockSource, read_sections_jsonl
 from ._traces import SessionTrace, read_traces
-from ._validation import grouped_folds
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -69,8 +63,6 @@ __all__ = [
     "POLICIES",
     "OraclePredictor",
     "ReplayResult",
-    "TUNING",
-    "choose_threshold",
     "replay",
     "run_replay",
 ]
@@ -79,24 +71,17 @@ logger = logging.getLogger("prehydrate.replay")
 
 DEFAULT_POLICIES: tuple[str, ...] = tuple(POLICIES)
 """Every registered policy, in the order tables show them (see ``_policies.py``)."""
-THRESHOLDS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
-"""Probability thresholds the validation replay chooses from for the ``ensemble`` policy."""
-MAX_WASTE_PER_CALL = 0.9
-"""Waste target of the threshold choice: wasted prefetches per call on the validation split."""
-VALIDATION_SHARE = 0.2
-SEED = 20260301
 
 Progress = Callable[[str, int, int], None]
-"""``progress(policy, sessions_done, sessions_total)``, called after every replayed session; the
-ensemble's threshold search reports as ``progress(TUNING, runs_done, runs_total)``."""
-TUNING = "ensemble threshold"
-"""The progress name of the ensemble's threshold search (validation replays inside the train split)."""
+"""``progress(policy, sessions_done, sessions_total)``, called after every replayed session."""
 
 
 @dataclass(slots=True)
 class _Tally:
     reports: list[TurnReport] = field(default_factory=list)
     skipped: int = 0
+    floor: float = 0.0
+    """The engine's probability floor when the run ended."""
 
     def summary(self) -> dict[str, Any]:
         calls = sum(r.calls for r in self.reports)
@@ -136,7 +121,7 @@ class ReplayResult:
     skipped_calls: int = 0
     """Calls whose section id is not in the sections file (counted once per policy run, not replayed)."""
     thresholds: dict[str, float] = field(default_factory=dict)
-    """The probability threshold each policy used (chosen on the validation split for ``ensemble``)."""
+    """The probability floor each policy ended with (the waste budget moves it for ``ensemble``)."""
 
 
 def _predictor_for(
@@ -155,9 +140,8 @@ def _predictor_for(
     return fitted[key]
 
 
-def _policy_for(name: str, top_n: int, threshold: float = 0.0) -> PrefetchPolicy:
-    policy = POLICIES[name].prefetch(top_n)
-    return dataclasses.replace(policy, min_probability=threshold) if threshold else policy
+def _policy_for(name: str, top_n: int) -> PrefetchPolicy:
+    return POLICIES[name].prefetch(top_n)
 
 
 def _run(coro: Any) -> Any:
@@ -172,68 +156,6 @@ def _run(coro: Any) -> Any:
         return result
     finally:
         loop.close()
-
-
-def choose_threshold(
-    sections: list[tuple[Section, str]],
-    train: Sequence[SessionTrace],
-    *,
-    top_n: int,
-    hydrate_ms: float,
-    thresholds: Sequence[float] = THRESHOLDS,
-    max_waste_per_call: float = MAX_WASTE_PER_CALL,
-    seed: int = SEED,
-    progress: Progress | None = None,
-) -> float:
-    """The ensemble's probability threshold for this width, chosen by replaying validation splits.
-
-    Cross-validation inside ``train``: the sessions are dealt (seeded) into ``1 / VALIDATION_SHARE``
-    folds grouped by task (a task's variants never sit on both sides); each fold is replayed with an
-    ensemble fitted on the others, so every training session is validation data once and the choice
-    is not at the mercy of one small split. The test traces are never looked at.
-    """
-    if len(train) < 10:
-        return 0.0
-    folds = max(2, round(1 / VALIDATION_SHARE))
-    fold_of = grouped_folds(train, folds, seed)
-    catalog = Catalog([s for s, _ in sections])
-    splits: list[tuple[EnsemblePredictor, list[SessionTrace]]] = []
-    for f in range(folds):
-        ensemble = EnsemblePredictor()
-        ensemble.fit([t for i, t in enumerate(train) if fold_of[i] != f], catalog)
-        splits.append((ensemble, [t for i, t in enumerate(train) if fold_of[i] == f]))
-    best: tuple[float, float, float] | None = None  # (hit rate, -waste, threshold)
-    fallback: tuple[float, float] | None = None  # (waste, -threshold) when nothing meets the target
-    steps, step = len(thresholds) * len(splits), 0
-    for t in thresholds:
-        policy = _policy_for(DEFAULT_POLICY, top_n, t)
-        calls = hits = wasted = 0
-        for ensemble, val in splits:
-            if progress is not None:
-                progress(TUNING, step, steps)
-                step += 1
-            tally, _ = _run(
-                _replay_policy(
-                    DEFAULT_POLICY, sections, val, ensemble, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=None
-                )
-            )
-            summary = tally.summary()
-            calls += summary["calls"]
-            hits += summary["hits"]
-            wasted += summary["wasted"]
-        waste = wasted / max(calls, 1)
-        if progress is not None and t == thresholds[-1]:
-            progress(TUNING, steps, steps)
-        if waste <= max_waste_per_call:
-            key = (hits / max(calls, 1), -waste, t)
-            if best is None or key > best:
-                best = key
-        elif fallback is None or (waste, -t) < fallback:
-            fallback = (waste, -t)
-    if best is not None:
-        return best[2]
-    assert fallback is not None
-    return -fallback[1]
 
 
 async def _replay_policy(
@@ -285,6 +207,7 @@ async def _replay_policy(
                     tally.reports.append(t.report)
             if progress is not None:
                 progress(name, done, len(test))
+    tally.floor = engine.width.floor
     waits = [w for r in tally.reports for w in r.wait_ms]
     return tally, waits
 
@@ -328,17 +251,14 @@ def replay(
     skipped = 0
     for name in names:
         predictor = _predictor_for(name, train, catalog, fitted)
-        threshold = 0.0
-        if POLICIES[name].tune_threshold:
-            threshold = choose_threshold(sections, train, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress)
-        policy = _policy_for(name, top_n, threshold)
-        used_thresholds[name] = threshold
+        policy = _policy_for(name, top_n)
         tally, w = _run(
             _replay_policy(
                 name, sections, test, predictor, policy, top_n=top_n, hydrate_ms=hydrate_ms, progress=progress
             )
         )
         results[name] = tally.summary()
+        used_thresholds[name] = round(tally.floor, 4)
         waits[name] = w
         skipped = tally.skipped
     default = DEFAULT_POLICY if DEFAULT_POLICY in names else names[0]

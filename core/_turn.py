@@ -193,6 +193,7 @@ class Turn:
             self._launch,
             engine.latency_estimate,
             top_n=engine.width.current,
+            min_probability=engine.width.floor,
             id_prefix=f"{self.turn_id}/p",
         )
         self._started = False

@@ -404,3 +404,54 @@ async def test_engine_applies_the_adaptive_width_across_turns() -> None:
         async with s.turn("q") as turn:
             await turn.request_context("d/19")
         assert turn.report is not None and turn.report.prefetched <= 2  # one at the start, one after the call
+
+
+# -- the waste budget and the one default ------------------------------------------------------------
+
+
+def test_waste_budget_raises_the_floor_over_budget_and_lowers_it_under() -> None:
+    w = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_start=0.1, floor_gain=0.01))
+    assert w.floor == 0.1
+    w.observe(calls=1, misses=0, prefetched=4, wasted=4)  # 3 wasted beyond the budget of 1 per call
+    assert w.floor == pytest.approx(0.13)
+    for _ in range(20):
+        w.observe(calls=4, misses=1, prefetched=1, wasted=0)  # 4 under budget each time
+    assert w.floor == 0.0  # never below zero
+    assert (w.wasted_total, w.calls_total) == (4, 81)
+    assert ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3)).floor == 0.0  # no budget: no floor
+    with pytest.raises(ph.ConfigError):
+        ph.PrefetchPolicy(waste_budget=-1.0)
+
+
+async def test_engine_floors_guesses_away_while_waste_exceeds_the_budget() -> None:
+    src = ph.MockSource(lambda sid, scope: sid, [f"d/{i}" for i in range(20)], latency_s=0.0)
+    policy = ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_gain=0.05)
+    async with ph.Engine(sources=[src], predictor=ph.SequentialPredictor(), policy=policy) as engine:
+        late: list[int] = []
+        async with engine.session("s") as s:
+            for i in range(40):  # sequential guesses d/1..3 (0.5, 0.25, 0.125); the model only asks for d/0
+                async with s.turn("q") as turn:
+                    await turn.request_context("d/0")
+                assert turn.report is not None
+                if i >= 30:
+                    late.append(turn.report.wasted)
+        # The floor settles between the guesses' probabilities 0.25 and 0.5: the one guess left wastes
+        # exactly the budget (1 per request), the two below it are never prefetched again.
+        assert 0.25 < engine.width.floor <= 0.5
+        assert late == [1] * 10
+
+
+def test_serve_engine_and_replay_share_one_default() -> None:
+    from prehydrate import mcp_server
+    from prehydrate._policies import DEFAULT_POLICY, POLICIES
+
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())])
+    served = mcp_server.build_engine([], traces=None)
+    spec = POLICIES[DEFAULT_POLICY]
+    assert engine.policy == served.policy == spec.prefetch(3) == ph.default_policy() == ph.default_policy(3)
+    assert engine.policy.waste_budget == 1.0
+    assert spec.predictor is ph.default_predictor
+    made = ph.default_predictor()
+    assert type(engine.predictor) is type(served.predictor) is type(made)
+    assert vars(engine.predictor).keys() == vars(made).keys()
+    assert (engine.predictor.folds, engine.predictor.candidates) == (made.folds, made.candidates)
