@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from ._cache import CacheKey
 from ._errors import ConfigError
@@ -65,14 +68,20 @@ class PrefetchPolicy:
     """Adaptive: weight of the latest turn in the smoothed waste and miss rates."""
     waste_budget: float | None = None
     """Wasted prefetches per request the engine holds itself to, from measured feedback (None: no such
-    control). After every turn the probability floor moves by ``floor_gain`` per prefetch the turn
-    wasted beyond ``waste_budget x its calls``, up when over and down when under, so over the
-    engine's life the waste per request converges to at most the budget whatever the predictor's
-    probabilities mean on this workload. Nothing is tuned offline, so it holds on small data too."""
+    control). Every turn logs each candidate the predictor offered (its probability, and whether
+    the turn then requested it) and its calls; the probability floor of the next turn is the lowest
+    at which the offers of the last ``floor_window`` turns would have wasted at most
+    ``waste_budget x their calls``, plus a correction that moves by ``floor_gain`` per prefetch
+    actually wasted beyond the budget (the offers log cannot see cancellations, warm entries or
+    prefetches still running when asked for), so over the engine's life the measured waste per
+    request converges to the budget. It holds on this workload whatever the predictor's
+    probabilities mean here, fitted or not; nothing is tuned offline, so it holds on small data too."""
     floor_start: float = 0.1
     """Waste budget: the probability floor before any feedback."""
     floor_gain: float = 0.01
-    """Waste budget: how far one wasted prefetch beyond the budget moves the floor."""
+    """Waste budget: how far each prefetch actually wasted beyond the budget moves the floor's correction."""
+    floor_window: int = 500
+    """Waste budget: how many recent turns the floor is chosen on."""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.max_inflight < 1:
@@ -84,9 +93,14 @@ class PrefetchPolicy:
         if not (0.0 < self.adapt_rate <= 1.0 and self.waste_high >= 0.0 and 0.0 <= self.miss_high <= 1.0):
             raise ConfigError("PrefetchPolicy needs adapt_rate in (0, 1], waste_high >= 0 and miss_high in [0, 1]")
         if self.waste_budget is not None and not (
-            self.waste_budget >= 0.0 and 0.0 <= self.floor_start <= 1.0 and self.floor_gain > 0.0
+            self.waste_budget >= 0.0
+            and 0.0 <= self.floor_start <= 1.0
+            and self.floor_gain >= 0.0
+            and self.floor_window >= 1
         ):
-            raise ConfigError("PrefetchPolicy needs waste_budget >= 0, floor_start in [0, 1] and floor_gain > 0")
+            raise ConfigError(
+                "PrefetchPolicy needs waste_budget >= 0, floor_start in [0, 1], floor_gain >= 0 and floor_window >= 1"
+            )
 
 
 class AdaptiveWidth:
@@ -110,6 +124,9 @@ class AdaptiveWidth:
         """Prefetches wasted over the engine's life (every finished turn)."""
         self.calls_total = 0
         """Requests over the engine's life."""
+        self._correction = 0.0
+        self._log: deque[tuple[int, tuple[float, ...]]] = deque(maxlen=max(policy.floor_window, 1))
+        """Per recent turn: its calls and the probabilities of the offers it did not use."""
         self._wasted = 0.0
         self._calls = 0.0
         self._misses = 0.0
@@ -139,19 +156,35 @@ class AdaptiveWidth:
         """The width the next turn takes from each prediction."""
         return self.width if self.policy.adaptive else self.policy.top_n
 
+    def _lowest_floor(self, budget: float) -> float:
+        """The lowest floor at which the logged turns' unused offers stay within the budget."""
+        calls = sum(c for c, _ in self._log)
+        unused = sorted((q for _, qs in self._log for q in qs), reverse=True)
+        allowed = int(budget * calls)
+        if len(unused) <= allowed:
+            return 0.0
+        return min(1.0, float(np.nextafter(unused[allowed], 2.0)))  # just above the first one over budget
+
     @property
     def floor(self) -> float:
         """The probability below which the next turn prefetches nothing (the waste budget's lever)."""
         return max(self.policy.min_probability, self._floor)
 
-    def observe(self, *, calls: int, misses: int, prefetched: int, wasted: int) -> int:
-        """Feed one finished turn; returns the width for the next one."""
+    def observe(
+        self, *, calls: int, misses: int, prefetched: int, wasted: int, offers: Sequence[tuple[float, bool]] = ()
+    ) -> int:
+        """Feed one finished turn; returns the width for the next one.
+
+        ``offers`` are the turn's candidates as (probability, requested in the turn), below the
+        floor or not: what the waste budget chooses the next floor from.
+        """
         p = self.policy
         self.wasted_total += wasted
         self.calls_total += calls
         if p.waste_budget is not None and p.enabled:
-            over = wasted - p.waste_budget * calls
-            self._floor = min(0.99, max(0.0, self._floor + p.floor_gain * over))
+            self._log.append((calls, tuple(q for q, used in offers if not used)))
+            self._correction += p.floor_gain * (wasted - p.waste_budget * calls)
+            self._floor = min(0.99, max(0.0, self._lowest_floor(p.waste_budget) + self._correction))
         if not p.adaptive or not p.enabled:
             return self.current
         a = p.adapt_rate
@@ -223,6 +256,8 @@ class Prefetcher:
         self._heap: list[tuple[float, int, Candidate, Section, CacheKey]] = []
         self._seq = itertools.count()
         self._offered: set[str] = set()
+        self.offers: dict[str, float] = {}
+        """Every candidate offered in this turn (the highest probability it was offered with), taken or not."""
         self._id_prefix = id_prefix
         self.records: list[PrefetchRecord] = []
         self.running: set[asyncio.Task[object]] = set()
@@ -234,6 +269,9 @@ class Prefetcher:
         if self.closed or not self.policy.enabled:
             return
         for cand, section, key in candidates[: self.top_n]:
+            if section.id in self._offered and section.id not in self.offers:
+                continue  # requested before it was offered: not a guess
+            self.offers[section.id] = max(self.offers.get(section.id, 0.0), cand.probability)
             if section.id in self._offered or cand.probability < self.min_probability:
                 continue
             self._offered.add(section.id)

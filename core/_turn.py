@@ -417,7 +417,11 @@ class Turn:
                 await self._settle(rec, tally)
         self.report = report = self._make_report(tally)
         width = self.engine.width
-        width.observe(calls=report.calls, misses=report.misses, prefetched=tally.prefetched, wasted=tally.wasted)
+        asked = {c.key for c in self.calls}
+        offers = [(q, sid in asked) for sid, q in self._prefetcher.offers.items()]
+        width.observe(
+            calls=report.calls, misses=report.misses, prefetched=tally.prefetched, wasted=tally.wasted, offers=offers
+        )
         self.session.finish_turn(self)
         self.engine.emit(TurnEnded(**self._ids, report=report, start_ns=self._start_ns, end_ns=time.time_ns()))
         return report

@@ -30,7 +30,6 @@ LONG_FUNCTIONS_ALLOWED = {
     "core/_compile.py: compile_context",
     "core/_ensemble.py: fit",
     "core/_redis.py: __init__",
-    "core/_replay.py: choose_threshold",
     "core/cli/_compile_cmd.py: compile_command",
     "core/cli/_demo_cmd.py: demo_command",
     "core/cli/_serve_cmd.py: serve_command",

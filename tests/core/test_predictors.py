@@ -409,15 +409,20 @@ async def test_engine_applies_the_adaptive_width_across_turns() -> None:
 # -- the waste budget and the one default ------------------------------------------------------------
 
 
-def test_waste_budget_raises_the_floor_over_budget_and_lowers_it_under() -> None:
-    w = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_start=0.1, floor_gain=0.01))
-    assert w.floor == 0.1
-    w.observe(calls=1, misses=0, prefetched=4, wasted=4)  # 3 wasted beyond the budget of 1 per call
-    assert w.floor == pytest.approx(0.13)
-    for _ in range(20):
-        w.observe(calls=4, misses=1, prefetched=1, wasted=0)  # 4 under budget each time
-    assert w.floor == 0.0  # never below zero
-    assert (w.wasted_total, w.calls_total) == (4, 81)
+def test_waste_budget_floor_is_the_lowest_that_would_have_kept_the_offers_within_budget() -> None:
+    w = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_start=0.1, floor_gain=0.0))
+    assert w.floor == 0.1  # before any feedback
+    offers = [(0.9, True), (0.6, False), (0.5, False), (0.3, False), (0.2, False)]
+    w.observe(calls=2, misses=0, prefetched=4, wasted=3, offers=offers)
+    # Two calls allow two unused offers: 0.6 and 0.5 fit, 0.3 would be the third, so the floor is just above it.
+    assert 0.3 < w.floor < 0.3001
+    w.observe(calls=10, misses=0, prefetched=0, wasted=0, offers=[(0.4, False)])
+    assert w.floor == 0.0  # within budget at any floor
+    assert (w.wasted_total, w.calls_total) == (3, 12)
+    # The correction: prefetches actually wasted beyond the budget raise the floor by floor_gain each.
+    c = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_gain=0.01))
+    c.observe(calls=1, misses=0, prefetched=4, wasted=4)
+    assert c.floor == pytest.approx(0.03)
     assert ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3)).floor == 0.0  # no budget: no floor
     with pytest.raises(ph.ConfigError):
         ph.PrefetchPolicy(waste_budget=-1.0)
@@ -425,7 +430,7 @@ def test_waste_budget_raises_the_floor_over_budget_and_lowers_it_under() -> None
 
 async def test_engine_floors_guesses_away_while_waste_exceeds_the_budget() -> None:
     src = ph.MockSource(lambda sid, scope: sid, [f"d/{i}" for i in range(20)], latency_s=0.0)
-    policy = ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_gain=0.05)
+    policy = ph.PrefetchPolicy(top_n=3, waste_budget=1.0)
     async with ph.Engine(sources=[src], predictor=ph.SequentialPredictor(), policy=policy) as engine:
         late: list[int] = []
         async with engine.session("s") as s:
