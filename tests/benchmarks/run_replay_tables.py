@@ -1,10 +1,11 @@
 """Produce the replay tables of docs/benchmarks.md from the real engine on virtual time, for every data set.
 
 Trains on each data set's train split, replays its test split through ``prehydrate.replay`` once
-per prefetch width (top_n 1, 3 and 5) with every policy the installed prehydrate offers among:
-``none``, the default policy, ``reference`` (skipped with a note while prehydrate has none), the
-single predictors and ``oracle``. Prints one Markdown table per data set (hit, covered and wasted
-prefetches per request at each width) and a summary at top_n 3. Nothing is tuned on a test split:
+per prefetch width (top_n 1, 3 and 5) with every policy the installed prehydrate offers, in this
+order: ``none``, the default policy, ``reference`` (skipped with a note while prehydrate has none),
+the single predictors, the default's variants, ``oracle`` and its variants. Prints one Markdown
+table per data set (hit, covered and wasted prefetches per request at each width) and a summary
+at top_n 3. Nothing is tuned on a test split:
 every choice made from data happens inside the train split (see prehydrate/_replay.py), and the
 splits keep whole tasks, scenarios or call patterns on one side (docs/data.md).
 
@@ -57,16 +58,21 @@ def available_policies() -> tuple[str, ...]:
     return tuple(getattr(ph, "POLICIES", None) or _replay_module().POLICIES)
 
 
-def table_policies(available: Sequence[str], default: str) -> list[str]:
-    """The rows of a table: ``none``, the default, ``reference``, the single predictors, ``oracle``.
-
-    Single predictors are the policies that are neither a baseline, the default, a combination
-    (``ensemble``) nor a variant of another policy (``ensemble-wide``, ``oracle-start``).
-    """
+def single_predictors(available: Sequence[str], default: str) -> list[str]:
+    """The policies that run one predictor: not a baseline, the default, ``reference``, a combination
+    (``ensemble``) nor a variant of another policy (``ensemble-wide``, ``oracle-start``)."""
     fixed = {NONE, default, REFERENCE, ORACLE, "ensemble"}
-    singles = [p for p in available if p not in fixed and "-" not in p]
-    rows = [NONE, default] + ([REFERENCE] if REFERENCE in available else []) + singles + [ORACLE]
-    return [p for p in dict.fromkeys(rows) if p in available]
+    return [p for p in available if p not in fixed and "-" not in p]
+
+
+def table_policies(available: Sequence[str], default: str) -> list[str]:
+    """The rows of a table: ``none``, the default, ``reference``, the single predictors, the other
+    policies (variants of the default), then ``oracle`` and its variants."""
+    head = [NONE, default] + ([REFERENCE] if REFERENCE in available else [])
+    singles = single_predictors(available, default)
+    rest = [p for p in available if p not in head and p not in singles and not p.startswith(ORACLE)]
+    oracles = [p for p in available if p.startswith(ORACLE)]
+    return [p for p in dict.fromkeys(head + singles + rest + oracles) if p in available]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +189,7 @@ def summary(runs: Sequence[Run], top_n: int = 3) -> str:
         if default not in pols:
             continue
         ref = pols.get(REFERENCE)
-        singles = [p for p in table_policies(list(pols), default) if p not in {NONE, default, REFERENCE, ORACLE}]
+        singles = single_predictors(list(pols), default)
         best = max(singles, key=lambda p: (pols[p]["hit_rate"], -pols[p]["wasted"]), default=None)
         row = [run.name, str(pols[default]["calls"]), f"{pols[default]['hit_rate']:.3f}"]
         row.append(_per_request(pols[default], "wasted"))
@@ -291,7 +297,7 @@ def render(runs: Sequence[Run], hydrate_ms: float) -> str:
         )
         if chosen:
             listed = ", ".join(f"top_n {n}: {t:g}" for n, t in chosen.items())
-            parts.append(f"Probability threshold of `{default}` chosen on the train split: {listed}.\n")
+            parts.append(f"Probability threshold `{default}` used (`ReplayResult.thresholds`): {listed}.\n")
         parts.append(table(run))
     return "\n".join(parts)
 
