@@ -63,6 +63,7 @@ from ._sources import (
 from ._sql import SqlSource
 from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
 from ._turn import ContextResult, Turn
+from ._workflow import FinishedTurn, TurnObserver, WorkflowDAG, WorkflowEdge, WorkflowNode, WorkflowPredictor
 
 __version__ = "0.1.0"
 
@@ -90,6 +91,7 @@ __all__ = [
     "EventBus",
     "FillCoordinator",
     "FillLease",
+    "FinishedTurn",
     "GlossaryError",
     "Hydrated",
     "HydrationTimeout",
@@ -134,12 +136,17 @@ __all__ = [
     "TraceStore",
     "Turn",
     "TurnEnded",
+    "TurnObserver",
     "TurnReport",
     "TurnStarted",
     "TurnTrace",
     "UnknownSectionError",
     "UsagePredictor",
     "WarmCache",
+    "WorkflowDAG",
+    "WorkflowEdge",
+    "WorkflowNode",
+    "WorkflowPredictor",
     "__version__",
     "check_section_id",
     "compile_context",

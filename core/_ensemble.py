@@ -35,10 +35,11 @@ from ._catalog import Catalog
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._neighbors import NeighborPredictor
-from ._predict import Candidate, PredictionState
+from ._predict import Candidate, Learner, PredictionState, Predictor
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
 from ._validation import grouped_folds
+from ._workflow import FinishedTurn, TurnObserver, blend_signals
 
 __all__ = ["EnsembleFit", "EnsemblePredictor", "FEATURES"]
 
@@ -204,6 +205,9 @@ class EnsemblePredictor:
         candidates: how many top sections each signal contributes to the candidate set.
         min_sessions: below this many training sessions the ranker keeps its fallback weights.
         seed: seeds the grouped fold assignment (the only randomness).
+        signals: extra predictors whose candidates are blended in when they speak (the workflow
+            signal speaks when a turn knows its graph); fitted and told of finished turns with it.
+        signal_base_weight: weight of the ensemble's own probability when a signal speaks.
     """
 
     name = "ensemble"
@@ -216,8 +220,12 @@ class EnsemblePredictor:
         candidates: int = 12,
         min_sessions: int = 20,
         seed: int = _SEED,
+        signals: Sequence[Predictor] = (),
+        signal_base_weight: float = 0.5,
     ) -> None:
         self.folds = folds
+        self.signals = tuple(signals)
+        self.signal_base_weight = signal_base_weight
         self.validation = validation
         self.candidates = candidates
         self.min_sessions = min_sessions
@@ -305,8 +313,21 @@ class EnsemblePredictor:
     def predict(self, state: PredictionState, k: int) -> list[Candidate]:
         """Candidates with P(requested later in this turn), the likeliest next call first.
 
-        Ties are broken by P(used), then document order.
+        Ties are broken by P(used), then document order. Extra ``signals`` that speak (see
+        :func:`blend_signals`) are blended in; when none does the ranking is the ensemble's own.
         """
+        own = self._predict(state, k)
+        if not self.signals or k <= 0:
+            return own
+        return blend_signals(own, [s.predict(state, k) for s in self.signals], state, k, self.signal_base_weight)
+
+    def observe_turn(self, turn: FinishedTurn) -> None:
+        """Tell the signals that learn online about a finished turn (the ranker refits on traces)."""
+        for s in self.signals:
+            if isinstance(s, TurnObserver):
+                s.observe_turn(turn)
+
+    def _predict(self, state: PredictionState, k: int) -> list[Candidate]:
         with self._lock:
             learned, model = self.fitted, self._model
             fitted = _Fitted(self.trace, self.usage, self.neighbor)
@@ -327,6 +348,9 @@ class EnsemblePredictor:
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
         """Stacked fit on ``traces`` (see the module docstring); replaces what was learned."""
         traces = list(traces)
+        for s in self.signals:
+            if isinstance(s, Learner):
+                s.fit(traces, catalog)
         whole = _Fitted.on(traces, catalog)
         if len(traces) < self.min_sessions:
             with self._lock:

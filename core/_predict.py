@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._catalog import Catalog
 from ._sections import Scope
 from ._traces import SessionTrace
+
+if TYPE_CHECKING:
+    from ._workflow import WorkflowDAG
 
 __all__ = [
     "Candidate",
@@ -63,6 +66,8 @@ class PredictionState:
     """The user messages of the earlier turns."""
     node: str | None = None
     """The workflow node about to run, when a workflow front end knows it."""
+    workflow: WorkflowDAG | None = None
+    """The graph the turn runs, when a workflow front end knows it (graph-aware signals read it)."""
 
     @property
     def last(self) -> str | None:

@@ -1,0 +1,610 @@
+"""Workflow prediction: the probability of reaching each node of a graph times P(section | node).
+
+An agent built as a graph of nodes (a LangGraph app, or any workflow engine) requests sections
+from its nodes. Once the graph is known, the sections a run will request follow from two things:
+which nodes the run is likely to reach, and which sections each node tends to request.
+:class:`WorkflowPredictor` scores a section as::
+
+    score(s) = sum over nodes n of P(reach n) x P(s | n) x discount ** steps(n)
+
+``P(reach n)`` propagates from the node that runs now along the graph's edges: a plain edge always
+fires, a router's edge fires with the branch probability learned from finished runs (uniform before
+any run; counted per run, so loops are fine). ``P(s | n)`` comes from recorded ``request_context``
+calls that carry the node that made them (``Call.node`` in the trace format) and from sections a
+node declares. ``steps(n)`` is how many edges away the node is, so the work needed soonest goes first.
+
+The graph is an input of the prediction, not a setting of the predictor: a front end puts the
+running graph's :class:`WorkflowDAG` into :attr:`PredictionState.workflow`, so one predictor (and one
+engine) serves several graphs, each with its own learned counts (keyed by :attr:`WorkflowDAG.key`).
+What the TraceStore teaches (``fit``) carries no graph and backs every graph's counts off to it.
+
+This module knows no framework; ``prehydrate.integrations.langgraph`` reads the DAG of a compiled app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ._catalog import Catalog, tokenize
+from ._errors import ConfigError
+from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor
+from ._traces import Call, SessionTrace
+
+__all__ = [
+    "END",
+    "START",
+    "FinishedTurn",
+    "TurnObserver",
+    "WorkflowDAG",
+    "WorkflowEdge",
+    "WorkflowNode",
+    "WorkflowPredictor",
+    "blend_signals",
+]
+
+START = "__start__"
+"""Name of the virtual first node (LangGraph's)."""
+END = "__end__"
+"""Name of the virtual last node (LangGraph's)."""
+
+MAX_QUERY_WORDS = 48
+"""Words of a turn's query that condition the workflow's counts (the rest are ignored)."""
+
+ANY_GRAPH = ""
+"""The graph key of what was learned from traces (they do not record which graph made a call)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowNode:
+    """A node of the workflow and what it declares."""
+
+    name: str
+    sections: tuple[str, ...] = ()
+    """Sections the node declares it needs (LangGraph: ``metadata={"prehydrate": [...]}``)."""
+    tool_node: bool = False
+    """True for a node that runs the tool calls of the node before it (a LangGraph ``ToolNode``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowEdge:
+    """An edge; ``conditional`` edges from one source are the alternatives of its router."""
+
+    source: str
+    target: str
+    conditional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDAG:
+    """The nodes and edges of a workflow, as the predictor needs them.
+
+    Cycles (an agent and its tool node calling each other) are allowed: reach probabilities follow
+    the shortest paths from the current node and ignore edges back. Nested graphs appear flattened,
+    their nodes named ``outer:inner``.
+    """
+
+    nodes: Mapping[str, WorkflowNode]
+    edges: tuple[WorkflowEdge, ...]
+    undeclared: tuple[str, ...] = ()
+    """Nodes whose router targets are not declared (the predictor cannot see past them)."""
+    name: str = ""
+    """What learned counts are kept under; empty: a digest of the nodes and edges (see :attr:`key`)."""
+    _out: dict[str, list[WorkflowEdge]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _routers: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _dist: dict[str, dict[str, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for e in self.edges:
+            self._out.setdefault(e.source, []).append(e)
+            if e.conditional:
+                self._routers.setdefault(e.source, []).append(e.target)
+
+    @property
+    def key(self) -> str:
+        """The graph's identity for learned counts: :attr:`name`, else a digest of its shape.
+
+        Two graphs on one engine keep separate counts even when their node names coincide, and the
+        same graph gets the same key in every process.
+        """
+        if self.name:
+            return self.name
+        shape = "|".join(sorted(f"{e.source}>{e.target}>{int(e.conditional)}" for e in self.edges))
+        return "dag-" + hashlib.blake2b(shape.encode("utf-8"), digest_size=6).hexdigest()
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: Iterable[tuple[str, str] | tuple[str, str, bool]],
+        *,
+        sections: Mapping[str, Sequence[str]] | None = None,
+        tool_nodes: Iterable[str] = (),
+        name: str = "",
+    ) -> WorkflowDAG:
+        """A DAG from ``(source, target[, conditional])`` tuples (node names include START/END)."""
+        es: list[WorkflowEdge] = []
+        names: dict[str, None] = {}
+        for item in edges:
+            cond = bool(item[2]) if len(item) > 2 else False
+            es.append(WorkflowEdge(source=item[0], target=item[1], conditional=cond))
+            names.setdefault(item[0])
+            names.setdefault(item[1])
+        declared = sections or {}
+        for n in declared:
+            names.setdefault(n)
+        tools = set(tool_nodes)
+        nodes = {n: WorkflowNode(name=n, sections=tuple(declared.get(n, ())), tool_node=n in tools) for n in names}
+        return cls(nodes, tuple(es), name=name)
+
+    def successors(self, node: str) -> Sequence[WorkflowEdge]:
+        """Outgoing edges of ``node``."""
+        return self._out.get(node, ())
+
+    def distances(self, origin: str) -> dict[str, int]:
+        """Steps from ``origin`` to every node it can reach (breadth first; cached, the DAG is frozen)."""
+        cached = self._dist.get(origin)
+        if cached is not None:
+            return cached
+        dist = {origin: 0}
+        queue = deque([origin])
+        while queue:
+            n = queue.popleft()
+            for e in self._out.get(n, ()):
+                if e.target not in dist:
+                    dist[e.target] = dist[n] + 1
+                    queue.append(e.target)
+        self._dist[origin] = dist
+        return dist
+
+    def reach(self, origin: str, branch: Callable[[str, str, Sequence[str]], float]) -> dict[str, tuple[float, int]]:
+        """``{node: (P(reach), steps)}`` for every node reachable from ``origin``.
+
+        A plain edge passes its source's probability on; the conditional edges of a source share it
+        by ``branch(source, target, alternatives)``. Edges that do not lead further from ``origin``
+        (loops back) are ignored, and probabilities arriving by several paths add up to at most 1.
+        """
+        dist = self.distances(origin)
+        prob: dict[str, float] = defaultdict(float)
+        prob[origin] = 1.0
+        for n in sorted(dist, key=lambda x: dist[x]):
+            p = min(1.0, prob[n])
+            if p <= 0.0:
+                continue
+            alternatives = self._routers.get(n, [])
+            for e in self._out.get(n, ()):
+                if dist.get(e.target, -1) <= dist[n]:
+                    continue  # a loop back: the node already ran (or runs alongside)
+                share = branch(n, e.target, alternatives) if e.conditional else 1.0
+                prob[e.target] += p * share
+        return {n: (min(1.0, prob[n]), d) for n, d in dist.items()}
+
+    def conditional_sources(self) -> dict[str, list[str]]:
+        """``{router node: [its targets]}``."""
+        return {k: list(v) for k, v in self._routers.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishedTurn:
+    """A finished turn, as online learners see it."""
+
+    request: ContextRequest
+    calls: tuple[Call, ...]
+    workflow: WorkflowDAG | None = None
+    """The graph the turn ran, when a workflow front end knows it."""
+    visited: tuple[str, ...] = ()
+    """Nodes the turn ran through, in order (those that made calls count even when missing here)."""
+
+
+@runtime_checkable
+class TurnObserver(Protocol):
+    """A predictor that learns from each finished turn as it happens (between fits)."""
+
+    def observe_turn(self, turn: FinishedTurn) -> None:
+        """Learn from ``turn``; must be cheap (it runs when a turn ends)."""
+        ...
+
+
+_Scope = tuple[str, str | None]
+"""What a count is conditioned on: (graph key or ANY_GRAPH, task type or None)."""
+
+
+class _Counts:
+    """Branch and section counts; a predictor swaps a whole new one in when it refits."""
+
+    def __init__(self) -> None:
+        self.branch: dict[tuple[_Scope, str], Counter[str]] = defaultdict(Counter)
+        self.branch_runs: Counter[tuple[_Scope, str]] = Counter()
+        self.runs: Counter[tuple[_Scope, str]] = Counter()
+        self.requests: dict[tuple[_Scope, str], Counter[str]] = defaultdict(Counter)
+        self.next: dict[tuple[_Scope, str, str], Counter[str]] = defaultdict(Counter)
+        self.word_runs: dict[tuple[_Scope, str], Counter[str]] = defaultdict(Counter)
+        """(scope, node) -> runs through the node whose query had the word."""
+        self.word_requests: dict[tuple[_Scope, str, str], Counter[str]] = defaultdict(Counter)
+        """(scope, node, word) -> sections requested there in those runs."""
+        self.word_branch: dict[tuple[_Scope, str, str], Counter[str]] = defaultdict(Counter)
+        """(scope, router, word) -> targets taken in runs whose query had the word."""
+        self.turns = 0
+
+    def add(
+        self,
+        calls: Sequence[Call],
+        visited: Iterable[str],
+        dag: WorkflowDAG | None,
+        task: str | None,
+        words: Sequence[str] = (),
+    ) -> None:
+        nodes = list(dict.fromkeys([*visited, *(c.node for c in calls if c.node)]))
+        if not nodes:
+            return
+        self.turns += 1
+        graph = dag.key if dag is not None else ANY_GRAPH
+        scopes: list[_Scope] = [(graph, None)] if task is None else [(graph, None), (graph, task)]
+        seen = set(nodes)
+        per_node: dict[str, list[str]] = defaultdict(list)
+        for c in calls:
+            if c.node:
+                per_node[c.node].append(c.key)
+        for scope in scopes:
+            for n in seen:
+                self.runs[(scope, n)] += 1
+                for w in words:
+                    self.word_runs[(scope, n)][w] += 1
+            for n, keys in per_node.items():
+                for k in dict.fromkeys(keys):
+                    self.requests[(scope, n)][k] += 1
+                    for w in words:
+                        self.word_requests[(scope, n, w)][k] += 1
+                for prev, nxt in zip(keys, keys[1:], strict=False):
+                    self.next[(scope, n, prev)][nxt] += 1
+            if dag is not None:
+                self._branches(dag, seen, scope, words)
+
+    def _branches(self, dag: WorkflowDAG, visited: set[str], scope: _Scope, words: Sequence[str]) -> None:
+        for src, targets in dag.conditional_sources().items():
+            taken = [t for t in targets if t in visited]
+            if not taken:
+                downstream = [t for t in targets if visited & set(dag.distances(t))]
+                taken = downstream if len(downstream) == 1 else []
+            if src in visited or taken:
+                self.branch_runs[(scope, src)] += 1
+            for t in taken:
+                self.branch[(scope, src)][t] += 1
+                for w in words:
+                    self.word_branch[(scope, src, w)][t] += 1
+
+
+class WorkflowPredictor:
+    """Ranks sections by the workflow: P(reach node) x P(section | node), nearer nodes first.
+
+    Implements ``Predictor``, ``Learner`` and :class:`TurnObserver`. The graph comes with each
+    prediction (:attr:`PredictionState.workflow`); without one the predictor says nothing (or only
+    its ``fallback``), so it is safe inside an ensemble that also serves plain turns. Counts are
+    kept per graph and per task type, backing off to the task-less, then to the trace-learned
+    (graph-less) counts while a graph or type has few runs. Fitting builds new counts aside and
+    swaps them in under a lock (runs observed meanwhile are replayed onto them), so a refit in a
+    worker thread never races the event loop's predictions and observations.
+
+    Example:
+        >>> dag = WorkflowDAG.from_edges([("__start__", "router"), ("router", "billing", True),
+        ...                               ("router", "api", True)], sections={"billing": ["billing/refunds"]})
+        >>> p = WorkflowPredictor()
+        >>> p.branch_probability("router", "billing", ["billing", "api"], dag=dag)
+        0.5
+    """
+
+    name = "workflow"
+
+    def __init__(
+        self,
+        dag: WorkflowDAG | None = None,
+        *,
+        fallback: Predictor | None = None,
+        discount: float = 0.85,
+        smoothing: float = 1.0,
+        backoff: float = 2.0,
+        declared_probability: float = 0.9,
+        fallback_weight: float = 0.5,
+        query_smoothing: float = 0.5,
+    ) -> None:
+        """Create a predictor.
+
+        Args:
+            dag: a graph used when a prediction comes without one (a single-graph setup).
+            fallback: another predictor blended in at ``fallback_weight`` (e.g. lexical, for free-text
+                lookups the workflow cannot foresee); its ``fit`` runs with this one's.
+            discount: weight per step to the node, so sooner work is launched first.
+            smoothing: pseudo-runs pulling branch probabilities toward uniform (uniform before any run).
+            backoff: pseudo-runs pulling graph and task-type estimates toward the more general ones.
+            declared_probability: P(section | node) for sections a node declares.
+            fallback_weight: factor on the fallback's probabilities, so workflow evidence ranks first.
+            query_smoothing: pseudo-runs pulling what runs with a word of the turn's query did toward
+                what all runs through the node did.
+        """
+        if not 0.0 < discount <= 1.0:
+            raise ConfigError("WorkflowPredictor.discount must be within (0, 1]")
+        if smoothing <= 0.0 or backoff < 0.0:
+            raise ConfigError(
+                "WorkflowPredictor needs smoothing > 0 (it keeps untried branches alive) and backoff >= 0"
+            )
+        self.dag = dag
+        self.fallback = fallback
+        self.discount = discount
+        self.smoothing = smoothing
+        self.backoff = backoff
+        self.declared_probability = declared_probability
+        self.fallback_weight = fallback_weight
+        self.query_smoothing = query_smoothing
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[str, ...]] = {}
+        self._counts = _Counts()
+        self._since_fit: list[FinishedTurn] | None = None
+
+    def _words(self, query: str) -> tuple[str, ...]:
+        """The query's index words (stemmed, no stopwords), cached for the last queries seen."""
+        if not query.strip():
+            return ()
+        found = self._tokens.get(query)
+        if found is None:
+            found = tuple(dict.fromkeys(tokenize([query])[0]))[:MAX_QUERY_WORDS]
+            if len(self._tokens) >= 1024:
+                self._tokens.clear()
+            self._tokens[query] = found
+        return found
+
+    @property
+    def turns_learned(self) -> int:
+        """Turns counted so far (from traces and from finished runs)."""
+        return self._counts.turns
+
+    # -- learning ----------------------------------------------------------------------------------
+
+    def attach(self, dag: WorkflowDAG) -> None:
+        """Use ``dag`` for predictions that come without a graph (what was learned is kept)."""
+        self.dag = dag
+
+    def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
+        """Learn from recorded sessions, replacing earlier learning (runs observed meanwhile are kept)."""
+        with self._lock:
+            self._since_fit = []
+        counts = _Counts()
+        for trace in traces:
+            for turn in trace.turns:
+                counts.add(turn.calls, (), None, trace.task.type or None, self._words(turn.query))
+        with self._lock:
+            for t in self._since_fit or ():
+                counts.add(t.calls, t.visited, t.workflow, t.request.task_type or None, self._words(t.request.query))
+            self._counts, self._since_fit = counts, None
+        if self.fallback is not None and isinstance(self.fallback, Learner):
+            self.fallback.fit(traces, catalog)
+
+    def observe_turn(self, turn: FinishedTurn) -> None:
+        """Learn from one finished run: its calls (with their nodes) and the nodes it visited.
+
+        A router's choice is the target the run visited, or else the one target from which a
+        visited node is reachable.
+        """
+        if turn.workflow is None and self.dag is not None:
+            turn = FinishedTurn(request=turn.request, calls=turn.calls, workflow=self.dag, visited=turn.visited)
+        words = self._words(turn.request.query)
+        with self._lock:
+            self._counts.add(turn.calls, turn.visited, turn.workflow, turn.request.task_type or None, words)
+            if self._since_fit is not None:
+                self._since_fit.append(turn)
+
+    # -- probabilities -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _scopes(dag: WorkflowDAG | None, task_type: str | None) -> list[_Scope]:
+        """Conditioning levels, most general first."""
+        out: list[_Scope] = [(ANY_GRAPH, None)]
+        if task_type is not None:
+            out.append((ANY_GRAPH, task_type))
+        if dag is not None:
+            out.append((dag.key, None))
+            if task_type is not None:
+                out.append((dag.key, task_type))
+        return out
+
+    def branch_probability(
+        self,
+        source: str,
+        target: str,
+        alternatives: Sequence[str],
+        task_type: str | None = None,
+        *,
+        dag: WorkflowDAG | None = None,
+        words: Sequence[str] = (),
+    ) -> float:
+        """P(a run that reaches ``source`` goes on to ``target``), smoothed toward uniform.
+
+        Counted per run, not per decision: in a loop (an agent and its tool node) a router may pick
+        several targets in one run, and each of them is then reached. With ``words`` (of the turn's
+        query), what runs whose query had the most telling of them chose takes the lead.
+        """
+        counts = self._counts
+        p = 1.0 / max(1, len(alternatives))
+        scopes = self._scopes(dag or self.dag, task_type)
+        general = False  # the first level with runs is smoothed toward uniform, later ones toward it
+        for scope in scopes:
+            runs = counts.branch_runs.get((scope, source), 0)
+            if runs:
+                taken = counts.branch.get((scope, source), Counter())[target]
+                weight = self.backoff if general else self.smoothing
+                p = (taken + weight * p) / (runs + weight)
+                general = True
+        if words:
+            found = self._by_words({target: p}, source, words, scopes, counts.word_branch)
+            p = found.get(target, p)
+        return p
+
+    def _by_words(
+        self,
+        prior: dict[str, float],
+        node: str,
+        words: Sequence[str],
+        scopes: Sequence[_Scope],
+        table: Mapping[tuple[_Scope, str, str], Counter[str]],
+    ) -> dict[str, float]:
+        """``prior`` re-estimated on the runs through ``node`` whose query shared a word with this one.
+
+        Each word seen there estimates ``(count(word, x) + a x prior(x)) / (runs(word) + a)``; the
+        estimates are averaged with inverse-run-frequency weights, so telling words lead and words
+        every run has count little (as the usage-learned lexical predictor does). The most specific
+        scope with such runs is used.
+        """
+        counts = self._counts
+        a = self.query_smoothing
+        for scope in reversed(scopes):
+            seen = counts.word_runs.get((scope, node))
+            known = [w for w in words if seen and seen.get(w)] if seen else []
+            if not known:
+                continue
+            assert seen is not None
+            runs = max(counts.runs.get((scope, node), 0), max(seen[w] for w in known))
+            weights = {w: math.log1p(runs / seen[w]) for w in known}
+            total = sum(weights.values())
+            keys: set[str] = set(prior)
+            for w in known:
+                keys.update(table.get((scope, node, w), ()))
+            out: dict[str, float] = {}
+            for x in keys:
+                est = sum(
+                    weights[w] * (table.get((scope, node, w), Counter())[x] + a * prior.get(x, 0.0)) / (seen[w] + a)
+                    for w in known
+                )
+                out[x] = est / total
+            return out
+        return prior
+
+    def section_probabilities(
+        self,
+        node: str,
+        last: str | None = None,
+        task_type: str | None = None,
+        *,
+        dag: WorkflowDAG | None = None,
+        words: Sequence[str] = (),
+    ) -> dict[str, float]:
+        """P(section | node): learned request rates (led by runs whose query shared ``words``),
+        declared sections, and what follows ``last`` there."""
+        counts = self._counts
+        dag = dag or self.dag
+        out: dict[str, float] = {}
+        nxt: dict[str, float] = {}
+        general = False  # a more general level already spoke: back off to it
+        scopes = self._scopes(dag, task_type)
+        for scope in scopes:
+            runs = counts.runs.get((scope, node), 0)
+            if not runs:
+                continue
+            w = runs / (runs + self.backoff) if general else 1.0
+            general = True
+            req = counts.requests.get((scope, node), Counter())
+            out = {s: w * req.get(s, 0) / runs + (1.0 - w) * out.get(s, 0.0) for s in out.keys() | req.keys()}
+            follow = counts.next.get((scope, node, last)) if last is not None else None
+            if follow:
+                total = sum(follow.values())
+                nxt = {s: w * follow.get(s, 0) / total + (1.0 - w) * nxt.get(s, 0.0) for s in nxt.keys() | follow}
+        if words and out:
+            out = self._by_words(out, node, words, scopes, counts.word_requests)
+        if dag is not None and node in dag.nodes:
+            for sid in dag.nodes[node].sections:
+                out[sid] = max(out.get(sid, 0.0), self.declared_probability)
+        if nxt:
+            out = {sid: 0.5 * out.get(sid, 0.0) + 0.5 * nxt.get(sid, 0.0) for sid in out | nxt}
+        return out
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def _workflow_scores(
+        self, state: PredictionState, dag: WorkflowDAG
+    ) -> tuple[dict[str, float], dict[str, tuple[float, str, int, float]]]:
+        task_type = state.request.task_type or None
+        words = self._words(state.request.query)
+        origin = state.node if state.node is not None and state.node in dag.nodes else START
+        shares: dict[str, dict[str, float]] = {}
+
+        def branch(source: str, target: str, alternatives: Sequence[str]) -> float:
+            if source not in shares:
+                raw = {
+                    t: self.branch_probability(source, t, alternatives, task_type, dag=dag, words=words)
+                    for t in alternatives
+                }
+                total = sum(raw.values())
+                shares[source] = {t: v / total for t, v in raw.items()} if total > 0 else raw
+            return shares[source].get(target, 0.0)
+
+        reach = dag.reach(origin, branch)
+        scores: dict[str, float] = defaultdict(float)
+        why: dict[str, tuple[float, str, int, float]] = {}
+        seen = state.seen
+        for node, (p_reach, steps) in reach.items():
+            if p_reach <= 0.0:
+                continue
+            last = state.calls[-1] if node == origin and state.calls else None
+            weight = p_reach * self.discount**steps
+            for sid, p_sec in self.section_probabilities(node, last, task_type, dag=dag, words=words).items():
+                if sid in seen or sid not in state.catalog:
+                    continue
+                contribution = weight * p_sec
+                scores[sid] += contribution
+                if sid not in why or contribution > why[sid][0]:
+                    why[sid] = (contribution, node, steps, p_reach)
+        return scores, why
+
+    def predict(self, state: PredictionState, k: int) -> list[Candidate]:
+        """Up to ``k`` sections, best first (ties in document order); none without a graph or fallback."""
+        dag = state.workflow if state.workflow is not None else self.dag
+        if k <= 0 or (dag is None and self.fallback is None):
+            return []
+        scores: dict[str, float] = defaultdict(float)
+        why: dict[str, tuple[float, str, int, float]] = {}
+        if dag is not None:
+            found, why = self._workflow_scores(state, dag)
+            scores.update(found)
+        reasons: dict[str, str] = {}
+        if self.fallback is not None:
+            # The fallback's view (e.g. lexical: what the turn's words point at) at a lower weight,
+            # so workflow evidence leads and the fallback covers what the workflow cannot see.
+            for c in self.fallback.predict(state, k):
+                if c.section_id in state.seen or c.section_id not in state.catalog:
+                    continue
+                contribution = self.fallback_weight * c.probability
+                scores[c.section_id] += contribution
+                if c.section_id not in why or contribution > why[c.section_id][0]:
+                    why[c.section_id] = (contribution, "", -1, 0.0)
+                    reasons[c.section_id] = f"fallback: {c.reason}"
+        ranked = sorted(scores, key=lambda s: (-scores[s], state.catalog.position(s)))
+        out: list[Candidate] = []
+        for sid in ranked[:k]:
+            _, node, steps, p_reach = why[sid]
+            reason = reasons.get(sid) or f"workflow: node {node!r} in {steps} step(s), P(reach)={p_reach:.2f}"
+            out.append(Candidate(section_id=sid, probability=min(1.0, scores[sid]), reason=reason))
+        return out
+
+
+def blend_signals(
+    base: Sequence[Candidate], signals: Sequence[Sequence[Candidate]], state: PredictionState, k: int, weight: float
+) -> list[Candidate]:
+    """Merge extra signals' candidates into a base ranking: ``p = sum(signal p) + weight x base p``.
+
+    The hook by which a graph-aware signal joins the default predictor: when no signal speaks (no
+    graph known) the base ranking comes back unchanged, so plain turns predict exactly as before.
+    """
+    if not any(signals):
+        return list(base)
+    scores: dict[str, float] = defaultdict(float)
+    reasons: dict[str, tuple[float, str]] = {}
+    for cands, w in [(base, weight), *((s, 1.0) for s in signals)]:
+        for c in cands:
+            contribution = w * c.probability
+            scores[c.section_id] += contribution
+            if c.section_id not in reasons or contribution > reasons[c.section_id][0]:
+                reasons[c.section_id] = (contribution, c.reason)
+    ranked = sorted(scores, key=lambda s: (-scores[s], state.catalog.position(s)))[:k]
+    return [Candidate(section_id=s, probability=min(1.0, scores[s]), reason=reasons[s][1]) for s in ranked]
