@@ -1,16 +1,14 @@
-"""One graph run as one prehydrate turn: the entry node starts it, the end of the run bails out.
+"""One graph run as one prehydrate turn: who opens it, who finds it, and who bails out.
 
-LangGraph has no graph start or end hook, so the lifecycle is owned in two ways:
+A :class:`Prehydrator` owns, for one engine and one graph, the sessions of the graph's threads and
+the graph's DAG (an input of each prediction: the engine's predictor is never replaced, so several
+graphs share one engine). A :class:`PrehydrateContext` is one run's handle, shared by whatever opens
+the turn (the prehydrated graph, the entry node, the first tool call, the agent middleware), the
+``request_context`` tool, the node-start callback and the bailout.
 
-* ``async with prehydrator.run(session_id, tenant=..., query=...) as ctx`` around ``ainvoke``
-  (the robust path, also right for subgraphs and streaming): leaving the block is the bailout.
-* ``handler = prehydrator.handler(session_id, ...)`` passed as a LangChain callback: it watches the
-  root run and bails out when the run ends, fails or is cancelled (the convenience path for a plain
-  ``ainvoke``). It also follows nodes as they start, which lets the predictor re-aim at each node.
-
-Either way the :class:`PrehydrateContext` travels as the run's LangGraph context
-(``StateGraph(..., context_schema=PrehydrateContext)`` and ``ainvoke(..., context=ctx)``), where the
-entry node and the ``request_context`` tool find the shared session and turn.
+Code inside a run finds its context, in order: the context variable the prehydrated graph and the
+middleware set (:func:`current_context`), then LangGraph's run context (``context=ctx``, or a
+``prehydrate`` attribute or key of the user's own context).
 """
 
 from __future__ import annotations
@@ -19,45 +17,48 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.runnables import RunnableConfig
-from langgraph.runtime import Runtime
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 import prehydrate as ph
-from prehydrate.integrations._workflow import WorkflowDAG, WorkflowPredictor
+from prehydrate.integrations._graph import qualified_node, workflow_dag
+
+if TYPE_CHECKING:
+    from prehydrate.integrations._sync import Portal
 
 __all__ = [
     "PrehydrateCallbackHandler",
     "PrehydrateContext",
     "Prehydrator",
     "context_of",
+    "current_context",
     "prehydrate_entry",
 ]
 
 logger = logging.getLogger("prehydrate.integrations.langgraph")
 
-NODE_KEY = "langgraph_node"
-"""Config metadata key under which LangGraph names the running node."""
+DEFAULT_TENANT = ph.Scope().tenant
+"""The tenant of runs that name none (the core's default)."""
+
+_CURRENT: ContextVar[PrehydrateContext | None] = ContextVar("prehydrate_run", default=None)
 
 
-def _repredict(turn: ph.Turn, node: str | None) -> None:
-    """Point the turn at ``node`` and queue what the predictor expects from there.
-
-    ``Turn.repredict`` is the turn's own predict-and-schedule step (the one ``request_context``
-    runs after a call), so the prefetcher's limits, budget and de-duplication apply unchanged.
-    """
-    turn.node = node
-    turn.repredict()
+def current_context() -> PrehydrateContext | None:
+    """The context of the run this code runs in, when a prehydrated graph or the middleware opened it."""
+    return _CURRENT.get()
 
 
 class PrehydrateContext:
     """The per-run handle shared by the entry node, the ``request_context`` tool and the bailout.
 
-    Pass it as LangGraph's run context. If the graph already has its own context type, give that
-    type a ``prehydrate`` attribute (or key) holding this object: :func:`context_of` finds it there.
+    Pass it as LangGraph's run context on the explicit path (``Prehydrator.run``). If the graph
+    already has its own context type, give that type a ``prehydrate`` attribute (or key) holding
+    this object: :func:`context_of` finds it there. A graph wrapped by ``prehydrate_graph`` needs
+    neither: it opens a context per run itself.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class PrehydrateContext:
         prehydrator: Prehydrator,
         session_id: str,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         query: str = "",
         task_type: str | None = None,
         tags: Iterable[str] = (),
@@ -84,6 +85,8 @@ class PrehydrateContext:
         self.visited: list[str] = []
         """Nodes seen in this run, in order (entry node, nodes that called the tool, callback starts)."""
         self.closed = False
+        self.paused = False
+        """True while the thread waits at an ``interrupt()``: the turn and its prefetches are kept."""
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -121,9 +124,10 @@ class PrehydrateContext:
                 raise ph.InputError(f"the prehydrate run of session {self.session_id!r} is already over")
             self.visit(node)
             if self.turn is None:
-                session = await self.prehydrator._session(self)
+                session = await self.prehydrator.open_session(self)
                 self.session = session
                 turn = session.turn(query=self.query, task_type=self.task_type, tags=self.tags, node=node)
+                turn.workflow = self.prehydrator.dag
                 await turn.start()
                 self.turn = turn
             return self.turn
@@ -131,8 +135,16 @@ class PrehydrateContext:
     def node_started(self, node: str) -> None:
         """A node began: remember it and re-aim the prediction at it (when the turn is open)."""
         self.visit(node)
-        if self.turn is not None and not self.closed:
-            _repredict(self.turn, node)
+        dag = self.prehydrator.dag
+        if self.turn is not None and not self.closed and (dag is None or node in dag.nodes):
+            self.turn.node = node
+            self.turn.repredict()
+
+    def resume(self, node: str | None) -> None:
+        """The paused thread runs again from ``node``: keep the turn and predict from there."""
+        self.paused = False
+        if node is not None:
+            self.node_started(node)
 
     async def request_context(
         self,
@@ -156,7 +168,7 @@ class PrehydrateContext:
         return await turn.request_context(key, query=query, tool_call_id=tool_call_id, node=node)
 
     async def aclose(self) -> ph.TurnReport | None:
-        """The bailout: end the turn (cancel and discard unused speculation), learn, close the session.
+        """The bailout: end the turn (cancel and discard unused speculation), learn, release the session.
 
         Safe to call more than once and from a cancelled task; returns the turn's report (None when
         the run never opened a turn).
@@ -165,14 +177,15 @@ class PrehydrateContext:
             if self.closed:
                 return self.report
             self.closed = True
+            self.paused = False
             turn = self.turn
             try:
                 if turn is not None:
                     self.report = await turn.end()
-                    self.prehydrator._learn(turn, self.visited)
+                    self.prehydrator.learn(turn, self.visited)
             finally:
                 if self.session is not None and not self.keep_session:
-                    await self.prehydrator._close_session(self.session)
+                    await self.prehydrator.close_session(self.session)
             return self.report
 
 
@@ -190,30 +203,58 @@ def context_of(obj: object) -> PrehydrateContext:
     if isinstance(inner, PrehydrateContext):
         return inner
     raise ph.ConfigError(
-        "no prehydrate context in this run: build the graph with StateGraph(..., context_schema=PrehydrateContext) "
-        "and call app.ainvoke(..., context=ctx) with ctx from `async with prehydrator.run(...) as ctx`"
-        + (f" (got context {type(obj).__name__})" if obj is not None else "")
+        "no prehydrate run here: wrap the compiled graph with prehydrate_graph(app, engine), or build it "
+        "with StateGraph(..., context_schema=PrehydrateContext) and call app.ainvoke(..., context=ctx) "
+        "inside `async with prehydrator.run(...) as ctx`" + (f" (got context {type(obj).__name__})" if obj else "")
     )
 
 
-async def prehydrate_entry(state: Any, runtime: Runtime[Any], config: RunnableConfig) -> dict[str, Any]:
-    """The entry node: add it right after START. It predicts from the graph and launches prefetches.
+def find_context() -> PrehydrateContext:
+    """The context of the current run: the context variable first, then LangGraph's runtime context."""
+    found = current_context()
+    if found is not None:
+        return found
+    return context_of(runtime_context())
 
-    It returns at once with no state update; hydration continues in the background while the rest
-    of the graph runs, and the end of the run bails out of whatever was not used.
 
-    Example:
-        >>> g.add_node("prehydrate", prehydrate_entry)  # doctest: +SKIP
-        >>> g.add_edge(START, "prehydrate")  # doctest: +SKIP
-    """
-    ctx = context_of(runtime.context)
-    node = config.get("metadata", {}).get(NODE_KEY)
-    await ctx.start(node=node if isinstance(node, str) else None)
+def runtime_context() -> Any:
+    """The LangGraph run context of the current call, or None outside a graph run."""
+    try:
+        from langgraph.runtime import get_runtime
+
+        runtime = get_runtime()
+    except (ImportError, RuntimeError, KeyError):
+        return None
+    return getattr(runtime, "context", None) if runtime is not None else None
+
+
+async def _entry(state: Any, config: RunnableConfig) -> dict[str, Any]:
+    ctx = find_context()
+    await ctx.start(node=qualified_node(config.get("metadata")))
     return {}
 
 
+def _entry_sync(state: Any, config: RunnableConfig) -> dict[str, Any]:
+    ctx = find_context()
+    ctx.prehydrator.portal.call(ctx.start(node=qualified_node(config.get("metadata"))))
+    return {}
+
+
+prehydrate_entry: RunnableLambda[Any, dict[str, Any]] = RunnableLambda(_entry_sync, afunc=_entry, name="prehydrate")
+"""The entry node of the explicit path: add it right after START (a prehydrated graph needs none).
+
+It predicts from the graph and launches prefetches, then returns at once with no state update;
+hydration continues in the background while the rest of the graph runs, and the end of the run
+bails out of whatever was not used. Works under ``ainvoke`` and ``invoke``.
+
+Example:
+    >>> g.add_node("prehydrate", prehydrate_entry)  # doctest: +SKIP
+    >>> g.add_edge(START, "prehydrate")  # doctest: +SKIP
+"""
+
+
 class PrehydrateCallbackHandler(AsyncCallbackHandler):
-    """Bails out when the root run ends (success, error or cancellation); follows node starts.
+    """Follows node starts (nested ones too); when it owns the run, bails out when the root run ends.
 
     Pass it with the context: ``await app.ainvoke(x, context=h.context, config={"callbacks": [h]})``.
     A handler serves one run. Node starts re-aim the prediction at the node that starts, so its
@@ -228,7 +269,7 @@ class PrehydrateCallbackHandler(AsyncCallbackHandler):
 
         Args:
             context: the run's context.
-            owns_run: bail out when the root run ends (False when ``Prehydrator.run`` owns it).
+            owns_run: bail out when the root run ends (False when something else owns the run).
         """
         super().__init__()
         self.context = context
@@ -250,10 +291,11 @@ class PrehydrateCallbackHandler(AsyncCallbackHandler):
             if self.root is None:
                 self.root = run_id
             return
-        if parent_run_id == self.root and metadata:
-            node = metadata.get(NODE_KEY)
-            if isinstance(node, str) and kwargs.get("name") == node:
-                self.context.node_started(node)
+        node = (metadata or {}).get("langgraph_node")
+        if isinstance(node, str) and kwargs.get("name") == node:
+            qualified = qualified_node(metadata)
+            if qualified is not None:
+                self.context.node_started(qualified)
 
     async def _finished(self, run_id: UUID) -> None:
         if run_id == self.root and self.owns_run:
@@ -273,8 +315,10 @@ class PrehydrateCallbackHandler(AsyncCallbackHandler):
 class Prehydrator:
     """Connects an :class:`~prehydrate.Engine` to a compiled LangGraph app.
 
-    It reads the app's DAG once and hands it to the engine's :class:`WorkflowPredictor` (an engine
-    with another predictor gets it wrapped as the workflow predictor's fallback). Each run is one turn.
+    It reads the app's DAG once (:func:`workflow_dag`, subgraphs expanded) and gives it to every turn
+    it opens; the engine's predictor is left as it is (the default predictor's workflow signal reads
+    the DAG from the turn), so several graphs can share one engine. Each run is one turn; sessions
+    are keyed by tenant and id.
 
     Example:
         >>> prehydrator = Prehydrator(engine, app)  # doctest: +SKIP
@@ -282,33 +326,44 @@ class Prehydrator:
         ...     await app.ainvoke({"messages": [("user", q)]}, context=ctx)
     """
 
-    def __init__(self, engine: ph.Engine, graph: Any = None, *, dag: WorkflowDAG | None = None) -> None:
+    def __init__(
+        self, engine: ph.Engine, graph: Any = None, *, dag: ph.WorkflowDAG | None = None, name: str = ""
+    ) -> None:
         """Attach to ``engine``.
 
         Args:
-            engine: the engine (its sources, cache, policy and traces).
-            graph: the compiled app; its DAG is read with :meth:`WorkflowDAG.from_graph`.
+            engine: the engine (its sources, cache, predictor, policy and traces).
+            graph: the compiled app; its DAG is read with :func:`workflow_dag`.
             dag: a DAG built by hand instead of ``graph``.
+            name: what the graph's learned counts are kept under (default: a digest of its shape).
         """
         self.engine = engine
         if dag is None and graph is not None:
-            dag = WorkflowDAG.from_graph(graph)
+            dag = workflow_dag(graph, name=name)
         self.dag = dag
-        predictor = engine.predictor
-        if not isinstance(predictor, WorkflowPredictor):
-            predictor = WorkflowPredictor(dag, fallback=predictor)
-            engine.predictor = predictor
-            logger.info("prehydrate: engine predictor wrapped as the fallback of a WorkflowPredictor")
-        elif dag is not None:
-            predictor.attach(dag)
-        self.predictor: WorkflowPredictor = predictor
-        self._sessions: dict[str, ph.Session] = {}
+        if not isinstance(engine.predictor, ph.TurnObserver):
+            logger.info(
+                "prehydrate: the engine's predictor %s has no graph-aware signal; ph.default_predictor() has one",
+                type(engine.predictor).__name__,
+            )
+        self._sessions: dict[tuple[str, str], ph.Session] = {}
+        self._start_lock: asyncio.Lock | None = None
+        self._portal: Portal | None = None
+
+    @property
+    def portal(self) -> Portal:
+        """The background event loop that serves synchronous runs (``invoke``), started on first use."""
+        if self._portal is None:
+            from prehydrate.integrations._sync import Portal
+
+            self._portal = Portal()
+        return self._portal
 
     def context(
         self,
         session_id: str,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         query: str = "",
         task_type: str | None = None,
         tags: Iterable[str] = (),
@@ -334,7 +389,7 @@ class Prehydrator:
         self,
         session_id: str,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         query: str = "",
         task_type: str | None = None,
         tags: Iterable[str] = (),
@@ -353,7 +408,7 @@ class Prehydrator:
         self,
         session_id: str,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         query: str = "",
         task_type: str | None = None,
         tags: Iterable[str] = (),
@@ -365,35 +420,51 @@ class Prehydrator:
         )
         return PrehydrateCallbackHandler(ctx)
 
-    async def _session(self, ctx: PrehydrateContext) -> ph.Session:
-        session = self._sessions.get(ctx.session_id)
+    async def open_session(self, ctx: PrehydrateContext) -> ph.Session:
+        """The open session of ``ctx``'s tenant and id, or a new one (starting the engine on first use)."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            await self.engine.start()  # idempotent: a graph run may be the engine's first use
+        key = (ctx.tenant, ctx.session_id)
+        session = self._sessions.get(key)
         if session is not None and not session.closed:
-            if session.tenant != ctx.tenant:
-                raise ph.InputError(f"session {ctx.session_id!r} belongs to another tenant")
             return session
         session = self.engine.session(ctx.session_id, tenant=ctx.tenant, task_type=ctx.task_type, tags=ctx.tags)
         await session.__aenter__()
-        self._sessions[ctx.session_id] = session
+        self._sessions[key] = session
         return session
 
-    async def _close_session(self, session: ph.Session) -> None:
-        if self._sessions.get(session.session_id) is session:
-            del self._sessions[session.session_id]
+    async def close_session(self, session: ph.Session) -> None:
+        """Close ``session`` (recording it in the TraceStore) and forget it."""
+        key = (session.tenant, session.session_id)
+        if self._sessions.get(key) is session:
+            del self._sessions[key]
         await session.aclose()
 
-    def _learn(self, turn: ph.Turn, visited: Iterable[str]) -> None:
+    def learn(self, turn: ph.Turn, visited: Iterable[str]) -> None:
+        """Tell the engine's predictor about a finished run (when it learns online)."""
+        predictor = self.engine.predictor
+        if not isinstance(predictor, ph.TurnObserver):
+            return
+        finished = ph.FinishedTurn(
+            request=turn.request, calls=tuple(turn.calls), workflow=self.dag, visited=tuple(visited)
+        )
         try:
-            self.predictor.observe(turn.calls, visited, task_type=turn.request.task_type)
+            predictor.observe_turn(finished)
         except Exception:  # learning must never break a run that already finished
             logger.exception("prehydrate: learning from the finished run failed")
 
-    async def end_session(self, session_id: str) -> None:
+    async def end_session(self, session_id: str, *, tenant: str = DEFAULT_TENANT) -> None:
         """Close a kept session (it is recorded in the TraceStore)."""
-        session = self._sessions.get(session_id)
+        session = self._sessions.get((tenant, session_id))
         if session is not None:
-            await self._close_session(session)
+            await self.close_session(session)
 
     async def aclose(self) -> None:
         """Close every kept session."""
         for session in list(self._sessions.values()):
-            await self._close_session(session)
+            await self.close_session(session)
+        if self._portal is not None:
+            self._portal.close()
+            self._portal = None

@@ -4,11 +4,12 @@ The model sees two optional arguments, ``section`` (an id from the prompt's stub
 (free text resolved to the best section). The tool returns the section's content to the model and
 an artifact for the program: ``{"section", "title", "outcome", "waited_ms", "version", "bytes"}``.
 
-Inside a LangGraph run (``ToolNode``, a node that invokes the tool, or a LangChain agent built on
-LangGraph) the tool finds the run's :class:`PrehydrateContext` through LangGraph's runtime context
-(``get_runtime()``), so it shares the session and turn the entry node opened, and records the
-running node (config metadata ``langgraph_node``) with each call. Anywhere else, bind a context:
-``RequestContextTool(context=ctx)``.
+Inside a run (``ToolNode``, a node that invokes the tool, or a ``create_agent`` agent) the tool finds
+the run's :class:`PrehydrateContext` (the one a prehydrated graph or the agent middleware opened, or
+LangGraph's runtime context on the explicit path), so it shares the run's session and turn, and
+records the running node (``outer:inner`` inside subgraphs) with each call. Anywhere else, bind a
+context: ``RequestContextTool(context=ctx)``. ``invoke`` works too: the call is served on the
+prehydrator's background loop.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 import prehydrate as ph
-from prehydrate.integrations._run import NODE_KEY, PrehydrateContext, context_of
+from prehydrate.integrations._graph import qualified_node
+from prehydrate.integrations._run import PrehydrateContext, context_of, current_context, runtime_context
 
 __all__ = ["RequestContextArgs", "RequestContextTool"]
 
@@ -36,17 +38,6 @@ class RequestContextArgs(BaseModel):
 
     section: str | None = Field(default=None, description="Section id, e.g. 'billing/refunds'.")
     query: str | None = Field(default=None, description="What you need, in a few words, when you lack the id.")
-
-
-def _runtime_context() -> Any:
-    """The LangGraph run context of the current call, or None outside a graph run."""
-    try:
-        from langgraph.runtime import get_runtime
-
-        runtime = get_runtime()
-    except (ImportError, RuntimeError, KeyError):
-        return None
-    return getattr(runtime, "context", None) if runtime is not None else None
 
 
 class RequestContextTool(BaseTool):
@@ -78,10 +69,13 @@ class RequestContextTool(BaseTool):
         return args, kwargs
 
     def _resolve_context(self) -> PrehydrateContext:
-        found = _runtime_context()
+        found = current_context()
         if found is not None:
+            return found
+        runtime = runtime_context()
+        if runtime is not None:
             try:
-                return context_of(found)
+                return context_of(runtime)
             except ph.ConfigError:
                 if self.context is None:
                     raise
@@ -89,8 +83,17 @@ class RequestContextTool(BaseTool):
             return self.context
         return context_of(None)
 
-    def _run(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("request_context is async: use ainvoke (LangGraph runs async tools with ainvoke)")
+    def _run(
+        self,
+        section: str | None = None,
+        query: str | None = None,
+        *,
+        config: RunnableConfig,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        ctx = self._resolve_context()
+        return ctx.prehydrator.portal.call(self._serve(ctx, section, query, config, tool_call_id))
 
     async def _arun(
         self,
@@ -101,12 +104,19 @@ class RequestContextTool(BaseTool):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> tuple[str, dict[str, Any]]:
-        ctx = self._resolve_context()
-        node = (config.get("metadata") or {}).get(NODE_KEY)
+        return await self._serve(self._resolve_context(), section, query, config, tool_call_id)
+
+    async def _serve(
+        self,
+        ctx: PrehydrateContext,
+        section: str | None,
+        query: str | None,
+        config: RunnableConfig,
+        tool_call_id: str | None,
+    ) -> tuple[str, dict[str, Any]]:
+        node = qualified_node(config.get("metadata"))
         try:
-            r = await ctx.request_context(
-                section, query=query, tool_call_id=tool_call_id, node=node if isinstance(node, str) else None
-            )
+            r = await ctx.request_context(section, query=query, tool_call_id=tool_call_id, node=node)
         except (ph.UnknownSectionError, ph.NoMatchError, ph.InputError, ph.SourceError) as exc:
             # Expected failures go back to the model (the message names close matches) so it can retry.
             raise ToolException(str(exc)) from exc

@@ -1,26 +1,21 @@
-"""prehydrate for LangGraph: predict from the graph, prefetch at entry, bail out at the end of the run.
+"""prehydrate for LangGraph: predict from the graph, prefetch as the run starts, bail out when it ends.
 
 Usage::
 
     import prehydrate as ph
-    from prehydrate.integrations.langgraph import (
-        PrehydrateContext, Prehydrator, RequestContextTool, WorkflowPredictor, prehydrate_entry)
+    from prehydrate.integrations.langgraph import RequestContextTool, prehydrate_graph
 
-    g = StateGraph(State, context_schema=PrehydrateContext)
-    g.add_node("prehydrate", prehydrate_entry)                  # right after START
-    g.add_node("billing", billing, metadata={"prehydrate": ["billing/refunds"]})   # optional hints
-    g.add_node("tools", ToolNode([RequestContextTool()]))
-    g.add_edge(START, "prehydrate")
-    ...
-    app = g.compile()
+    builder.add_node("tools", ToolNode([RequestContextTool(), ...]))   # the model's request_context
+    engine = ph.Engine(sources=[ph.DirectorySource("docs/")], traces=ph.TraceStore(path))
+    app = prehydrate_graph(builder.compile(checkpointer=InMemorySaver()), engine)
+    await app.ainvoke({"messages": [("user", question)]}, {"configurable": {"thread_id": "t-1"}})
 
-    engine = ph.Engine(sources=[...], predictor=WorkflowPredictor(), traces=ph.TraceStore(path))
-    prehydrator = Prehydrator(engine, app)                      # reads the DAG once
-    async with engine:
-        async with prehydrator.run("conv-42", tenant="acme", query=question) as ctx:
-            await app.ainvoke({"messages": [("user", question)]}, context=ctx)
-        # or, for a plain ainvoke: h = prehydrator.handler("conv-42", query=question)
-        #     await app.ainvoke(inputs, context=h.context, config={"callbacks": [h]})
+The thread id is the session, the tenant comes from ``configurable["tenant"]`` (or the run
+context's ``tenant``; default ``"default"``), the last human message is the turn's query, and the
+run's end is the bailout. Interrupts keep the turn's prefetches while the thread is paused;
+subgraphs are followed (``get_graph(xray=True)``); ``invoke`` works too. For ``create_agent``
+apps add :class:`PrehydrateMiddleware`. The explicit path (``Prehydrator.run``, the entry node,
+``PrehydrateContext`` as the run context) stays for those who want to own the lifecycle.
 
 Routers must declare their targets (a ``Literal`` return annotation, a ``path_map``, or
 ``destinations=`` for ``Command``), otherwise ``get_graph()`` loses them and
@@ -33,30 +28,32 @@ from prehydrate.integrations._guard import require
 
 require("prehydrate.integrations.langgraph", "langgraph", "langchain_core")
 
+from prehydrate import WorkflowDAG, WorkflowEdge, WorkflowNode, WorkflowPredictor  # noqa: E402
+from prehydrate.integrations._app import GraphLifecycle, PrehydratedGraph, prehydrate_graph  # noqa: E402
+from prehydrate.integrations._graph import UndeclaredTargetsWarning, workflow_dag  # noqa: E402
 from prehydrate.integrations._node_cache import DiskNodeCache  # noqa: E402
 from prehydrate.integrations._run import (  # noqa: E402
     PrehydrateCallbackHandler,
     PrehydrateContext,
     Prehydrator,
     context_of,
+    current_context,
     prehydrate_entry,
 )
 from prehydrate.integrations._tool import RequestContextArgs, RequestContextTool  # noqa: E402
-from prehydrate.integrations._workflow import (  # noqa: E402
-    END,
-    START,
-    UndeclaredTargetsWarning,
-    WorkflowDAG,
-    WorkflowEdge,
-    WorkflowNode,
-    WorkflowPredictor,
-)
+
+END = "__end__"
+"""LangGraph's name of the virtual last node."""
+START = "__start__"
+"""LangGraph's name of the virtual first node."""
 
 __all__ = [
     "DiskNodeCache",
     "END",
+    "GraphLifecycle",
     "PrehydrateCallbackHandler",
     "PrehydrateContext",
+    "PrehydratedGraph",
     "Prehydrator",
     "RequestContextArgs",
     "RequestContextTool",
@@ -67,5 +64,8 @@ __all__ = [
     "WorkflowNode",
     "WorkflowPredictor",
     "context_of",
+    "current_context",
     "prehydrate_entry",
+    "prehydrate_graph",
+    "workflow_dag",
 ]

@@ -25,6 +25,7 @@ from prehydrate.integrations.langgraph import (
     WorkflowDAG,
     WorkflowPredictor,
     prehydrate_entry,
+    workflow_dag,
 )
 
 BILLING = ["billing/refunds", "refunds/request"]
@@ -103,7 +104,7 @@ def leftover_tasks() -> set[asyncio.Task[Any]]:
 
 def test_dag_reads_nodes_edges_routers_and_declared_sections() -> None:
     app = build({"billing": ["billing/refunds"]})
-    dag = WorkflowDAG.from_graph(app)
+    dag = workflow_dag(app)
     assert {"prehydrate", "classify", "billing", "api"} <= set(dag.nodes)
     assert dag.nodes["billing"].sections == ("billing/refunds",)
     assert dag.nodes["api"].sections == ()
@@ -127,7 +128,7 @@ def test_a_router_without_declared_targets_warns_clearly() -> None:
     g.add_edge(START, "classify")
     g.add_conditional_edges("classify", untyped_router)
     with pytest.warns(UndeclaredTargetsWarning, match=r"classify \(untyped_router\).*Literal"):
-        dag = WorkflowDAG.from_graph(g.compile())
+        dag = workflow_dag(g.compile())
     assert dag.undeclared == ("classify (untyped_router)",)
 
 
@@ -136,7 +137,7 @@ def test_tool_nodes_are_recognised() -> None:
     g.add_node("tools", ToolNode([TOOL]))
     g.add_edge(START, "tools")
     g.add_edge("tools", END)
-    assert WorkflowDAG.from_graph(g.compile()).nodes["tools"].tool_node
+    assert workflow_dag(g.compile()).nodes["tools"].tool_node
 
 
 def test_branch_probabilities_are_learned_per_run_and_per_task_type() -> None:
@@ -144,12 +145,18 @@ def test_branch_probabilities_are_learned_per_run_and_per_task_type() -> None:
         [("__start__", "r"), ("r", "a", True), ("r", "b", True), ("a", "__end__"), ("b", "__end__")],
         sections={"b": ["accounts/sso"]},
     )
-    p = WorkflowPredictor(dag, smoothing=1.0, backoff=0.0)
+    p = WorkflowPredictor(dag, smoothing=1.0, backoff=2.0)
+
+    def observe(key: str, node: str, task_type: str) -> None:
+        request = ph.ContextRequest(task_type=task_type)
+        p.observe_turn(ph.FinishedTurn(request=request, calls=(ph.Call(key=key, node=node),)))
+
     for _ in range(3):
-        p.observe([ph.Call(key="billing/refunds", node="a")], task_type="refund")
-    p.observe([ph.Call(key="api/errors", node="b")], task_type="api")
-    assert p.branch_probability("r", "a", ["a", "b"]) == pytest.approx((3 + 0.5) / (4 + 1))
-    assert p.branch_probability("r", "a", ["a", "b"], "refund") == pytest.approx((3 + 0.5) / (3 + 1))
+        observe("billing/refunds", "a", "refund")
+    observe("api/errors", "b", "api")
+    general = (3 + 0.5) / (4 + 1)  # all runs, smoothed toward uniform
+    assert p.branch_probability("r", "a", ["a", "b"]) == pytest.approx(general)
+    assert p.branch_probability("r", "a", ["a", "b"], "refund") == pytest.approx((3 + 2 * general) / (3 + 2))
     assert p.section_probabilities("a") == {"billing/refunds": 1.0}
     assert p.section_probabilities("b")["accounts/sso"] == 0.9  # declared in metadata
 
@@ -173,7 +180,9 @@ async def test_first_run_learns_and_later_runs_hit() -> None:
     assert (first.prefetched, first.hits, first.misses) == (0, 0, 2)  # nothing known yet
     assert second.hits == 2 and second.misses == 0
     assert third.hits == 2
-    assert prehydrator.predictor.branch_probability("classify", "billing", ["billing", "api"]) > 0.5
+    predictor = engine.predictor
+    assert isinstance(predictor, WorkflowPredictor)
+    assert predictor.branch_probability("classify", "billing", ["billing", "api"], dag=prehydrator.dag) > 0.5
 
 
 async def test_declared_sections_are_prefetched_on_the_very_first_run() -> None:
@@ -270,7 +279,8 @@ async def test_no_task_survives_the_run(path: str, ending: str) -> None:
                 await asyncio.wait_for(coro, timeout=0.03)  # while the specialist thinks
         assert leftover_tasks() == set()
         assert engine.fetches_running == 0
-    assert prehydrator.predictor.turns_learned == 1  # the run was learned from even when it failed
+    assert isinstance(engine.predictor, WorkflowPredictor)
+    assert engine.predictor.turns_learned == 1  # the run was learned from even when it failed
 
 
 async def test_parallel_tool_calls_in_one_toolnode_step_share_single_flight() -> None:
@@ -369,13 +379,12 @@ def test_the_model_sees_only_section_and_query() -> None:
     assert TOOL.name == "request_context" and TOOL.response_format == "content_and_artifact"
 
 
-async def test_an_engine_with_another_predictor_keeps_it_as_fallback() -> None:
-    engine = ph.Engine(sources=[make_source()], predictor=ph.SequentialPredictor())
-    prehydrator = Prehydrator(engine, build())
-    assert isinstance(engine.predictor, WorkflowPredictor)
-    assert isinstance(prehydrator.predictor.fallback, ph.SequentialPredictor)
-    state = ph.PredictionState(request=ph.ContextRequest(), catalog=engine.catalog)
-    assert [c.section_id for c in engine.predictor.predict(state, 2)] == IDS[:2]
+async def test_the_engines_predictor_is_never_replaced() -> None:
+    predictor = ph.SequentialPredictor()
+    engine = ph.Engine(sources=[make_source()], predictor=predictor)
+    Prehydrator(engine, build())
+    Prehydrator(engine, build({"billing": BILLING}))
+    assert engine.predictor is predictor
 
 
 async def test_kept_sessions_make_runs_turns_of_one_conversation(tmp_path: Path) -> None:
@@ -404,7 +413,7 @@ def test_workflow_predictor_follows_the_core_protocols() -> None:
         task=ph.TaskSpec(type="refund"),
         turns=(ph.TurnTrace(calls=(ph.Call(key="billing/refunds", node="billing"),)),),
     )
-    p.attach(WorkflowDAG.from_graph(build()))
+    p.attach(workflow_dag(build()))
     p.fit([trace], catalog)
     top = p.predict(ph.PredictionState(request=ph.ContextRequest(task_type="refund"), catalog=catalog), 1)
     assert [c.section_id for c in top] == ["billing/refunds"]
