@@ -45,6 +45,7 @@ from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
 from ._sections import Scope, Section, estimate_tokens
 from ._sources import check_section_id
 from ._traces import Call
+from ._workflow import WorkflowDAG
 
 __all__ = ["KEPT_RESULTS", "ContextResult", "Turn", "TurnEngine", "TurnOwner"]
 
@@ -177,6 +178,8 @@ class Turn:
         self.request = request
         self.expect = list(expect) if expect is not None else None
         self.node = node
+        self.workflow: WorkflowDAG | None = None
+        """The graph this turn runs, when a workflow front end knows it (an input of prediction)."""
         self.turn_id = f"{session.session_id}/{engine.next_turn_number()}"
         self.scope = session.scope
         self._ids = TurnIds(turn_id=self.turn_id, session=session.session_id, tenant=self.scope.tenant)
@@ -215,6 +218,7 @@ class Turn:
             history=tuple(self.session.history),
             history_queries=tuple(self.session.history_queries),
             node=self.node,
+            workflow=self.workflow,
         )
 
     def _predict(self) -> list[Candidate]:
