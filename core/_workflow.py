@@ -272,6 +272,9 @@ class _Counts:
                 taken = downstream if len(downstream) == 1 else []
             if src in visited or taken:
                 self.branch_runs[(scope, src)] += 1
+                if src not in visited:  # reached (a target was), though not reported: count its words too
+                    for w in words:
+                        self.word_runs[(scope, src)][w] += 1
             for t in taken:
                 self.branch[(scope, src)][t] += 1
                 for w in words:

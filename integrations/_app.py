@@ -34,12 +34,13 @@ from langchain_core.runnables.config import merge_configs
 import prehydrate as ph
 from prehydrate.integrations._graph import qualified_node
 from prehydrate.integrations._run import (
-    _CURRENT,
     DEFAULT_TENANT,
     PrehydrateCallbackHandler,
     PrehydrateContext,
     Prehydrator,
+    bind_context,
     current_context,
+    unbind_context,
 )
 
 __all__ = ["GraphLifecycle", "PrehydratedGraph", "last_human_message", "prehydrate_graph"]
@@ -121,11 +122,12 @@ class GraphLifecycle:
         thread = configurable.get("thread_id")
         tenant = _tenant(configurable, context, self.tenant)
         key = (tenant, str(thread)) if thread is not None else None
+        resuming = key is not None and (input is None or type(input).__name__ == "Command")
         if key is not None:
             self._cancel_timer(key)
             paused = self._paused.pop(key, None)
             if paused is not None:
-                if input is None or type(input).__name__ == "Command":
+                if resuming:
                     paused.resume(await resume_at())
                     return paused
                 await self._close(paused)
@@ -137,7 +139,7 @@ class GraphLifecycle:
             task_type=task_type if isinstance(task_type, str) else None,
             keep_session=key is not None,
         )
-        await ctx.start()
+        await ctx.start(await resume_at() if resuming else None)  # a late resume predicts from where it resumes
         return ctx
 
     async def end(self, ctx: PrehydrateContext, paused_at: tuple[str, ...]) -> None:
@@ -193,6 +195,20 @@ class GraphLifecycle:
         self.reports.clear()
         await self.prehydrator.aclose()
 
+    def close(self) -> None:
+        """The synchronous twin of :meth:`aclose` for graphs run with ``invoke``: also closes the engine.
+
+        The engine of synchronous runs lives on the prehydrator's background loop, so it is closed
+        there, and the loop is stopped.
+        """
+
+        async def close_all() -> None:
+            await self.aclose()
+            await self.engine.aclose()
+
+        self.prehydrator.portal.call(close_all())
+        self.prehydrator.close_portal()
+
 
 class PrehydratedGraph:
     """Mixed into the compiled app's own class by :func:`prehydrate_graph`; ``prehydrate`` is its lifecycle."""
@@ -216,7 +232,7 @@ class PrehydratedGraph:
             return _first(await parent.aget_state(config))
 
         ctx = await life.begin(input, config, kwargs.get("context"), resume_at)
-        token = _CURRENT.set(ctx)
+        token = bind_context(ctx)
         paused: tuple[str, ...] = ()
         try:
             run_config = merge_configs(config, {"callbacks": [PrehydrateCallbackHandler(ctx, owns_run=False)]})
@@ -224,10 +240,7 @@ class PrehydratedGraph:
                 yield chunk
             paused = await _paused_at(parent, config)
         finally:
-            try:
-                _CURRENT.reset(token)
-            except ValueError:  # finalised in another context (an abandoned generator): nothing to restore
-                pass
+            unbind_context(token)
             await life.end(ctx, paused)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
@@ -243,17 +256,14 @@ class PrehydratedGraph:
             return _first(await asyncio.to_thread(parent.get_state, config))
 
         ctx = portal.call(life.begin(input, config, kwargs.get("context"), resume_at))
-        token = _CURRENT.set(ctx)
+        token = bind_context(ctx)
         paused: tuple[str, ...] = ()
         try:
             run_config = merge_configs(config, {"callbacks": [_SyncFollower(ctx, portal.loop)]})
             yield from parent.stream(input, run_config, **kwargs)
             paused = _next_of(parent, config)
         finally:
-            try:
-                _CURRENT.reset(token)
-            except ValueError:
-                pass
+            unbind_context(token)
             portal.call(life.end(ctx, paused))
 
 
@@ -301,7 +311,7 @@ def prehydrate_graph(
         app: what ``StateGraph.compile()`` (or ``create_agent``) returned.
         engine: the engine; started on the first run if it is not yet. Several graphs may share it.
         tenant: the tenant of runs whose config and context name none.
-        name: what the graph's learned counts are kept under (default: a digest of its shape).
+        name: what the graph's learned counts are kept under (default: unique to the graph).
         pause_ttl_s: how long a thread paused at ``interrupt()`` keeps its turn and prefetches.
         session_ttl_s: how long a thread's session stays open after its last run.
 

@@ -72,7 +72,9 @@ def workflow_dag(
 
     Args:
         graph: a compiled graph (anything with ``get_graph()``; ``builder`` when present).
-        name: what learned counts are kept under (default: a digest of the graph's shape).
+        name: what learned counts are kept under (default: the graph's name and its builder's
+            identity, so two graphs on one engine never share counts, even with the same node names;
+            give the same name to graphs that should).
         xray: expand subgraphs (their nodes are named ``outer:inner``).
         metadata_key: node metadata key holding declared section ids.
         warn: emit :class:`UndeclaredTargetsWarning` for routers without declared targets.
@@ -114,6 +116,8 @@ def workflow_dag(
             UndeclaredTargetsWarning,
             stacklevel=_user_stacklevel(),
         )
+    if not name:
+        name = f"{getattr(graph, 'name', None) or 'graph'}@{id(builder if builder is not None else graph):x}"
     return ph.WorkflowDAG(nodes, edges, tuple(undeclared), name=name)
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -34,9 +34,11 @@ __all__ = [
     "PrehydrateCallbackHandler",
     "PrehydrateContext",
     "Prehydrator",
+    "bind_context",
     "context_of",
     "current_context",
     "prehydrate_entry",
+    "unbind_context",
 ]
 
 logger = logging.getLogger("prehydrate.integrations.langgraph")
@@ -50,6 +52,19 @@ _CURRENT: ContextVar[PrehydrateContext | None] = ContextVar("prehydrate_run", de
 def current_context() -> PrehydrateContext | None:
     """The context of the run this code runs in, when a prehydrated graph or the middleware opened it."""
     return _CURRENT.get()
+
+
+def bind_context(ctx: PrehydrateContext) -> Token[PrehydrateContext | None]:
+    """Make ``ctx`` the current run's context for this task and the tasks it starts."""
+    return _CURRENT.set(ctx)
+
+
+def unbind_context(token: Token[PrehydrateContext | None]) -> None:
+    """Undo :func:`bind_context` (a no-op when finalised in another context, e.g. an abandoned generator)."""
+    try:
+        _CURRENT.reset(token)
+    except ValueError:
+        pass
 
 
 class PrehydrateContext:
@@ -335,7 +350,7 @@ class Prehydrator:
             engine: the engine (its sources, cache, predictor, policy and traces).
             graph: the compiled app; its DAG is read with :func:`workflow_dag`.
             dag: a DAG built by hand instead of ``graph``.
-            name: what the graph's learned counts are kept under (default: a digest of its shape).
+            name: what the graph's learned counts are kept under (default: unique to the graph).
         """
         self.engine = engine
         if dag is None and graph is not None:
@@ -465,6 +480,9 @@ class Prehydrator:
         """Close every kept session."""
         for session in list(self._sessions.values()):
             await self.close_session(session)
+
+    def close_portal(self) -> None:
+        """Stop the background loop of synchronous runs (call it from outside that loop)."""
         if self._portal is not None:
             self._portal.close()
             self._portal = None

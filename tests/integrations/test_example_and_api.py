@@ -39,10 +39,13 @@ def test_example_prints_one_line_per_run_and_a_summary() -> None:
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (prehydrate.integrations, prehydrate.integrations.langgraph, prehydrate.integrations.langchain):
+    import prehydrate.integrations.agents
+
+    modules = (prehydrate.integrations, prehydrate.integrations.langgraph, prehydrate.integrations.langchain)
+    for module in (*modules, prehydrate.integrations.agents):
         assert module.__all__ == sorted(module.__all__), module.__name__
         public = {n for n in vars(module) if not n.startswith("_") and n != "annotations"}
-        public -= {"langgraph", "langchain", "require"}  # submodules and the guard helper
+        public -= {"langgraph", "langchain", "agents", "require"}  # submodules and the guard helper
         assert public == set(module.__all__), module.__name__
 
 

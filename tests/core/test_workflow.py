@@ -1,0 +1,95 @@
+"""The core workflow predictor: per-graph counts, the graph as an input, a refit that never races."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+import prehydrate as ph
+
+IDS = ["a/1", "a/2", "b/1", "b/2"]
+DAG = ph.WorkflowDAG.from_edges(
+    [("__start__", "r"), ("r", "a", True), ("r", "b", True), ("a", "__end__"), ("b", "__end__")], name="g"
+)
+
+
+def catalog() -> ph.Catalog:
+    return ph.Catalog(ph.MockSource(lambda sid, scope: sid, IDS).list_sections())
+
+
+def state(cat: ph.Catalog, dag: ph.WorkflowDAG | None = DAG, query: str = "") -> ph.PredictionState:
+    return ph.PredictionState(request=ph.ContextRequest(query=query), catalog=cat, workflow=dag)
+
+
+def finished(key: str, node: str, dag: ph.WorkflowDAG | None = DAG, query: str = "") -> ph.FinishedTurn:
+    return ph.FinishedTurn(request=ph.ContextRequest(query=query), calls=(ph.Call(key=key, node=node),), workflow=dag)
+
+
+def test_the_graph_comes_with_the_prediction_and_each_graph_keeps_its_counts() -> None:
+    cat = catalog()
+    p = ph.WorkflowPredictor()
+    other = ph.WorkflowDAG.from_edges(DAG_EDGES := [(e.source, e.target, e.conditional) for e in DAG.edges], name="h")
+    assert DAG_EDGES and p.predict(state(cat, dag=None), 2) == []  # no graph: the signal stays silent
+    for _ in range(3):
+        p.observe_turn(finished("a/1", "a"))
+        p.observe_turn(finished("b/2", "b", dag=other))
+    assert [c.section_id for c in p.predict(state(cat), 1)] == ["a/1"]
+    assert [c.section_id for c in p.predict(state(cat, dag=other), 1)] == ["b/2"]
+
+
+def test_words_of_the_query_lead_the_branch_and_the_sections() -> None:
+    cat = catalog()
+    p = ph.WorkflowPredictor()
+    for _ in range(2):
+        p.observe_turn(finished("a/1", "a", query="refund my invoice"))
+        p.observe_turn(finished("b/1", "b", query="webhook failing"))
+    assert [c.section_id for c in p.predict(state(cat, query="webhook is down"), 1)] == ["b/1"]
+    assert [c.section_id for c in p.predict(state(cat, query="a refund"), 1)] == ["a/1"]
+
+
+class _Blocking(Sequence[ph.SessionTrace]):
+    """Traces whose iteration stops halfway until released: a fit caught in the middle."""
+
+    def __init__(self, traces: list[ph.SessionTrace]) -> None:
+        self.traces = traces
+        self.halfway = threading.Event()
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator[ph.SessionTrace]:
+        for i, t in enumerate(self.traces):
+            if i == 1:
+                self.halfway.set()
+                assert self.release.wait(10)
+            yield t
+
+    def __len__(self) -> int:
+        return len(self.traces)
+
+    @overload
+    def __getitem__(self, i: int) -> ph.SessionTrace: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[ph.SessionTrace]: ...
+    def __getitem__(self, i: int | slice) -> ph.SessionTrace | Sequence[ph.SessionTrace]:
+        return self.traces[i]
+
+
+def test_a_refit_in_a_worker_thread_neither_blanks_predictions_nor_loses_runs_observed_meanwhile() -> None:
+    cat = catalog()
+    p = ph.WorkflowPredictor(DAG)
+    for _ in range(3):
+        p.observe_turn(finished("a/1", "a"))
+    trace = ph.SessionTrace(
+        session="s", task=ph.TaskSpec(), turns=(ph.TurnTrace(calls=(ph.Call(key="a/2", node="a"),)),)
+    )
+    blocking = _Blocking([trace, trace])
+    worker = threading.Thread(target=p.fit, args=(blocking, cat))
+    worker.start()
+    assert blocking.halfway.wait(10)
+    assert [c.section_id for c in p.predict(state(cat), 1)] == ["a/1"]  # the old counts serve meanwhile
+    p.observe_turn(finished("b/1", "b"))  # a run that ends during the fit
+    blocking.release.set()
+    worker.join(10)
+    probs = p.section_probabilities("b", dag=DAG)
+    assert probs == {"b/1": 1.0}  # kept: replayed onto the new counts
+    assert p.section_probabilities("a", dag=DAG) == {"a/2": 1.0}  # the refit replaced the old learning
