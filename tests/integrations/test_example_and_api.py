@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import prehydrate.integrations
-import prehydrate.integrations.langchain
-import prehydrate.integrations.langgraph
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
