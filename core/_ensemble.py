@@ -39,7 +39,7 @@ from ._predict import Candidate, Learner, PredictionState, Predictor
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
 from ._validation import grouped_folds
-from ._workflow import FinishedTurn, TurnObserver, blend_signals
+from ._workflow import FinishedTurn, TurnObserver, WorkflowPredictor, blend_signals
 
 __all__ = ["EnsembleFit", "EnsemblePredictor", "FEATURES"]
 
@@ -205,8 +205,9 @@ class EnsemblePredictor:
         candidates: how many top sections each signal contributes to the candidate set.
         min_sessions: below this many training sessions the ranker keeps its fallback weights.
         seed: seeds the grouped fold assignment (the only randomness).
-        signals: extra predictors whose candidates are blended in when they speak (the workflow
-            signal speaks when a turn knows its graph); fitted and told of finished turns with it.
+        signals: extra predictors whose candidates are blended in when they speak; fitted and told of
+            finished turns with it. Default: the graph-aware :class:`WorkflowPredictor`, which speaks
+            only when a turn knows its graph (the LangGraph integration), so plain turns are unchanged.
         signal_base_weight: weight of the ensemble's own probability when a signal speaks.
     """
 
@@ -220,11 +221,11 @@ class EnsemblePredictor:
         candidates: int = 12,
         min_sessions: int = 20,
         seed: int = _SEED,
-        signals: Sequence[Predictor] = (),
+        signals: Sequence[Predictor] | None = None,
         signal_base_weight: float = 0.5,
     ) -> None:
         self.folds = folds
-        self.signals = tuple(signals)
+        self.signals: tuple[Predictor, ...] = (WorkflowPredictor(),) if signals is None else tuple(signals)
         self.signal_base_weight = signal_base_weight
         self.validation = validation
         self.candidates = candidates

@@ -17,9 +17,6 @@ MAX_FUNCTION_LINES = 60
 
 PRIVATE_READS_ALLOWED = {
     "core/_redis.py: self._tier._run",
-    "integrations/_run.py: self.prehydrator._session",
-    "integrations/_run.py: self.prehydrator._learn",
-    "integrations/_run.py: self.prehydrator._close_session",
 }
 """Reads of another object's ``_private`` attribute that predate this test (shrinking; being reworked)."""
 
