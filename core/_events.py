@@ -9,6 +9,7 @@ measured on the event loop's clock (virtual under replay).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypedDict
@@ -182,6 +183,19 @@ class TurnReport:
     def covered_rate(self) -> float:
         """Hits and in-flight joins per call."""
         return (self.hits + self.inflight) / self.calls if self.calls else 0.0
+
+    @property
+    def wait_ms_mean(self) -> float:
+        """Mean context wait per call (0 when there were no calls)."""
+        return sum(self.wait_ms) / len(self.wait_ms) if self.wait_ms else 0.0
+
+    @property
+    def wait_ms_p95(self) -> float:
+        """95th percentile of the context wait per call (nearest rank; 0 when there were no calls)."""
+        if not self.wait_ms:
+            return 0.0
+        ordered = sorted(self.wait_ms)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
     @property
     def wait_ms_total(self) -> float:

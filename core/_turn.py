@@ -311,7 +311,8 @@ class Turn:
             InputError: both or neither of key and query, or malformed values.
             SourceError: hydration failed on demand.
         """
-        if not self._started:
+        opened_here = not self._started
+        if opened_here:
             await self.start()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -325,6 +326,8 @@ class Turn:
             self._failed(exc, key, query, tool_call_id, start_ns)
             raise
         t1 = self._last_end = loop.time()
+        lead_ms = self._claim(entry, outcome, t0)
+        outcome = "miss" if opened_here and outcome == "inflight" else outcome  # see _claim
         result = ContextResult(
             section_id=section.id,
             title=section.title,
@@ -336,7 +339,7 @@ class Turn:
             tier=tier,
         )
         call = Call(key=section.id, think_ms=round(think_ms, 3), node=node or self.node)
-        self._served(result, call, self._claim(entry, outcome, t0), query, tool_call_id, start_ns)
+        self._served(result, call, lead_ms, query, tool_call_id, start_ns)
         if repredict:
             self.repredict()
         return result
@@ -361,7 +364,12 @@ class Turn:
         )
 
     def _claim(self, entry: CacheEntry, outcome: Outcome, t0: float) -> float | None:
-        """Mark the prefetch that made ``entry`` used; returns how long before the request it finished (hits)."""
+        """Mark the prefetch that made ``entry`` used; returns how long before the request it finished (hits).
+
+        "inflight" means a fetch started before the model asked: a request that opened its turn and
+        joined the prefetch it just launched saved nothing and is reported as a miss (the prefetch
+        still counts as used, not wasted).
+        """
         if outcome == "miss":
             return None
         record = self.engine.claim_prefetch(entry.key)

@@ -2,9 +2,9 @@
 
 The graph (run offline: scripted chat models from langchain-core, no network, no weights)::
 
-    START -> prehydrate -> triage <-> tools (ToolNode: request_context)
-                             |
-                             +-> billing | accounts | api  (router with declared targets) -> END
+    START -> triage <-> tools (ToolNode: request_context)
+               |
+               +-> billing | accounts | api  (router with declared targets) -> END
 
 ``triage`` looks the user's question up (a free-text ``request_context`` call run by the ToolNode),
 then routes to one of three specialists. Each specialist asks for the sections it needs with
@@ -15,9 +15,11 @@ its task type and the sections the agent asked for, with the recorded think time
 the bundled sample corpus, served by a source with simulated latency. Every run is a different
 customer (tenant), so nothing one run hydrated is reused by another: a hit is a prefetch paying off.
 
-The workflow predictor (with the lexical predictor blended in; ``--no-lexical`` drops it) starts
-knowing nothing: it learns branch probabilities and P(section | node) from each finished run. The
-same runs are then repeated without prehydration for comparison. See docs/langgraph.md.
+The app is written as any LangGraph app (no prehydrate node, no context schema) and wrapped once with
+``prehydrate_graph(app, engine)``; every run is a plain ``ainvoke`` with a thread id and a tenant in
+its config. The engine uses the shipped default predictor, whose graph-aware signal starts knowing
+nothing and learns branch probabilities and P(section | node, query words) from each finished run.
+The same runs are then repeated without prehydration for comparison. See docs/langgraph.md.
 
     python examples/langgraph_agent.py --runs 100 --json
 """
@@ -37,6 +39,7 @@ from typing import Annotated, Any, Literal
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
@@ -44,13 +47,7 @@ from langgraph.prebuilt import ToolNode
 from typing_extensions import TypedDict
 
 import prehydrate as ph
-from prehydrate.integrations.langgraph import (
-    PrehydrateContext,
-    Prehydrator,
-    RequestContextTool,
-    WorkflowPredictor,
-    prehydrate_entry,
-)
+from prehydrate.integrations.langgraph import RequestContextTool, prehydrate_graph
 
 Route = Literal["billing", "accounts", "api"]
 ROUTES: dict[str, Route] = {
@@ -140,19 +137,17 @@ async def specialist(state: State, config: RunnableConfig) -> dict[str, Any]:
 
 
 def build_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The support agent: entry node, triage with its ToolNode, three specialists."""
-    g = StateGraph(State, context_schema=PrehydrateContext)
-    g.add_node("prehydrate", prehydrate_entry)
+    """The support agent: triage with its ToolNode, three specialists, a checkpointer."""
+    g = StateGraph(State)
     g.add_node("triage", triage)
     g.add_node("tools", ToolNode([REQUEST_CONTEXT]))
     for name in ("billing", "accounts", "api"):
         g.add_node(name, specialist)
         g.add_edge(name, END)
-    g.add_edge(START, "prehydrate")
-    g.add_edge("prehydrate", "triage")
+    g.add_edge(START, "triage")
     g.add_conditional_edges("triage", after_triage)
     g.add_edge("tools", "triage")
-    return g.compile()
+    return g.compile(checkpointer=InMemorySaver())
 
 
 def scenarios(n: int, think_scale: float) -> list[Scenario]:
@@ -172,16 +167,15 @@ def scenarios(n: int, think_scale: float) -> list[Scenario]:
     return [out[i % len(out)] for i in range(n)]
 
 
-def make_engine(latency_s: float, *, prefetch: bool, traces: Path | None, lexical: bool = True) -> ph.Engine:
-    """The sample corpus behind a source with simulated latency, and a learning workflow predictor."""
+def make_engine(latency_s: float, *, prefetch: bool, traces: Path | None) -> ph.Engine:
+    """The sample corpus behind a source with simulated latency; the default predictor and policy."""
     path = ph.sample_sections_path()
     corpus = {row["id"]: row["text"] for row in map(json.loads, path.read_text("utf-8").splitlines()) if row}
     sections = ph.JsonlSource(path).list_sections()
     source = ph.MockSource(lambda sid, scope: corpus[sid], sections, name="docs", latency_s=latency_s)
     return ph.Engine(
         sources=[source],
-        predictor=WorkflowPredictor(fallback=ph.LexicalPredictor() if lexical else None),
-        policy=ph.PrefetchPolicy(top_n=4, max_inflight=4, budget_count=10, enabled=prefetch),
+        policy=None if prefetch else ph.PrefetchPolicy(enabled=False),
         traces=ph.TraceStore(traces) if traces is not None else None,
     )
 
@@ -194,25 +188,22 @@ async def run_all(
     traces: Path | None,
     think_scale: float,
     use_task_type: bool = True,
-    lexical: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every scenario through the graph; one result dict per run."""
-    app = build_graph()
-    engine = make_engine(latency_s, prefetch=prefetch, traces=traces, lexical=lexical)
-    prehydrator = Prehydrator(engine, app)
+    """Run every scenario through the graph (a plain ``ainvoke`` each); one result dict per run."""
+    engine = make_engine(latency_s, prefetch=prefetch, traces=traces)
+    app = prehydrate_graph(build_graph(), engine)
     results: list[dict[str, Any]] = []
     async with engine:
         for i, sc in enumerate(items):
             t0 = time.perf_counter()
-            async with prehydrator.run(
-                f"run-{i}", tenant=f"customer-{i}", query=sc.query, task_type=sc.task_type if use_task_type else None
-            ) as ctx:
-                inputs: State = {"messages": [HumanMessage(sc.query)], "scenario": sc}
-                config: RunnableConfig = {"callbacks": ctx.callbacks, "configurable": {"think_scale": think_scale}}
-                await app.ainvoke(inputs, context=ctx, config=config)
+            thread, tenant = f"run-{i}", f"customer-{i}"
+            configurable: dict[str, Any] = {"thread_id": thread, "tenant": tenant, "think_scale": think_scale}
+            if use_task_type:
+                configurable["task_type"] = sc.task_type
+            inputs: State = {"messages": [HumanMessage(sc.query)], "scenario": sc}
+            await app.ainvoke(inputs, {"configurable": configurable})
             wall_ms = (time.perf_counter() - t0) * 1000.0
-            r = ctx.report
-            assert r is not None
+            r = app.prehydrate.reports[(tenant, thread)]
             results.append(
                 {
                     "run": i,
@@ -229,6 +220,7 @@ async def run_all(
                     "wall_ms": round(wall_ms, 1),
                 }
             )
+        await app.prehydrate.aclose()
     return results
 
 
@@ -246,7 +238,6 @@ async def amain(args: argparse.Namespace) -> int:
             traces=traces,
             think_scale=scale,
             use_task_type=not args.no_task_type,
-            lexical=not args.no_lexical,
         )
     without = await run_all(items, latency_s=latency_s, prefetch=False, traces=None, think_scale=scale)
     for a, b in zip(with_, without, strict=True):
@@ -283,12 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--think-scale", type=float, default=0.2, help="factor on recorded think time (default 0.2: 600 ms -> 120 ms)"
     )
-    parser.add_argument(
-        "--no-task-type", action="store_true", help="do not tell prehydrate the task type (workflow signal only)"
-    )
-    parser.add_argument(
-        "--no-lexical", action="store_true", help="do not blend in the lexical predictor (the question's words)"
-    )
+    parser.add_argument("--no-task-type", action="store_true", help="do not tell prehydrate the task type")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -82,6 +82,11 @@ class _SyncFollower(BaseCallbackHandler):
     def __init__(self, ctx: PrehydrateContext, loop: asyncio.AbstractEventLoop) -> None:
         self.ctx, self.loop = ctx, loop
 
+    @property
+    def prehydrate_context(self) -> PrehydrateContext:
+        """The run's context (found through the config's callbacks, see ``context_in_config``)."""
+        return self.ctx
+
     def on_chain_start(
         self, serialized: Any, inputs: Any, *, metadata: dict[str, Any] | None = None, **kw: Any
     ) -> None:

@@ -36,7 +36,9 @@ __all__ = [
     "Prehydrator",
     "bind_context",
     "context_of",
+    "context_in_config",
     "current_context",
+    "find_context",
     "prehydrate_entry",
     "unbind_context",
 ]
@@ -224,9 +226,26 @@ def context_of(obj: object) -> PrehydrateContext:
     )
 
 
-def find_context() -> PrehydrateContext:
-    """The context of the current run: the context variable first, then LangGraph's runtime context."""
-    found = current_context()
+def context_in_config(config: RunnableConfig | None) -> PrehydrateContext | None:
+    """The context a prehydrated run put in its config, found through the node-start callback it added.
+
+    Callbacks travel with the config into every node, tool and subgraph, even where a server runs
+    each step of the stream in a task of its own (LangGraph Platform does), which a context
+    variable set when the run started would not reach.
+    """
+    callbacks = (config or {}).get("callbacks")
+    handlers = getattr(callbacks, "handlers", callbacks)
+    if isinstance(handlers, list):
+        for h in handlers:
+            found = getattr(h, "prehydrate_context", None)
+            if isinstance(found, PrehydrateContext):
+                return found
+    return None
+
+
+def find_context(config: RunnableConfig | None = None) -> PrehydrateContext:
+    """The context of the current run: the context variable, the run's config, then LangGraph's run context."""
+    found = current_context() or context_in_config(config)
     if found is not None:
         return found
     return context_of(runtime_context())
@@ -244,13 +263,13 @@ def runtime_context() -> Any:
 
 
 async def _entry(state: Any, config: RunnableConfig) -> dict[str, Any]:
-    ctx = find_context()
+    ctx = find_context(config)
     await ctx.start(node=qualified_node(config.get("metadata")))
     return {}
 
 
 def _entry_sync(state: Any, config: RunnableConfig) -> dict[str, Any]:
-    ctx = find_context()
+    ctx = find_context(config)
     ctx.prehydrator.portal.call(ctx.start(node=qualified_node(config.get("metadata"))))
     return {}
 
@@ -290,6 +309,11 @@ class PrehydrateCallbackHandler(AsyncCallbackHandler):
         self.context = context
         self.owns_run = owns_run
         self.root: UUID | None = None
+
+    @property
+    def prehydrate_context(self) -> PrehydrateContext:
+        """The run's context (how code inside the run finds it through the config's callbacks)."""
+        return self.context
 
     async def on_chain_start(
         self,

@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import prehydrate as ph
 from prehydrate.integrations._graph import qualified_node
-from prehydrate.integrations._run import PrehydrateContext, context_of, current_context, runtime_context
+from prehydrate.integrations._run import (
+    PrehydrateContext,
+    context_in_config,
+    context_of,
+    current_context,
+    runtime_context,
+)
 
 __all__ = ["RequestContextArgs", "RequestContextTool"]
 
@@ -68,8 +74,8 @@ class RequestContextTool(BaseTool):
         kwargs["tool_call_id"] = tool_call_id
         return args, kwargs
 
-    def _resolve_context(self) -> PrehydrateContext:
-        found = current_context()
+    def _resolve_context(self, config: RunnableConfig | None = None) -> PrehydrateContext:
+        found = current_context() or context_in_config(config)
         if found is not None:
             return found
         runtime = runtime_context()
@@ -92,7 +98,7 @@ class RequestContextTool(BaseTool):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> tuple[str, dict[str, Any]]:
-        ctx = self._resolve_context()
+        ctx = self._resolve_context(config)
         return ctx.prehydrator.portal.call(self._serve(ctx, section, query, config, tool_call_id))
 
     async def _arun(
@@ -104,7 +110,7 @@ class RequestContextTool(BaseTool):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> tuple[str, dict[str, Any]]:
-        return await self._serve(self._resolve_context(), section, query, config, tool_call_id)
+        return await self._serve(self._resolve_context(config), section, query, config, tool_call_id)
 
     async def _serve(
         self,

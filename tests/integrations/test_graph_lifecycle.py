@@ -407,3 +407,32 @@ def test_the_undeclared_router_warning_points_at_the_users_line() -> None:
     with pytest.warns(UndeclaredTargetsWarning, match=r"classify \(untyped_router\)") as caught:
         prehydrate_graph(g.compile(), make_engine())
     assert caught[0].filename == __file__
+
+
+async def test_a_first_call_that_opens_the_turn_and_joins_its_own_prefetch_is_a_miss() -> None:
+    """"inflight" means the fetch started before the model asked; one launched by the call itself saved nothing."""
+    engine = make_engine(make_source(latency=0.05))
+    events = collect(engine)
+    async with engine:
+        async with engine.session("s") as session:
+            turn = session.turn(expect=["billing/refunds"])  # not entered: the first request opens it
+            first = await turn.request_context("billing/refunds")
+            await turn.end()
+        async with engine.session("s2", tenant="other") as session:
+            async with session.turn(expect=["billing/refunds"]) as opened:  # opened before the model asks
+                joined = await opened.request_context("billing/refunds")
+    assert first.outcome == "miss" and first.waited_ms >= 40
+    assert joined.outcome == "inflight"
+    lookups = [e for e in events if isinstance(e, ph.Lookup)]
+    assert [e.outcome for e in lookups] == ["miss", "inflight"]  # reports and spans see the same outcome
+    (r1, r2) = reports(events)
+    assert (r1.misses, r1.inflight, r1.used) == (1, 0, 1)  # the prefetch was used, not wasted
+    assert (r2.inflight, r2.used) == (1, 1)
+
+
+def test_a_turn_report_gives_the_mean_and_p95_wait() -> None:
+    report = ph.TurnReport(turn_id="t", session="s", tenant="a", calls=20, wait_ms=tuple(float(i) for i in range(20)))
+    assert report.wait_ms_mean == pytest.approx(9.5)
+    assert report.wait_ms_p95 == 18.0  # nearest rank: the 19th of 20
+    empty = ph.TurnReport(turn_id="t", session="s", tenant="a")
+    assert (empty.wait_ms_mean, empty.wait_ms_p95) == (0.0, 0.0)
