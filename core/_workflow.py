@@ -313,6 +313,7 @@ class WorkflowPredictor:
         declared_probability: float = 0.9,
         fallback_weight: float = 0.5,
         query_smoothing: float = 0.5,
+        rate_smoothing: float = 1.0,
     ) -> None:
         """Create a predictor.
 
@@ -327,6 +328,7 @@ class WorkflowPredictor:
             fallback_weight: factor on the fallback's probabilities, so workflow evidence ranks first.
             query_smoothing: pseudo-runs pulling what runs with a word of the turn's query did toward
                 what all runs through the node did.
+            rate_smoothing: pseudo-runs (that requested nothing) added to a node's request rates.
         """
         if not 0.0 < discount <= 1.0:
             raise ConfigError("WorkflowPredictor.discount must be within (0, 1]")
@@ -342,6 +344,7 @@ class WorkflowPredictor:
         self.declared_probability = declared_probability
         self.fallback_weight = fallback_weight
         self.query_smoothing = query_smoothing
+        self.rate_smoothing = rate_smoothing
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, ...]] = {}
         self._counts = _Counts()
@@ -506,9 +509,12 @@ class WorkflowPredictor:
             if not runs:
                 continue
             w = runs / (runs + self.backoff) if general else 1.0
+            # The most general level is shrunk toward 0 by ``rate_smoothing`` pseudo-runs: one run that
+            # asked for a section is weak evidence that every run will.
+            denominator = runs if general else runs + self.rate_smoothing
             general = True
             req = counts.requests.get((scope, node), Counter())
-            out = {s: w * req.get(s, 0) / runs + (1.0 - w) * out.get(s, 0.0) for s in out.keys() | req.keys()}
+            out = {s: w * req.get(s, 0) / denominator + (1.0 - w) * out.get(s, 0.0) for s in out.keys() | req.keys()}
             follow = counts.next.get((scope, node, last)) if last is not None else None
             if follow:
                 total = sum(follow.values())

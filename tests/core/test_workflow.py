@@ -76,7 +76,7 @@ class _Blocking(Sequence[ph.SessionTrace]):
 
 def test_a_refit_in_a_worker_thread_neither_blanks_predictions_nor_loses_runs_observed_meanwhile() -> None:
     cat = catalog()
-    p = ph.WorkflowPredictor(DAG)
+    p = ph.WorkflowPredictor(DAG, rate_smoothing=0.0)
     for _ in range(3):
         p.observe_turn(finished("a/1", "a"))
     trace = ph.SessionTrace(

@@ -145,7 +145,7 @@ def test_branch_probabilities_are_learned_per_run_and_per_task_type() -> None:
         [("__start__", "r"), ("r", "a", True), ("r", "b", True), ("a", "__end__"), ("b", "__end__")],
         sections={"b": ["accounts/sso"]},
     )
-    p = WorkflowPredictor(dag, smoothing=1.0, backoff=2.0)
+    p = WorkflowPredictor(dag, smoothing=1.0, backoff=2.0, rate_smoothing=0.0)
 
     def observe(key: str, node: str, task_type: str) -> None:
         request = ph.ContextRequest(task_type=task_type)
