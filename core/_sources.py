@@ -15,7 +15,6 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +28,7 @@ from ._errors import (
 )
 from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
+from ._splitting import DEFAULT_SUFFIXES, Chunk, file_ids, section_ids, split_file
 from ._watch import watch_paths
 
 __all__ = [
@@ -93,7 +93,7 @@ def check_section_id(section_id: object) -> str:
 
 
 def _section(
-    *, section_id: str, title: str, text: str, tags: Sequence[str], source: str, order: int
+    *, section_id: str, title: str, text: str, tags: Sequence[str], source: str, order: int, summary: str | None = None
 ) -> Section:
     return Section(
         id=section_id,
@@ -102,7 +102,7 @@ def _section(
         size_bytes=len(text.encode("utf-8", "surrogatepass")),
         tokens=estimate_tokens(text),
         version=content_version(text),
-        summary=one_line_summary(text),
+        summary=one_line_summary(text) if summary is None else one_line_summary(summary),
         index_text=(title + "\n" + text)[:INDEX_TEXT_CHARS],
         order=order,
         source=source,
@@ -191,84 +191,14 @@ class JsonlSource:
 # --------------------------------------------------------------------------------------------------
 # Directory
 
-_MARKDOWN = {".md", ".markdown", ".mdx"}
-_TEXT = {".txt", ".rst", ".adoc"}
-_CODE = {
-    ".py", ".js", ".ts", ".tsx", ".jsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp",
-    ".hpp", ".rb", ".php", ".cs", ".swift", ".scala", ".sh", ".sql", ".toml", ".yaml", ".yml", ".json",
-}  # fmt: skip
-_HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$")
-_PY_TOP = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-
-
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^\w\s-]", "", text.lower()).strip()
-    return re.sub(r"[\s_-]+", "-", slug) or "section"
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    anchor: str | None
-    title: str
-    text: str
-
-
-def _split_markdown(text: str, default_title: str) -> list[_Chunk]:
-    """Split at ATX headings (levels 1-3), ignoring headings inside fenced code blocks."""
-    chunks: list[_Chunk] = []
-    title: str = default_title
-    anchor: str | None = None
-    buf: list[str] = []
-    in_fence = False
-    for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        m = None if in_fence else _HEADING.match(line.rstrip("\n"))
-        if m:
-            if "".join(buf).strip():
-                chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
-            title, anchor, buf = m.group(2).strip(), _slug(m.group(2)), [line]
-        else:
-            buf.append(line)
-    if "".join(buf).strip():
-        chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
-    return chunks
-
-
-def _split_python(text: str, default_title: str) -> list[_Chunk]:
-    """Split a Python file at top-level ``def``/``class`` statements (the module head is its own)."""
-    chunks: list[_Chunk] = []
-    title: str = default_title
-    anchor: str | None = None
-    buf: list[str] = []
-    for line in text.splitlines(keepends=True):
-        m = _PY_TOP.match(line)
-        if m:
-            if "".join(buf).strip():
-                chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
-            title, anchor, buf = m.group(1), _slug(m.group(1)), [line]
-        else:
-            buf.append(line)
-    if "".join(buf).strip():
-        chunks.append(_Chunk(anchor, title, "".join(buf).strip("\n") + "\n"))
-    return chunks
-
-
-def _split(path: Path, text: str, default_title: str) -> list[_Chunk]:
-    suffix = path.suffix.lower()
-    if suffix in _MARKDOWN:
-        return _split_markdown(text, default_title)
-    if suffix == ".py":
-        return _split_python(text, default_title)
-    return [_Chunk(None, default_title, text)] if text.strip() else []
-
-
 class DirectorySource:
     """Markdown, text and code files under a root directory, split into sections at headings.
 
-    Ids are stable: the file's path relative to the root without its suffix, plus ``#slug`` of the
-    heading (``guides/billing#refunds``). The source never reads outside its root: ``..``,
+    Ids are stable and unique by construction: a Markdown file's path relative to the root without
+    its suffix (``guides/billing``), any other file's path with it (``config.json``), plus ``#slug``
+    of a later heading or ``#Name`` of a Python definition (``guides/billing#refunds``,
+    ``tasks.py#Task.cancel``); the rules are in ``prehydrate._splitting`` and docs/sources.md.
+    The source never reads outside its root: ``..``,
     absolute paths and symlinks that resolve outside it are refused with
     :class:`~prehydrate.PathTraversalError`, and are skipped (with a warning) while listing.
     Files that are not UTF-8 or larger than ``max_file_bytes`` are skipped with a warning.
@@ -290,13 +220,14 @@ class DirectorySource:
         self.root = root_path.resolve()
         self.name = name or f"dir:{self.root.name}"
         self.speculative = speculative
-        self.suffixes = frozenset(s.lower() for s in suffixes) if suffixes else _MARKDOWN | _TEXT | _CODE
+        self.suffixes = frozenset(s.lower() for s in suffixes) if suffixes else DEFAULT_SUFFIXES
         self.max_file_bytes = max_file_bytes
         self.watch = watch
         """Follow file changes while an engine runs (``changes()``); off, changes wait for a refresh."""
         self.skipped: list[tuple[str, str]] = []
         """Files left out while listing, with the reason (escaping symlink, not UTF-8, too large)."""
         self._where: dict[str, tuple[str, str | None]] = {}
+        self._file_ids: dict[str, str] = {}
         self._sections: list[Section] | None = None
 
     def resolve(self, relative: str) -> Path:
@@ -332,32 +263,37 @@ class DirectorySource:
         except UnicodeDecodeError as exc:
             raise InputError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
-    def _chunks(self, rel: str, text: str) -> list[tuple[str, _Chunk]]:
-        base = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
-        default_title = Path(base).name.replace("-", " ").replace("_", " ")
-        out: list[tuple[str, _Chunk]] = []
-        used: dict[str, int] = {}
-        for chunk in _split(Path(rel), text, default_title):
-            sid = base if chunk.anchor is None else f"{base}#{chunk.anchor}"
-            n = used.get(sid, 0) + 1
-            used[sid] = n
-            out.append((sid if n == 1 else f"{sid}-{n}", chunk))
-        return out
+    def _chunks(self, rel: str, text: str) -> list[tuple[str, Chunk]]:
+        file_id = self._file_ids.get(rel) or file_ids([rel])[rel]
+        return section_ids(file_id, split_file(rel, text, root_name=self.root.name))
+
+    def _skip(self, skipped: list[tuple[str, str]], rel: str, reason: str) -> None:
+        skipped.append((rel, reason))
+        logger.warning("DirectorySource %s: skipped %s", self.root, reason)
 
     def list_sections(self) -> Sequence[Section]:
-        """Scan the root again on every call, so ``Engine.refresh()`` sees added, removed and edited files."""
+        """Scan the root again on every call, so ``Engine.refresh()`` sees added, removed and edited files.
+
+        A file that cannot be read (unreadable, not UTF-8, too large, a symlink loop or one that leaves
+        the root) is skipped with a warning naming it and listed in :attr:`skipped`; it never takes the
+        rest of the folder down. Ids follow the rules of ``prehydrate._splitting`` (unique by construction).
+        """
         sections: list[Section] = []
         where: dict[str, tuple[str, str | None]] = {}
         skipped: list[tuple[str, str]] = []
-        for rel in self._files():
+        files = self._files()
+        self._file_ids = file_ids(files)
+        for rel in files:
             try:
-                text = self._read(rel)
-            except (InputError, OSError) as exc:
-                reason = str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}"
-                skipped.append((rel, reason))
-                logger.warning("DirectorySource %s: skipped %s", self.root, reason)
+                chunks = self._chunks(rel, self._read(rel))
+            except (InputError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+                self._skip(skipped, rel, str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}")
                 continue
-            for sid, chunk in self._chunks(rel, text):
+            taken = next((sid for sid, _ in chunks if sid in where), None)
+            if taken is not None:  # only odd names reach here (a '#' in a file name): keep the first file
+                self._skip(skipped, rel, f"{rel}: section id {taken!r} is already taken by {where[taken][0]}")
+                continue
+            for sid, chunk in chunks:
                 where[sid] = (rel, chunk.anchor)
                 sections.append(
                     _section(
@@ -367,6 +303,7 @@ class DirectorySource:
                         tags=(rel.split("/", 1)[0],) if "/" in rel else (),
                         source=self.name,
                         order=len(sections),
+                        summary=chunk.summary,
                     )
                 )
         self._sections, self._where, self.skipped = sections, where, skipped

@@ -41,9 +41,18 @@ def sections(
             print(json.dumps({"id": s.id, "title": s.title, "tags": list(s.tags), "tokens": s.tokens,
                               "bytes": s.size_bytes, "version": s.version}, ensure_ascii=False))
         return
+    longest = max((len(s.id) for s in catalog), default=2)
+    if not console.is_terminal or longest + 40 > console.width:
+        # Piped, or too narrow for a table: one tab-separated line per section, the id never cut,
+        # since the id is what the agent must type back (like `ls`, plain when not on a terminal).
+        for s in catalog:
+            print(f"{s.id}\t{s.title}\t{s.tokens}\t{s.version}")
+        return
     table = Table(title=f"{len(catalog)} sections")
-    for col in ("id", "title", "tokens", "version"):
-        table.add_column(col, justify="right" if col == "tokens" else "left")
+    table.add_column("id", no_wrap=True, min_width=longest)
+    table.add_column("title", overflow="ellipsis", no_wrap=True)
+    table.add_column("tokens", justify="right")
+    table.add_column("version", no_wrap=True)
     for s in catalog:
         table.add_row(s.id, s.title, str(s.tokens), s.version)
     console.print(table)

@@ -60,3 +60,29 @@ def test_traces_names_file_and_line_of_a_bad_line(tmp_path: Path) -> None:
     out = run("traces", str(bad))
     assert out.returncode == 2
     assert f"{bad}:2: 'turns' must be a list" in " ".join(out.stderr.split())
+
+
+def test_sections_never_cuts_an_id_on_real_code() -> None:
+    """The stdlib's asyncio package: long ids (``base_events.py#BaseEventLoop.create_connection``) in full."""
+    import asyncio
+
+    folder = str(Path(asyncio.__file__).parent)
+    out = run("sections", folder)  # piped, as a user's `| grep` would be
+    assert out.returncode == 0, out.stderr
+    printed = [line.split("\t")[0] for line in out.stdout.splitlines()]
+    assert printed == [s.id for s in ph.DirectorySource(folder).list_sections()]
+    assert max(map(len, printed)) > 60 and "…" not in out.stdout  # an 80-column table had cut them
+    assert "base_events.py#BaseEventLoop.create_connection" in printed
+
+
+def test_same_stem_files_and_bad_files_do_not_abort_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"retries": 3}\n')
+    (tmp_path / "config.yaml").write_text("retries: 3\n")
+    (tmp_path / "latin1.md").write_bytes(b"# Caf\xe9\n")
+    (tmp_path / "loop.md").symlink_to("loop.md")
+    out = run("sections", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert [line.split("\t")[0] for line in out.stdout.splitlines()] == ["config.json", "config.yaml"]
+    assert "latin1.md" in out.stderr and "loop.md" in out.stderr  # each skipped file named
+    fetched = run("fetch", str(tmp_path), "config.yaml")
+    assert (fetched.returncode, fetched.stdout) == (0, "retries: 3\n")

@@ -28,11 +28,15 @@ def docs(tmp_path: Path) -> Path:
     write(
         root,
         "billing/refunds.md",
-        "# Refunds\n\nWe refund within 14 days.\n\n## Partial refunds\n\nProrated.\n\n"
-        "```\n# not a heading\n```\n\n## Partial refunds\n\nSecond one.\n",
+        "# Refunds\n\nWe refund within 14 days.\n\n## Partial refunds\n\nProrated by the days left in the period.\n\n"
+        "```\n# not a heading\n```\n\n## Partial refunds\n\nSecond one, for annual plans billed up front.\n",
     )
     write(root, "notes.txt", "plain text notes\n")
-    code = '"""Module doc."""\n\nimport os\n\n\ndef helper():\n    return 1\n\n\nclass Thing:\n    pass\n'
+    code = (
+        '"""Module doc."""\n\nimport os\n\n\n'
+        'def helper(path):\n    """Say where the path lives."""\n    return os.path.dirname(path) or "."\n\n\n'
+        "class Thing:\n    def __init__(self, name):\n        self.name = name.strip().lower()\n"
+    )
     write(root, "tool.py", code)
     write(root, ".hidden.md", "# secret\n")
     return root
@@ -42,19 +46,24 @@ async def test_directory_splits_at_headings_with_stable_ids(docs: Path) -> None:
     src = ph.DirectorySource(docs)
     ids = [s.id for s in src.list_sections()]
     assert ids == [
-        "billing/refunds#refunds",
+        "billing/refunds",  # the file opens with its heading: that section has the file's id
         "billing/refunds#partial-refunds",
         "billing/refunds#partial-refunds-2",
-        "notes",
-        "tool",
-        "tool#helper",
-        "tool#thing",
+        "notes",  # documents drop their suffix
+        "tool.py",  # code and data keep it: config.json and config.yaml never collide
+        "tool.py#helper",
+        "tool.py#Thing",  # code ids keep the identifier as written
     ]
     assert ids == [s.id for s in ph.DirectorySource(docs).list_sections()]
     h = await src.hydrate("billing/refunds#partial-refunds", scope=SCOPE)
     assert h.content.startswith("## Partial refunds") and "Prorated" in h.content
     first = src.list_sections()[0]
     assert first.tags == ("billing",) and first.tokens > 0 and first.summary == "We refund within 14 days."
+    assert first.title == "Refunds"
+    by_id = {s.id: s for s in src.list_sections()}
+    assert by_id["tool.py"].summary == "Module doc."  # a code section's summary is its docstring
+    assert by_id["tool.py#helper"].summary == "Say where the path lives."
+    assert by_id["tool.py#Thing"].summary == "class Thing:"  # no docstring: its first line
 
 
 async def test_fenced_code_headings_do_not_split(docs: Path) -> None:
@@ -86,11 +95,11 @@ async def test_symlink_swapped_after_listing_is_refused(tmp_path: Path) -> None:
     write(tmp_path, "evil/a.md", "# A\n\nstolen\n")
     os.symlink(target, root / "alias.md")  # a symlink that stays inside the root is fine
     src = ph.DirectorySource(root)
-    assert "alias#a" in [s.id for s in src.list_sections()]
+    assert "alias" in [s.id for s in src.list_sections()]
     os.remove(root / "alias.md")
     os.symlink(tmp_path / "evil" / "a.md", root / "alias.md")
     with pytest.raises(ph.PathTraversalError):
-        await src.hydrate("alias#a", scope=SCOPE)
+        await src.hydrate("alias", scope=SCOPE)
 
 
 def test_directory_skips_non_utf8_and_oversized_files(tmp_path: Path) -> None:
@@ -98,7 +107,7 @@ def test_directory_skips_non_utf8_and_oversized_files(tmp_path: Path) -> None:
     write(tmp_path, "big.txt", "x" * 2000)
     write(tmp_path, "ok.md", "# Ok\n\nfine\n")
     src = ph.DirectorySource(tmp_path, max_file_bytes=1000)
-    assert [s.id for s in src.list_sections()] == ["ok#ok"]
+    assert [s.id for s in src.list_sections()] == ["ok"]
     reasons = dict(src.skipped)
     assert "not UTF-8" in reasons["bad.md"] and "over the limit" in reasons["big.txt"]
 
@@ -176,3 +185,119 @@ def test_bundled_sample_corpus_loads() -> None:
     src = ph.JsonlSource(ph.sample_sections_path())
     assert len(src.list_sections()) >= 40
     assert ph.read_traces(ph.sample_traces_path("test"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Real folders: same-stem files, bad files, code split by definition
+
+
+def test_same_stem_files_get_distinct_ids_and_never_abort_the_folder(tmp_path: Path) -> None:
+    write(tmp_path, "config.json", '{"retries": 3}\n')
+    write(tmp_path, "config.yaml", "retries: 3\n")
+    write(tmp_path, "x.c", "int main(void) { return 0; }\n")
+    write(tmp_path, "x.sh", "#!/bin/sh\necho hello from the shell\n")
+    write(tmp_path, "guide.md", "# Guide\n\nRead the guide before you start.\n")
+    write(tmp_path, "guide.txt", "The plain-text guide, for terminals without Markdown.\n")
+    write(tmp_path, "solo.md", "# Solo\n\nNo other file shares this stem.\n")
+    src = ph.DirectorySource(tmp_path)
+    ids = [s.id for s in src.list_sections()]
+    assert ids == ["config.json", "config.yaml", "guide.md", "guide.txt", "solo", "x.c", "x.sh"]
+    assert src.skipped == []
+    engine = ph.Engine(sources=[src])  # the catalog accepts them: no duplicate id anywhere
+    assert list(engine.catalog.ids) == ids
+
+
+def test_file_ids_are_unique_by_construction() -> None:
+    from prehydrate._splitting import file_ids
+
+    files = ["a.md", "a.markdown", "a.json", "b.json.md", "b.json", "c.txt", "c.rst", "d.md", "e/f.md", "e.md"]
+    ids = file_ids(files)
+    assert len(set(ids.values())) == len(files)
+    assert ids == {
+        "a.md": "a.md", "a.markdown": "a.markdown", "a.json": "a.json",  # the two documents clash on 'a'
+        "b.json.md": "b.json.md", "b.json": "b.json",  # 'b.json' is taken by the JSON file
+        "c.txt": "c.txt", "c.rst": "c.rst", "d.md": "d", "e/f.md": "e/f", "e.md": "e",
+    }  # fmt: skip
+
+
+async def test_one_bad_file_is_skipped_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "good.md", "# Good\n\nStill served when its neighbours are broken.\n")
+    write(tmp_path, "latin1.md", b"# Caf\xe9\n")
+    os.symlink("loop.md", tmp_path / "loop.md")  # a symlink to itself
+    os.symlink("b.md", tmp_path / "a.md")
+    os.symlink("a.md", tmp_path / "b.md")  # a cycle of two
+    src = ph.DirectorySource(tmp_path)
+    with caplog.at_level("WARNING", logger="prehydrate.sources"):
+        ids = [s.id for s in src.list_sections()]
+    assert ids == ["good"]
+    assert sorted(rel for rel, _ in src.skipped) == ["a.md", "b.md", "latin1.md", "loop.md"]
+    for rel in ("a.md", "b.md", "latin1.md", "loop.md"):
+        assert any(rel in r.getMessage() for r in caplog.records), rel
+    assert (await src.hydrate("good", scope=SCOPE)).content.startswith("# Good")
+
+
+def test_a_file_whose_ids_another_file_took_is_skipped_naming_both(tmp_path: Path) -> None:
+    write(tmp_path, "a.md", "# A\n\nFirst part of a.\n\n## b\n\nThe b heading inside a.md, long enough.\n")
+    write(tmp_path, "a#b.md", "# Odd\n\nA file name with a hash sign in it.\n")
+    src = ph.DirectorySource(tmp_path)
+    assert [s.id for s in src.list_sections()] == ["a#b"]  # 'a#b.md' sorts first and keeps its id
+    ((rel, reason),) = src.skipped
+    assert rel == "a.md" and reason == "a.md: section id 'a#b' is already taken by a#b.md"
+
+
+def test_python_split_by_definition_big_classes_by_method(tmp_path: Path) -> None:
+    from prehydrate._splitting import MAX_CLASS_TOKENS
+
+    methods = "".join(
+        f"    def method_{i}(self, value):\n        \"\"\"Method {i} doubles.\"\"\"\n"
+        + "".join(f"        value = value * 2 + {j}  # step {j} of the computation\n" for j in range(12))
+        + "        return value\n\n"
+        for i in range(12)
+    )
+    big = f'class Big:\n    """A big class."""\n\n    limit = 3\n\n{methods}'
+    assert ph.estimate_tokens(big) > MAX_CLASS_TOKENS
+    code = (
+        '"""The package\'s entry point: what it exports."""\n\nfrom .tasks import *\n\n\n'
+        "def tiny(): pass\n\n\n"
+        f"{big}\n\n"
+        "@decorated\nasync def handler(request, *, timeout=1.0):\n    return await request.answer(timeout=timeout)\n"
+    )
+    write(tmp_path, "pkg/__init__.py", code)
+    sections = ph.DirectorySource(tmp_path).list_sections()
+    ids = [s.id for s in sections]
+    assert ids == ["pkg/__init__.py", "pkg/__init__.py#Big"] + [
+        f"pkg/__init__.py#Big.method_{i}" for i in range(12)
+    ] + ["pkg/__init__.py#handler"]
+    by_id = {s.id: s for s in sections}
+    head = by_id["pkg/__init__.py"]
+    assert head.title == "pkg/__init__.py"  # not "  init  "
+    assert head.summary == "The package's entry point: what it exports."
+    assert by_id["pkg/__init__.py#Big"].summary == "A big class."
+    assert by_id["pkg/__init__.py#Big.method_3"].title == "Big.method_3"
+    assert by_id["pkg/__init__.py#Big.method_3"].summary == "Method 3 doubles."
+    assert by_id["pkg/__init__.py#handler"].summary == "@decorated"  # decorators belong to their definition
+    assert all(s.tokens >= 8 for s in sections)  # `def tiny(): pass` merged into the section before it
+    assert "def tiny(): pass" in ph.DirectorySource(tmp_path).list_sections()[0].index_text
+
+
+def test_markdown_opening_with_a_heading_has_a_file_level_id_and_bare_headings_merge(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "getting-started.md",
+        "# Getting started\n\nInstall it, then run it.\n\n## Reference\n\n"
+        "### Install\n\npip install prehydrate, then try the demo.\n",
+    )
+    ids = [s.id for s in ph.DirectorySource(tmp_path).list_sections()]
+    assert ids == ["getting-started", "getting-started#install"]  # '## Reference' alone is a bare heading
+
+
+def test_unparsable_python_is_still_split_at_definitions(tmp_path: Path) -> None:
+    code = (
+        "import os\n\ndef ok(path):\n    return os.path.exists(path) and path\n\n"
+        "def bad(:\n    return path or 'a missing parameter'\n"
+    )
+    write(tmp_path, "broken.py", code)
+    ids = [s.id for s in ph.DirectorySource(tmp_path).list_sections()]
+    assert ids == ["broken.py", "broken.py#ok", "broken.py#bad"]

@@ -140,21 +140,21 @@ async def test_half_written_file_is_never_served_after_refresh_or_restart(tmp_pa
     policy = ph.PrefetchPolicy(enabled=False)
     async with engine_with(ph.DirectorySource(root), cache=make_cache(), policy=policy) as engine:
         async with engine.session("s") as session, session.turn() as turn:
-            assert (await turn.request_context("guide#guide")).content == full_v1
+            assert (await turn.request_context("guide")).content == full_v1
         doc.write_text(full_v2[:30], encoding="utf-8")  # a writer is half-way through
         engine.cache.tiers[0].__init__()  # type: ignore[misc]  # the memory tier restarted: force a hydration
         await engine.cache.tiers[1].clear()
         async with engine.session("s2") as session, session.turn() as turn:
-            partial = await turn.request_context("guide#guide")
+            partial = await turn.request_context("guide")
         assert partial.content == full_v2[:30] + "\n"  # what the file held at that moment
         doc.write_text(full_v2, encoding="utf-8")  # the write completes
         engine.refresh()
         async with engine.session("s3") as session, session.turn() as turn:
-            r = await turn.request_context("guide#guide")
+            r = await turn.request_context("guide")
         assert (r.content, r.outcome) == (full_v2, "miss")
     async with engine_with(ph.DirectorySource(root), cache=make_cache(), policy=policy) as engine:
         async with engine.session("s4") as session, session.turn() as turn:
-            r = await turn.request_context("guide#guide")
+            r = await turn.request_context("guide")
         assert (r.content, r.outcome, r.tier) == (full_v2, "hit", "disk")
 
 
