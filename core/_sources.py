@@ -213,6 +213,7 @@ class DirectorySource:
         suffixes: Iterable[str] | None = None,
         max_file_bytes: int = 4 << 20,
         watch: bool = True,
+        only: Iterable[str] | None = None,
     ) -> None:
         root_path = Path(root)
         if not root_path.is_dir():
@@ -228,6 +229,8 @@ class DirectorySource:
         """Files left out while listing, with the reason (escaping symlink, not UTF-8, too large)."""
         self._where: dict[str, tuple[str, str | None]] = {}
         self._file_ids: dict[str, str] = {}
+        self.only = tuple(sorted(only)) if only is not None else None
+        """Root-relative files to serve instead of walking the root (``prehydrate serve README.md``)."""
         self._sections: list[Section] | None = None
 
     def resolve(self, relative: str) -> Path:
@@ -281,7 +284,7 @@ class DirectorySource:
         sections: list[Section] = []
         where: dict[str, tuple[str, str | None]] = {}
         skipped: list[tuple[str, str]] = []
-        files = self._files()
+        files = list(self.only) if self.only is not None else self._files()
         self._file_ids = file_ids(files)
         for rel in files:
             try:
@@ -317,7 +320,8 @@ class DirectorySource:
         """
         if not self.watch:
             return _no_changes()
-        return watch_paths([self.root], self.list_sections, self._sections)
+        watched = [self.root / rel for rel in self.only] if self.only is not None else [self.root]
+        return watch_paths(watched, self.list_sections, self._sections)
 
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
         check_section_id(section_id)
@@ -465,7 +469,8 @@ class MockSource:
 
 
 def sources_from_paths(paths: Iterable[str | Path]) -> list[Source]:
-    """Sources for command-line paths: a directory becomes a DirectorySource, ``.jsonl`` a JsonlSource."""
+    """Sources for command-line paths: a directory becomes a DirectorySource, ``.jsonl`` a JsonlSource,
+    and any other file a DirectorySource over its folder that serves that file only."""
     out: list[Source] = []
     for p in paths:
         path = Path(p)
@@ -473,8 +478,11 @@ def sources_from_paths(paths: Iterable[str | Path]) -> list[Source]:
             out.append(DirectorySource(path))
         elif path.suffix == ".jsonl" and path.is_file():
             out.append(JsonlSource(path))
+        elif path.is_file() and path.suffix.lower() in DEFAULT_SUFFIXES:
+            out.append(DirectorySource(path.parent, name=f"file:{path.name}", only=[path.name]))
         elif not path.exists():
             raise ConfigError(f"no such file or directory: {str(path)!r}")
         else:
-            raise ConfigError(f"{str(path)!r} is neither a directory nor a .jsonl sections file")
+            kinds = ", ".join(sorted(DEFAULT_SUFFIXES))
+            raise ConfigError(f"{str(path)!r} is not a directory, a .jsonl sections file or a text file ({kinds})")
     return out

@@ -93,15 +93,14 @@ async def test_claude_desktop_config_starts_a_working_server(tmp_path: Path) -> 
     (handbook / "oncall.md").write_text("# On call\n\n## Escalations\n\nPage the lead for refunds over $1,000.\n")
     shutil.copy(ph.sample_sections_path(), tmp_path / "sections.jsonl")
     text = (EXAMPLES / "claude_desktop_config.json").read_text(encoding="utf-8")
+    venv_python = "/Users/you/work/prehydrate/.venv/bin/python"  # what `prehydrate mcp-config` prints
+    text = text.replace(venv_python, sys.executable)
     text = text.replace("/Users/you/work", str(tmp_path)).replace("/Users/you/.prehydrate", str(tmp_path / "home"))
     server = json.loads(text)["mcpServers"]["prehydrate"]
-    assert server["command"] == "prehydrate"
-    # the console script of this interpreter's environment, as `which prehydrate` would give it
-    command = [sys.executable, "-c", "from prehydrate.cli import main; main()"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PREHYDRATE_"))}
-    params = StdioServerParameters(
-        command=command[0], args=[*command[1:], *server["args"]], env={**env, **server["env"]}
-    )
+    assert server["command"] == sys.executable and server["args"][:3] == ["-m", "prehydrate", "serve"]
+    # as a host runs it: from its own folder, with no virtual environment on PATH
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **server["env"]}
+    params = StdioServerParameters(command=server["command"], args=server["args"], env=env, cwd="/")
     async with Client(params) as client:
         result = await client.call_tool("request_context", {"section": "oncall#escalations"})
         assert not result.is_error and result.structured_content is not None

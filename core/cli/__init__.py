@@ -7,6 +7,7 @@ from ._app import app
 from ._compile_cmd import compile_command  # noqa: F401  (registers `compile`)
 from ._demo_cmd import demo_command  # noqa: F401  (registers `demo`)
 from ._extras import run_guarded
+from ._mcp_config_cmd import mcp_config_command  # noqa: F401  (registers `mcp-config`)
 from ._replay_cmd import replay_command  # noqa: F401  (registers `replay`)
 from ._serve_cmd import serve_command  # noqa: F401  (registers `serve`)
 

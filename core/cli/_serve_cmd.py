@@ -104,7 +104,7 @@ async def _serve(engine: Engine, server: Any, transport: Transport, host: str, p
 def serve_command(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Directories and .jsonl section files (default: the bundled sample corpus)."),
+        typer.Argument(help="Directories, text files and .jsonl section files (default: the sample corpus)."),
     ] = None,
     transport: Annotated[Transport, typer.Option(help="stdio for local hosts, http for streamable HTTP.")] = (
         Transport.stdio

@@ -17,7 +17,7 @@ from ._app import app, console, print_error
 
 __all__: list[str] = []
 
-PathsArg = Annotated[list[Path], typer.Argument(help="Directories and .jsonl section files.")]
+PathsArg = Annotated[list[Path], typer.Argument(help="Directories, single text files and .jsonl section files.")]
 
 
 def _fail(exc: PrehydrateError) -> typer.Exit:

@@ -177,8 +177,18 @@ def test_sources_from_paths(tmp_path: Path, docs: Path) -> None:
     assert kinds == ["DirectorySource", "JsonlSource"]
     with pytest.raises(ph.ConfigError, match="no such file"):
         ph.sources_from_paths([tmp_path / "nope"])
-    with pytest.raises(ph.ConfigError, match="neither a directory"):
+    with pytest.raises(ph.ConfigError, match="is not a directory, a .jsonl sections file or a text file"):
         ph.sources_from_paths([write(tmp_path, "x.csv", "a,b")])
+
+
+async def test_a_single_file_is_a_source_of_its_own(tmp_path: Path) -> None:
+    readme = write(tmp_path, "README.md", "# Readme\n\nStart here.\n\n## Install\n\npip install prehydrate for this.\n")
+    write(tmp_path, "other.md", "# Other\n\nNot asked for, so not served.\n")
+    (src,) = ph.sources_from_paths([readme])
+    assert [s.id for s in src.list_sections()] == ["README", "README#install"]
+    assert (await src.hydrate("README#install", scope=SCOPE)).content.startswith("## Install")
+    with pytest.raises(ph.UnknownSectionError):
+        await src.hydrate("other", scope=SCOPE)
 
 
 def test_bundled_sample_corpus_loads() -> None:
