@@ -32,6 +32,8 @@ from pydantic import BaseModel, Field
 
 import prehydrate as ph
 from prehydrate.mcp_server._auth import current_principal
+from prehydrate.mcp_server._prompt import DEFAULT_PROMPT_BUDGET_TOKENS, compile_prompt
+from prehydrate.mcp_server._protocol import ProtocolServer, install_protocol, recorded_task_types
 from prehydrate.mcp_server._sessions import SessionKey, SessionManager, SessionPolicy
 from prehydrate.mcp_server._telemetry import CallTelemetry
 
@@ -92,6 +94,8 @@ class ServerSettings:
     """Session and turn rules (idle gap, expiry, recording, the ``_meta`` session key)."""
     max_query_chars: int | None = None
     """Longest ``query`` accepted; ``None`` uses the engine's ``EngineLimits.max_query_chars``."""
+    prompt_budget_tokens: int | None = DEFAULT_PROMPT_BUDGET_TOKENS
+    """Tokens the ``compiled_context`` stub list may take (most useful stubs first); ``None``: no bound."""
 
 
 _MANAGERS: weakref.WeakKeyDictionary[MCPServer[Any], SessionManager] = weakref.WeakKeyDictionary()
@@ -192,7 +196,7 @@ def create_server(
                 with anyio.CancelScope(shield=True):  # a cancelled shutdown must still record sessions
                     await sessions.aclose()
 
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = ProtocolServer(
         settings.name,
         instructions=settings.instructions,
         version=ph.__version__,
@@ -323,11 +327,18 @@ def create_server(
     async def compiled_context(task: str, query: str, ctx: Context[Any, Any]) -> list[Message]:
         try:
             key = identify(ctx)
-            await sessions.new_turn(key, query=query, task_type=task)
-            sections = engine.catalog.sections
-            compiled = await asyncio.to_thread(ph.compile_context, None, sections=sections, task=task, query=query)
+            turn = await sessions.new_turn(key, query=query, task_type=task)
+            budget = settings.prompt_budget_tokens
+            text = await asyncio.to_thread(compile_prompt, engine, turn, task=task, query=query, budget_tokens=budget)
         except ph.PrehydrateError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
-        return [UserMessage(compiled.text)]
+        return [UserMessage(text)]
 
+    install_protocol(
+        server,
+        section_ids=lambda: engine.catalog.ids,
+        task_types=lambda: recorded_task_types(engine),
+        section_template=SECTION_URI_TEMPLATE,
+        prompt="compiled_context",
+    )
     return server

@@ -10,9 +10,13 @@ import asyncio
 import enum
 import ipaddress
 import json
+import logging
 import os
 import signal
 import sys
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,12 +25,15 @@ import typer
 from .._errors import PrehydrateError
 from ._app import app, err_console, print_error
 from ._extras import missing_extra
+from ._logging import LogLevelOption, configure_logging
 from ._otel import OtelFlag, otel_telemetry
 
 if TYPE_CHECKING:
     from prehydrate import Engine
 
 __all__ = ["Transport", "serve_command"]
+
+logger = logging.getLogger("prehydrate.serve")
 
 
 class Transport(enum.StrEnum):
@@ -74,7 +81,36 @@ async def _terminate(engine: Engine, sessions: Any) -> None:
         os._exit(0)  # the stdin reader thread cannot be interrupted; nothing is left to wait for
 
 
-async def _serve(engine: Engine, server: Any, transport: Transport, host: str, port: int, sessions: Any) -> None:
+def _report_startup(engine: Engine, paths: list[Path], store: Path | None, record: bool, learned: int | None) -> None:
+    """Say on stderr what is being served, where sessions go and what the predictor learned from."""
+    counts = Counter(s.source for s in engine.catalog)
+    where = [str(p.resolve()) for p in paths] or ["the bundled sample corpus"]
+    for src, path in zip(engine.sources, where, strict=False):
+        if counts.get(src.name, 0) == 0:
+            logger.warning("no sections found in %s (served: Markdown, text and code files, .jsonl)", path)
+    logger.info("serving %d sections from %s", len(engine.catalog), ", ".join(where))
+    if store is None:
+        logger.info("no trace store: sessions are not recorded and the predictor does not learn")
+    else:
+        logger.info("%s sessions in %s", "recording" if record else "not recording (--no-record)", store)
+    if learned is None:
+        logger.info("predictor: %s, fitted at start on the --learn files", type(engine.predictor).__name__)
+    elif learned:
+        logger.info("predictor: %s, fitted on %d recorded sessions", type(engine.predictor).__name__, learned)
+    else:
+        logger.info("predictor: %s, no recorded sessions yet (predicting from the text alone)",
+                    type(engine.predictor).__name__)  # fmt: skip
+
+
+async def _serve(
+    engine: Engine,
+    server: Any,
+    transport: Transport,
+    host: str,
+    port: int,
+    sessions: Any,
+    report: Callable[[int | None], None] = lambda learned: None,
+) -> None:
     """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after."""
     loop = asyncio.get_running_loop()
     stdio_signals = (signal.SIGTERM, signal.SIGINT) if transport is Transport.stdio else ()
@@ -90,7 +126,10 @@ async def _serve(engine: Engine, server: Any, transport: Transport, host: str, p
         # comes: run the shutdown work (bailout, recording, closing the engine) here instead.
         loop.add_signal_handler(sig, on_signal)
     try:
+        learn = engine.learn_on_start
+        engine.learn_on_start = False  # learn here instead, to report how many sessions were used
         async with engine:
+            report(await engine.learn() if learn else None)
             if transport is Transport.stdio:
                 await server.run_stdio_async()
             else:
@@ -154,8 +193,10 @@ def serve_command(
     turn_reports: Annotated[
         Path | None, typer.Option(help="Append every turn's report (hits, misses, waste, waits) here as JSON lines.")
     ] = None,
+    log_level: LogLevelOption = None,
 ) -> None:
     """Serve the request_context tool over MCP (stdio or streamable HTTP)."""
+    configure_logging(log_level)  # before the MCP SDK builds its server (it would install Rich logging)
     import prehydrate as ph
 
     try:
@@ -175,10 +216,11 @@ def serve_command(
                 "(or set $PREHYDRATE_TOKENS), bind to 127.0.0.1, or pass --allow-remote"
             )
             raise typer.Exit(code=2)
+        store = traces if traces is not None else mcp_server.default_traces_path()
         engine = mcp_server.build_engine(
             paths or [],
             cache_dir=cache_dir,
-            traces=traces if traces is not None else mcp_server.default_traces_path(),
+            traces=store,
             policy=ph.PrefetchPolicy(enabled=False) if no_prefetch else None,
             simulate_latency_s=simulate_latency_ms / 1000.0,
             learn=learn or (),
@@ -207,7 +249,8 @@ def serve_command(
 
             engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix))
         with otel_telemetry(engine, otel):  # service.name "prehydrate", as docs/tracing.md says
-            asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server)))
+            report = partial(_report_startup, engine, paths or [], store, not no_record)
+            asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server), report))
     except PrehydrateError as exc:
         print_error(str(exc))
         raise typer.Exit(code=2) from exc

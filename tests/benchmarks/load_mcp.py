@@ -103,7 +103,7 @@ def make_corpus(root: Path, cfg: LoadConfig) -> list[str]:
     for f in range(cfg.files):
         parts = []
         for s in range(cfg.sections_per_file):
-            sid = f"part{f:03d}#topic-{f}-{s}"
+            sid = f"part{f:03d}" if s == 0 else f"part{f:03d}#topic-{f}-{s}"  # a file's first section: its id
             body = " ".join(rng.choice(words) for _ in range(cfg.section_bytes // 7))
             parts.append(f"## Topic {f}-{s}\n\n[{sid}] {body}\n")
             ids.append(sid)
