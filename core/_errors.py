@@ -63,10 +63,15 @@ class MalformedInputError(InputError):
 class PathTraversalError(InputError):
     """A path would resolve outside the root of a source (``..``, absolute or escaping symlink)."""
 
-    def __init__(self, path: str, root: str) -> None:
+    def __init__(self, path: str, root: str | None) -> None:
         self.path = path
         self.root = root
-        super().__init__(f"path {path!r} resolves outside the source root {root!r}")
+        """The source's root, or None when the id was refused by its shape alone, before any source."""
+        if root is None:
+            message = f"section id {path!r} is not allowed: ids are catalog keys, not file paths ('..' and absolute paths are refused)"  # noqa: E501
+        else:
+            message = f"path {path!r} resolves outside the source root {root!r}"
+        super().__init__(message)
 
 
 class RequestTooLargeError(InputError):

@@ -88,7 +88,7 @@ def check_section_id(section_id: object) -> str:
         raise InputError("a section id may not contain NUL bytes")
     parts = re.split(r"[/\\]", section_id.split("#", 1)[0])
     if section_id.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", section_id):
-        raise PathTraversalError(section_id, "<section ids>")
+        raise PathTraversalError(section_id, None)
     return section_id
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .._engine import Engine
-from .._errors import PrehydrateError
+from .._errors import PathTraversalError, PrehydrateError
 from .._sources import sources_from_paths
 from ._app import app, console, print_error
 
@@ -74,6 +74,11 @@ def fetch(
 
     try:
         content = asyncio.run(run())
+    except PathTraversalError as exc:
+        root = exc.root or str(path.resolve() if path.is_dir() else path.resolve().parent)
+        print_error(f"section id {section_id!r} would resolve outside the source root {root!r}: "
+                    "ids are catalog keys (see `prehydrate sections`), not file paths")  # fmt: skip
+        raise typer.Exit(code=2) from exc
     except PrehydrateError as exc:
         raise _fail(exc) from exc
     print(content, end="" if content.endswith("\n") else "\n")

@@ -86,3 +86,11 @@ def test_same_stem_files_and_bad_files_do_not_abort_a_folder(tmp_path: Path) -> 
     assert "latin1.md" in out.stderr and "loop.md" in out.stderr  # each skipped file named
     fetched = run("fetch", str(tmp_path), "config.yaml")
     assert (fetched.returncode, fetched.stdout) == (0, "retries: 3\n")
+
+
+def test_fetch_outside_the_root_names_the_real_root(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text("# Guide\n\nRead me first.\n")
+    out = run("fetch", str(tmp_path), "../../etc/passwd")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"outside the source root {str(tmp_path.resolve())!r}" in out.stderr
+    assert "<section ids>" not in out.stderr and "root:x:" not in out.stdout
