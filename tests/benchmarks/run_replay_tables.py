@@ -201,6 +201,29 @@ def summary(runs: Sequence[Run], top_n: int = 3) -> str:
     return "\n".join(lines)
 
 
+MARGIN = 0.02
+"""Issue #14: the default must beat ``reference`` by this much hit rate at top_n 3 ..."""
+WASTE_BUDGET = 1.0
+"""... with at most this many wasted prefetches per request, at top_n 3 and also at top_n 1 and 5."""
+
+
+def goals(runs: Sequence[Run]) -> str:
+    """One row per data set: is the default ``MARGIN`` above ``reference`` at top_n 3, within budget at every width?"""
+    head = ["data set", "default - reference @3", "default wasted/req @1 / @3 / @5", "met?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for run in runs:
+        docs = {n: r.json["policies"] for n, r in run.results.items()}
+        default = default_policy()
+        if 3 not in docs or default not in docs[3] or REFERENCE not in docs[3]:
+            continue
+        margin = docs[3][default]["hit_rate"] - docs[3][REFERENCE]["hit_rate"]
+        waste = {n: p[default]["wasted"] / max(p[default]["calls"], 1) for n, p in sorted(docs.items())}
+        met = margin >= MARGIN and all(w <= WASTE_BUDGET for w in waste.values())
+        cells = [run.name, f"{margin:+.3f}", " / ".join(f"{w:.2f}" for w in waste.values()), "yes" if met else "**no**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
@@ -286,18 +309,20 @@ def main(argv: list[str] | None = None) -> None:
 def render(runs: Sequence[Run], hydrate_ms: float) -> str:
     """The Markdown of all runs: the summary, then one table per data set."""
     parts = [f"Hydration {hydrate_ms:g} ms. Summary at top_n 3:\n", summary(runs)]
+    parts += [f"\nGoal (issue #14): default >= reference + {MARGIN} hit at top_n 3, <= {WASTE_BUDGET:g} wasted/req:\n"]
+    parts.append(goals(runs))
     for run in runs:
         first = next(iter(run.results.values()))
         calls = first.json["policies"][NONE]["calls"] if NONE in first.json["policies"] else "?"
         default = default_policy()
-        chosen = {n: r.thresholds[default] for n, r in run.results.items() if r.thresholds.get(default)}
+        chosen = {n: r.thresholds[default] for n, r in run.results.items() if default in r.thresholds}
         parts.append(
             f"\n### {run.name}: {run.test_sessions} test sessions, {calls} calls, "
             f"trained on {run.train_sessions} sessions ({run.seconds:.0f} s of replay)\n"
         )
         if chosen:
             listed = ", ".join(f"top_n {n}: {t:g}" for n, t in chosen.items())
-            parts.append(f"Probability threshold `{default}` used (`ReplayResult.thresholds`): {listed}.\n")
+            parts.append(f"Probability threshold of `{default}` (`ReplayResult.thresholds`): {listed}.\n")
         parts.append(table(run))
     return "\n".join(parts)
 
