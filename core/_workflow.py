@@ -380,7 +380,8 @@ class WorkflowPredictor:
         counts = _Counts()
         for trace in traces:
             for turn in trace.turns:
-                counts.add(turn.calls, (), None, trace.task.type or None, self._words(turn.query))
+                if any(c.node for c in turn.calls):  # only calls that name their node teach the workflow
+                    counts.add(turn.calls, (), None, trace.task.type or None, self._words(turn.query))
         with self._lock:
             for t in self._since_fit or ():
                 counts.add(t.calls, t.visited, t.workflow, t.request.task_type or None, self._words(t.request.query))

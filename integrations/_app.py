@@ -337,7 +337,7 @@ def prehydrate_graph(
         )
     cls = _CLASSES.get(base)
     if cls is None:
-        cls = _CLASSES[base] = type(f"Prehydrated{base.__name__}", (PrehydratedGraph, base), {})
+        cls = _CLASSES[base] = type(f"Prehydrated{base.__name__}", (PrehydratedGraph, base), {"__module__": __name__})
     life = GraphLifecycle(
         Prehydrator(engine, app, name=name), tenant=tenant, pause_ttl_s=pause_ttl_s, session_ttl_s=session_ttl_s
     )

@@ -229,9 +229,8 @@ def slow_directory(root: Path, latency_s: float) -> ph.MockSource:
 async def run_pass(root: Path, runs: int, seed: int, *, prefetch: bool) -> dict[str, Any]:
     """``runs`` questions through a fresh app and engine (shipped defaults, zero traces)."""
     rng = random.Random(seed)
-    engine = ph.Engine(sources=[slow_directory(root, HYDRATE_S)])
-    if not prefetch:
-        engine = ph.Engine(sources=[slow_directory(root, HYDRATE_S)], policy=ph.PrefetchPolicy(enabled=False))
+    policy = None if prefetch else ph.PrefetchPolicy(enabled=False)  # None: the shipped default policy
+    engine = ph.Engine(sources=[slow_directory(root, HYDRATE_S)], policy=policy)
     app = prehydrate_graph(build_app(), engine)
     reports: list[ph.TurnReport] = []
     engine.subscribe(lambda e: reports.append(e.report) if isinstance(e, ph.TurnEnded) else None)
