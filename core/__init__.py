@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, FillCoordinator, FillLease, MemoryTier, WarmCache
 from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
+from ._conversations import Conversations
 from ._data import sample_sections_path, sample_traces_path
 from ._defaults import default_policy, default_predictor
 from ._engine import Engine
@@ -82,6 +83,7 @@ __all__ = [
     "ConfigError",
     "ContextRequest",
     "ContextResult",
+    "Conversations",
     "DirectorySource",
     "DiskTier",
     "Engine",

@@ -17,6 +17,7 @@ from typing import Self
 
 from ._cache import CacheEntry, CacheKey, WarmCache
 from ._catalog import Catalog
+from ._conversations import Conversations
 from ._defaults import default_policy, default_predictor
 from ._errors import ConfigError, InputError
 from ._events import Event, EventBus, Outcome, SectionsChanged, Subscriber
@@ -70,6 +71,8 @@ class Engine:
         self._turn_numbers = itertools.count(1)
         self._started = False
         self._sessions: set[Session] = set()
+        self.conversations = Conversations(self)
+        """The open conversations by (tenant, id): the registry front ends map their sessions onto."""
         self._follower = Follower(self.apply_changes)
         self._changes_lock = asyncio.Lock()
 

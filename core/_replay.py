@@ -6,7 +6,7 @@ against a :class:`MockSource` whose hydration takes ``hydrate_ms``. The event lo
 loop: its clock jumps to the next timer, so a replay of hours of model time takes seconds and the
 numbers do not depend on the machine (same inputs, byte-identical JSON).
 
-Every session gets its own tenant, so its cache entries are its own: a section hydrated in one
+Every session gets its own cache partition, so its cache entries are its own: a section hydrated in one
 session is not a free hit in the next (which would measure the cache, not the prediction), while a
 section requested again in the same session is a hit, as it would be in production.
 
@@ -188,7 +188,7 @@ async def _replay_policy(
     tally = _Tally()
     async with engine:
         for done, trace in enumerate(test, start=1):
-            async with engine.session(trace.session, tenant=trace.session, record=False) as session:
+            async with engine.session(trace.session, partition=trace.session, record=False) as session:
                 for turn in trace.turns:
                     keys = [c.key for c in turn.calls if c.key in catalog]
                     if oracle is not None:

@@ -460,26 +460,25 @@ class Prehydrator:
         return PrehydrateCallbackHandler(ctx)
 
     async def open_session(self, ctx: PrehydrateContext) -> ph.Session:
-        """The open session of ``ctx``'s tenant and id, or a new one (starting the engine on first use)."""
+        """The open session of ``ctx``'s tenant and id, or a new one (starting the engine on first use).
+
+        Sessions live in the engine's registry (``engine.conversations``, keyed by tenant and id), so a
+        conversation kept by one front end is the same conversation for every other.
+        """
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             await self.engine.start()  # idempotent: a graph run may be the engine's first use
-        key = (ctx.tenant, ctx.session_id)
-        session = self._sessions.get(key)
-        if session is not None and not session.closed:
-            return session
-        session = self.engine.session(ctx.session_id, tenant=ctx.tenant, task_type=ctx.task_type, tags=ctx.tags)
-        await session.__aenter__()
-        self._sessions[key] = session
+        session = self.engine.conversations.open(
+            ctx.session_id, tenant=ctx.tenant, task_type=ctx.task_type, tags=ctx.tags
+        )
+        self._sessions[ctx.tenant, ctx.session_id] = session
         return session
 
     async def close_session(self, session: ph.Session) -> None:
         """Close ``session`` (recording it in the TraceStore) and forget it."""
-        key = (session.tenant, session.session_id)
-        if self._sessions.get(key) is session:
-            del self._sessions[key]
-        await session.aclose()
+        self._sessions.pop((session.tenant, session.session_id), None)
+        await self.engine.conversations.close(session)
 
     def learn(self, turn: ph.Turn, visited: Iterable[str]) -> None:
         """Tell the engine's predictor about a finished run (when it learns online)."""
@@ -496,7 +495,7 @@ class Prehydrator:
 
     async def end_session(self, session_id: str, *, tenant: str = DEFAULT_TENANT) -> None:
         """Close a kept session (it is recorded in the TraceStore)."""
-        session = self._sessions.get((tenant, session_id))
+        session = self.engine.conversations.get(session_id, tenant=tenant)
         if session is not None:
             await self.close_session(session)
 

@@ -7,8 +7,9 @@
 - the resources ``prehydrate://sections`` (the catalog, JSON) and ``prehydrate://sections/{+id}``;
 - the prompt ``compiled_context(task, query)``: the compiled prefix; it also starts a turn.
 
-Sessions and turns are derived without MCP sessions (``_meta["prehydrate/session"]``, the token's
-principal, the legacy ``mcp-session-id`` header, else the connection); a turn ends after an idle gap.
+Sessions and turns are derived without MCP sessions (``_meta["prehydrate/session"]``, the legacy
+``mcp-session-id`` header, the token's client, else the connection: per client, never per tenant); a
+turn ends after an idle gap.
 From the command line: ``prehydrate serve [PATH ...] [--transport stdio|http]``. See docs/mcp.md.
 
 Example:

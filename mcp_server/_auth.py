@@ -4,8 +4,9 @@ Tokens come from a JSON file (``{"token": "tenant", ...}``) or from the ``PREHYD
 environment variable (the same JSON, or ``token=tenant,token2=tenant2``). The server plugs
 :class:`TenantTokenVerifier` into the SDK's ``TokenVerifier`` seam, so the SDK answers a request
 without a valid token with ``401`` and a ``WWW-Authenticate`` header before any tool runs. The
-tenant travels on the ``AccessToken`` (``subject`` and ``claims["tenant"]``) and scopes the cache and
-prefetching of everything the request does.
+tenant travels on the ``AccessToken`` (``claims["tenant"]``) and scopes the cache and prefetching of
+everything the request does; the subject names the client (a key of its token), not the tenant, so
+each token is its own client with its own sessions.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "SCOPE",
     "TOKENS_ENV",
     "TenantTokenVerifier",
+    "client_key",
     "current_principal",
     "load_tokens",
     "static_auth_settings",
@@ -43,6 +45,11 @@ _MIN_TOKEN_CHARS = 16
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def client_key(digest: bytes) -> str:
+    """A stable, non-secret name for the client holding a token: a prefix of its SHA-256 (never the token)."""
+    return "token-" + digest.hex()[:16]
 
 
 class TenantTokenVerifier(TokenVerifier):
@@ -64,7 +71,12 @@ class TenantTokenVerifier(TokenVerifier):
             self._tenants.append((_digest(token), tenant))
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The ``AccessToken`` of a known token (its tenant as subject), ``None`` otherwise."""
+        """The ``AccessToken`` of a known token, ``None`` otherwise.
+
+        Its subject (the principal) is a key of the token itself, not the tenant, so two agents of
+        one tenant holding two tokens are two clients with two sessions; ``claims["tenant"]`` carries
+        the tenant that scopes what they fetch.
+        """
         digest = _digest(token)
         found: str | None = None
         for known, tenant in self._tenants:  # no early exit: constant work whatever matches
@@ -72,7 +84,8 @@ class TenantTokenVerifier(TokenVerifier):
                 found = tenant
         if found is None:
             return None
-        return AccessToken(token=token, client_id=found, scopes=[SCOPE], subject=found, claims={"tenant": found})
+        client = client_key(digest)
+        return AccessToken(token=token, client_id=client, scopes=[SCOPE], subject=client, claims={"tenant": found})
 
 
 def _parse(text: str, origin: str) -> dict[str, str]:

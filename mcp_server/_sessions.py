@@ -8,9 +8,14 @@ server derives both itself:
 **Session**, first match wins:
 
 1. ``_meta["prehydrate/session"]`` supplied by the client on the request (explicit beats inferred);
-2. the authenticated principal (the bearer token's subject), so one agent keeps one history;
-3. the legacy ``mcp-session-id`` header (stateful streamable HTTP, 2025-11-25 era and earlier);
+2. the legacy ``mcp-session-id`` header (stateful streamable HTTP, 2025-11-25 era and earlier): one
+   session per MCP client session;
+3. the authenticated principal: the client holding a bearer token (a key of the token, never the
+   tenant), so one agent keeps one history across stateless requests and reconnections;
 4. the connection: the stdio pipe or in-memory stream, or the TCP connection of an HTTP client.
+
+Sessions are per client, never per tenant: two agents of one tenant are two sessions with two
+turns, sharing only the tenant's cache scope.
 
 Every session lives inside a tenant (from the token, otherwise ``default``), so a client-supplied id
 can never reach into another tenant's session or cache.
@@ -151,11 +156,11 @@ class SessionManager:
                     f"{MAX_SESSION_ID_CHARS} characters without NUL"
                 )
             return SessionKey(tenant=tenant, session_id=raw, origin="meta")
-        if principal:
-            return SessionKey(tenant=tenant, session_id=f"principal:{principal}", origin="principal")
         sid = headers.get("mcp-session-id") if headers is not None else None
         if sid:
             return SessionKey(tenant=tenant, session_id=f"mcp:{sid[:MAX_SESSION_ID_CHARS]}", origin="mcp-session-id")
+        if principal:
+            return SessionKey(tenant=tenant, session_id=f"principal:{principal}", origin="principal")
         return SessionKey(tenant=tenant, session_id=self._connection_id(connection, peer), origin="connection")
 
     def _connection_id(self, connection: object | None, peer: str | None) -> str:
@@ -189,7 +194,7 @@ class SessionManager:
         k = (key.tenant, key.session_id)
         entry = self._entries.get(k)
         if entry is None or entry.closed or entry.session.closed:
-            session = self.engine.session(
+            session = self.engine.conversations.open(
                 key.session_id, tenant=key.tenant, partition=self._partition(key), record=self.policy.record
             )
             entry = _Entry(key=key, session=session)
@@ -344,12 +349,13 @@ class SessionManager:
             if entry.closed:
                 return
             entry.closed = True
+            self.engine.conversations.detach(entry.session)  # a call arriving while this closes gets a new one
             self._disarm(entry)
             self._drop(entry)
             current = entry.session.current
             if current is not None:
                 await self._end_turn(current)
-            await entry.session.aclose()
+            await self.engine.conversations.close(entry.session)
         k = (entry.key.tenant, entry.key.session_id)
         if self._entries.get(k) is entry:
             del self._entries[k]

@@ -6,6 +6,7 @@ bearer token (401 otherwise) and the token's tenant scopes the session, the cach
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 
 import prehydrate as ph
 from prehydrate.cli import app
+from prehydrate.mcp_server._auth import client_key
 
 from .conftest import child_env, http_server
 
@@ -97,10 +99,13 @@ async def test_http_with_tokens_requires_a_bearer_token(tmp_path: Path) -> None:
                         == "hit"
                     )
     recorded = {t.session: t for t in ph.read_traces(traces)}
-    # the principal (the token's tenant) names the session across eras and connections
-    assert set(recorded) == {"principal:acme", "principal:globex"}
+    # sessions are per client, not per tenant: the legacy client by its MCP session id, the modern
+    # (stateless) one by its token's client key; neither is named after the tenant
+    clients = {client_key(hashlib.sha256(token.encode()).digest()) for token in TOKENS}
+    assert {s for s in recorded if s.startswith("principal:")} == {f"principal:{c}" for c in clients}
+    assert sum(s.startswith("mcp:") for s in recorded) == len(TOKENS) and len(recorded) == 2 * len(TOKENS)
     for trace in recorded.values():
-        assert [c.key for turn in trace.turns for c in turn.calls] == ["billing/refunds"] * 4
+        assert [c.key for turn in trace.turns for c in turn.calls] == ["billing/refunds"] * 2
 
 
 async def test_tokens_from_the_environment(tmp_path: Path) -> None:

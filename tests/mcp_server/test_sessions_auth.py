@@ -20,19 +20,22 @@ def _manager() -> SessionManager:
     return SessionManager(ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())]))
 
 
-async def test_identity_order_meta_principal_header_connection() -> None:
+async def test_identity_order_meta_header_principal_connection() -> None:
     m = _manager()
     stream = _Stream()
     common = {"headers": {"mcp-session-id": "abc"}, "connection": stream, "peer": "127.0.0.1:5000"}
     assert m.identify(meta={"prehydrate/session": "s1"}, principal="alice", tenant="acme", **common).session_id == "s1"
-    by_principal = m.identify(meta={}, principal="alice", tenant="acme", **common)
+    by_header = m.identify(meta={}, principal="alice", tenant="acme", **common)
+    assert (by_header.session_id, by_header.tenant, by_header.origin) == ("mcp:abc", "acme", "mcp-session-id")
+    no_header = {**common, "headers": {}}
+    by_principal = m.identify(meta={}, principal="alice", tenant="acme", **no_header)
     assert (by_principal.session_id, by_principal.tenant, by_principal.origin) == (
         "principal:alice",
         "acme",
         "principal",
     )
-    by_header = m.identify(meta=None, principal=None, tenant=None, **common)
-    assert (by_header.session_id, by_header.tenant, by_header.origin) == ("mcp:abc", "default", "mcp-session-id")
+    anonymous = m.identify(meta=None, principal=None, tenant=None, **common)
+    assert (anonymous.session_id, anonymous.tenant) == ("mcp:abc", "default")
     by_conn = m.identify(meta=None, principal=None, tenant=None, headers=None, connection=stream, peer=None)
     assert by_conn.origin == "connection"
     # the same stream is the same session; another stream is another one
@@ -87,10 +90,37 @@ async def test_policy_validation() -> None:
 async def test_token_verifier_maps_tokens_to_tenants() -> None:
     verifier = TenantTokenVerifier({"tok-acme-0123456789abcdef": "acme"})
     token = await verifier.verify_token("tok-acme-0123456789abcdef")
-    assert token is not None and token.subject == "acme" and token.claims == {"tenant": "acme"}
+    assert token is not None and token.claims == {"tenant": "acme"}
+    assert token.subject is not None and token.subject.startswith("token-") and "acme" not in token.subject
     assert "context:read" in token.scopes
     assert await verifier.verify_token("tok-acme-0123456789abcdeX") is None
     assert await verifier.verify_token("") is None
+
+
+async def test_two_agents_of_one_tenant_are_two_sessions_sharing_the_tenants_cache() -> None:
+    """The verifier once made principal = tenant, so every agent of a tenant shared one session and turn."""
+    verifier = TenantTokenVerifier({"tok-acme-agent1-0123456789": "acme", "tok-acme-agent2-0123456789": "acme"})
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())], policy=ph.PrefetchPolicy(enabled=False))
+    m = SessionManager(engine, SessionPolicy(record=False))
+    keys = []
+    for raw in ("tok-acme-agent1-0123456789", "tok-acme-agent2-0123456789"):
+        token = await verifier.verify_token(raw)
+        assert token is not None and token.claims is not None
+        who = {"principal": token.subject, "tenant": token.claims["tenant"]}
+        keys.append(m.identify(meta=None, headers={}, connection=None, peer=None, **who))
+    assert keys[0].tenant == keys[1].tenant == "acme" and keys[0].session_id != keys[1].session_id
+    outcomes, turns = [], []
+    async with engine:
+        for key in keys:
+            turn, entry = await m.begin_call(key)
+            try:
+                outcomes.append((await turn.request_context("billing/plans")).outcome)
+                turns.append(turn)
+            finally:
+                m.end_call(entry)
+        assert turns[0] is not turns[1] and len(m) == 2
+        await m.aclose()
+    assert outcomes == ["miss", "hit"]  # two sessions, one tenant cache
 
 
 async def test_load_tokens_from_file_and_env(tmp_path: Path) -> None:
