@@ -327,6 +327,11 @@ async def stdio_path(calls: int, rounds: int, block: int) -> list[dict[str, Any]
     finally:
         receiver.shutdown()
         receiver.server_close()
+    return stdio_rows(samples)
+
+
+def stdio_rows(samples: dict[str, list[Sample]]) -> list[dict[str, Any]]:
+    """Per-server medians, then the round-by-round comparisons the docs report."""
     # Two identical servers differ by a few per cent (their own heap layout), as much as a whole
     # run's noise: each base is the mean of two, and their rows show the spread.
     rows = summarize(samples, *PLAIN)
