@@ -137,7 +137,8 @@ async def test_every_call_of_the_real_server_has_exactly_one_span(
         ({}, None),  # neither argument: refused by the tool before the engine
         ({"section": ids[0], "query": "x"}, None),  # both
         ({"query": "x" * 5000}, None),  # over-long
-        ({"section": 123}, None),  # wrong type: refused by the SDK's validation
+        ({"section": 123}, None),  # wrong type: refused by the argument check before the SDK's validation
+        ({"sect": ids[0]}, None),  # a misspelled argument
         ({"section": "no/such-section"}, None),  # refused by the engine
         ({"section": ids[1]}, {"prehydrate/session": ""}),  # a malformed session id in _meta
     ]
@@ -156,7 +157,7 @@ async def test_every_call_of_the_real_server_has_exactly_one_span(
                     except MCPError:
                         errors += 1
             assert handle.open_spans == 0
-    assert errors == 7
+    assert errors == 8
     spans = exporter.get_finished_spans()
     calls = call_spans(spans)
     assert len(calls) == len(tool_calls) + len(reads)
@@ -169,7 +170,7 @@ async def test_every_call_of_the_real_server_has_exactly_one_span(
     assert [s for s in calls if s.name.startswith("tools/call")] == tools
     outcomes = [attrs(s).get(A.PREHYDRATE_CACHE_RESULT) for s in tools]
     assert outcomes[1] == "hit" and outcomes[0] in {"miss", "inflight", "hit"}
-    assert outcomes[3:] == [None] * 6
+    assert outcomes[3:] == [None] * 7
     resource_spans = [s for s in calls if attrs(s)[A.PREHYDRATE_OPERATION] == "read_resource"]
     assert [s.name for s in resource_spans] == ["resources/read"] * 3  # the SDK's span of each read
     assert [attrs(s).get(A.PREHYDRATE_CACHE_RESULT) for s in resource_spans][1] == "hit"
@@ -180,7 +181,7 @@ async def test_every_call_of_the_real_server_has_exactly_one_span(
 
     counts = lookup_counts(reader)
     assert sum(counts.values()) == len(tool_calls) + len(reads)
-    assert counts[("request_context", "error", "InputError")] == 5
+    assert counts[("request_context", "error", "InputError")] == 6
     assert counts[("request_context", "error", "UnknownSectionError")] == 1
     assert counts[("read_resource", "error", "UnknownSectionError")] == 1
     assert tracker.open == {}
