@@ -9,6 +9,8 @@
   error code 0 after logging a traceback.
 - **``completion/complete``** completes section ids for the ``prehydrate://sections/{+id}`` template
   and the task types seen in recorded sessions for the ``compiled_context`` prompt's ``task``.
+- **``resources/subscribe``** / **``resources/unsubscribe``** (handshake era) and
+  ``subscriptions/listen`` (2026-07-28) deliver section changes (see ``_subscriptions``).
 - **``logging/setLevel``** is accepted (hosts send it when the server advertises logging). The server
   sends no log notifications to clients, its logs go to stderr; the level asked for is kept.
 
@@ -23,7 +25,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import MCPServer
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import InMemorySubscriptionBus, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -35,10 +40,13 @@ from mcp_types import (
     PromptReference,
     ResourceTemplateReference,
     SetLevelRequestParams,
+    SubscribeRequestParams,
     TextContent,
+    UnsubscribeRequestParams,
 )
 
 import prehydrate as ph
+from prehydrate.mcp_server._subscriptions import SectionNotifier
 
 __all__ = ["ArgumentCheck", "LogLevelState", "ProtocolServer", "install_protocol", "recorded_task_types"]
 
@@ -163,16 +171,36 @@ class LogLevelState:
 
 
 class ProtocolServer(MCPServer[Any]):
-    """An ``MCPServer`` that also answers ``logging/setLevel`` and advertises the logging capability.
+    """An ``MCPServer`` that also answers ``logging/setLevel`` and ``resources/(un)subscribe``.
 
-    ``MCPServer`` has no public hook for that method (deprecated in the 2026-07-28 era, still sent by
-    hosts of the handshake era when the capability is advertised); its low-level server has one.
+    ``MCPServer`` has no public hook for these methods (deprecated in the 2026-07-28 era, still sent
+    by hosts of the handshake era when the capability is advertised); its low-level server has one.
+    The handshake-era ``resources.listChanged`` capability is advertised too (the SDK derives it
+    from options its runners do not pass), and ``subscriptions/listen`` (2026-07-28) runs on the
+    bus given as ``subscriptions`` (in memory by default). ``notifier`` sends the notifications.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, subscriptions: SubscriptionBus | None = None, **kwargs: Any) -> None:
+        bus = subscriptions if subscriptions is not None else InMemorySubscriptionBus()
+        super().__init__(*args, subscriptions=bus, **kwargs)
         self.log_levels = LogLevelState()
-        self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, self.log_levels.set_level)
+        self.notifier = SectionNotifier(bus)
+        low = self._lowlevel_server
+        low.add_request_handler("logging/setLevel", SetLevelRequestParams, self.log_levels.set_level)
+        low.add_request_handler("resources/subscribe", SubscribeRequestParams, self.notifier.subscribe)
+        low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, self.notifier.unsubscribe)
+        self.middleware.append(self.notifier.seen)
+        make_options = low.create_initialization_options
+
+        def options(
+            notification_options: NotificationOptions | None = None,
+            experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+            extensions: dict[str, dict[str, Any]] | None = None,
+        ) -> InitializationOptions:
+            notify = notification_options or NotificationOptions(resources_changed=True)
+            return make_options(notify, experimental_capabilities, extensions)
+
+        low.create_initialization_options = options  # type: ignore[method-assign]
 
 
 def _complete(values: Iterable[str], prefix: str) -> Completion:

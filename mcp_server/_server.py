@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 import anyio
 from mcp.server.auth.provider import TokenVerifier
@@ -35,11 +34,11 @@ from prehydrate.mcp_server._auth import current_principal
 from prehydrate.mcp_server._prompt import DEFAULT_PROMPT_BUDGET_TOKENS, compile_prompt
 from prehydrate.mcp_server._protocol import ProtocolServer, install_protocol, recorded_task_types
 from prehydrate.mcp_server._sessions import SessionKey, SessionManager, SessionPolicy
+from prehydrate.mcp_server._subscriptions import CATALOG_URI, section_uri
 from prehydrate.mcp_server._telemetry import CallTelemetry
 
 __all__ = ["ContextOutput", "ServerSettings", "create_server", "session_manager"]
 
-CATALOG_URI = "prehydrate://sections"
 SECTION_URI_TEMPLATE = "prehydrate://sections/{+id}"
 
 INSTRUCTIONS = (
@@ -196,7 +195,7 @@ def create_server(
                 with anyio.CancelScope(shield=True):  # a cancelled shutdown must still record sessions
                     await sessions.aclose()
 
-    server: MCPServer[Any] = ProtocolServer(
+    server = ProtocolServer(
         settings.name,
         instructions=settings.instructions,
         version=ph.__version__,
@@ -205,6 +204,8 @@ def create_server(
         auth=auth,
     )
     _MANAGERS[server] = sessions
+    # Section changes reach subscribed clients; the subscription lives as long as the engine does.
+    engine.subscribe(server.notifier.on_event)
 
     def identify(ctx: Context[Any, Any]) -> SessionKey:
         # read request_context once: every Context property goes through pydantic's __getattr__
@@ -289,7 +290,7 @@ def create_server(
                 "version": s.version,
                 # Percent-encode what a URI would read as a delimiter ('#' starts a fragment, '?' a
                 # query): DirectorySource ids carry '#heading'. The template hands the id back decoded.
-                "uri": f"{CATALOG_URI}/{quote(s.id, safe='/')}",
+                "uri": section_uri(s.id),
             }
             for s in engine.catalog
         ]
