@@ -9,12 +9,15 @@ one that is not, it only hydrates from it on demand.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import json
 import logging
 import os
 import re
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -191,6 +194,27 @@ class JsonlSource:
 # --------------------------------------------------------------------------------------------------
 # Directory
 
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FILE_FLAGS = os.O_RDONLY | _O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_WALK_BY_FD = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW)
+"""Open files component by component from the root's descriptor (POSIX); see ``DirectorySource._open``."""
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Read from ``fd`` until EOF or ``limit`` bytes, whichever comes first."""
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 class DirectorySource:
     """Markdown, text and code files under a root directory, split into sections at headings.
 
@@ -201,7 +225,10 @@ class DirectorySource:
     The source never reads outside its root: ``..``,
     absolute paths and symlinks that resolve outside it are refused with
     :class:`~prehydrate.PathTraversalError`, and are skipped (with a warning) while listing.
-    Files that are not UTF-8 or larger than ``max_file_bytes`` are skipped with a warning.
+    Files that are not UTF-8 or larger than ``max_file_bytes`` are skipped with a warning, and so
+    are FIFOs, devices and anything else that is not a regular file. Reads run on this source's own
+    ``max_threads`` worker threads, so a file system that hangs (a dead network mount) holds at
+    most those, never the threads other sources and the engine need.
     """
 
     def __init__(
@@ -214,6 +241,7 @@ class DirectorySource:
         max_file_bytes: int = 4 << 20,
         watch: bool = True,
         only: Iterable[str] | None = None,
+        max_threads: int = 4,
     ) -> None:
         root_path = Path(root)
         if not root_path.is_dir():
@@ -225,6 +253,10 @@ class DirectorySource:
         self.max_file_bytes = max_file_bytes
         self.watch = watch
         """Follow file changes while an engine runs (``changes()``); off, changes wait for a refresh."""
+        if max_threads < 1:
+            raise ConfigError("DirectorySource max_threads must be at least 1")
+        self.max_threads = max_threads
+        self._pool: ThreadPoolExecutor | None = None
         self.skipped: list[tuple[str, str]] = []
         """Files left out while listing, with the reason (escaping symlink, not UTF-8, too large)."""
         self._where: dict[str, tuple[str, str | None]] = {}
@@ -256,13 +288,55 @@ class DirectorySource:
                 found.append(rel)
         return sorted(found)
 
-    def _read(self, rel: str) -> str:
+    def _open(self, rel: str) -> int:
+        """Open a file under the root as one object: the path checked is the path opened.
+
+        Checking a path and then opening it again lets a swap in between (a directory replaced by a
+        symlink to outside) serve outside content. Here the canonical in-root path is opened one
+        component at a time from a descriptor of the root, never following a symlink, so each step
+        is the real child of the directory before it. ``O_NONBLOCK`` keeps a FIFO from blocking.
+        """
         path = self.resolve(rel)
-        size = path.stat().st_size
-        if size > self.max_file_bytes:
-            raise InputError(f"{rel}: {size} bytes is over the limit of {self.max_file_bytes}")
+        parts = path.relative_to(self.root).parts
+        if not _WALK_BY_FD:  # no dir_fd (Windows): open, then require the in-root path to be that file
+            fd = os.open(path, _FILE_FLAGS)
+            opened, now = os.fstat(fd), os.stat(self.resolve(rel))
+            if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+                os.close(fd)
+                raise PathTraversalError(rel, str(self.root))
+            return fd
+        dfd = os.open(self.root, _DIR_FLAGS)
         try:
-            return path.read_bytes().decode("utf-8")
+            for part in parts[:-1]:
+                nfd = os.open(part, _DIR_FLAGS | _O_NOFOLLOW, dir_fd=dfd)
+                os.close(dfd)
+                dfd = nfd
+            return os.open(parts[-1], _FILE_FLAGS | _O_NOFOLLOW, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a component became a symlink since resolve()
+                raise PathTraversalError(rel, str(self.root)) from None
+            raise
+        finally:
+            os.close(dfd)
+
+    def _read(self, rel: str) -> str:
+        """Read a regular file under the root, its size checked on the open descriptor."""
+        fd = self._open(rel)
+        try:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):
+                raise InputError(f"{rel}: not a regular file")
+            if opened.st_size > self.max_file_bytes:
+                raise InputError(f"{rel}: {opened.st_size} bytes is over the limit of {self.max_file_bytes}")
+            if _O_NONBLOCK:
+                os.set_blocking(fd, True)
+            data = _read_at_most(fd, self.max_file_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > self.max_file_bytes:
+            raise InputError(f"{rel}: over the limit of {self.max_file_bytes} bytes (it grew while read)")
+        try:
+            return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
@@ -290,7 +364,8 @@ class DirectorySource:
             try:
                 chunks = self._chunks(rel, self._read(rel))
             except (InputError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
-                self._skip(skipped, rel, str(exc) if isinstance(exc, InputError) else f"{rel}: {exc}")
+                reason = getattr(exc, "strerror", None) or exc  # strerror: no absolute server path
+                self._skip(skipped, rel, str(exc) if isinstance(exc, InputError) else f"{rel}: {reason}")
                 continue
             taken = next((sid for sid, _ in chunks if sid in where), None)
             if taken is not None:  # only odd names reach here (a '#' in a file name): keep the first file
@@ -332,9 +407,13 @@ class DirectorySource:
             raise UnknownSectionError(section_id)
         rel, _ = where
         try:
-            text = await asyncio.to_thread(self._read, rel)
+            if self._pool is None:  # made on first use, and again after aclose()
+                self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="prehydrate-read")
+            text = await asyncio.get_running_loop().run_in_executor(self._pool, self._read, rel)
         except OSError as exc:
-            raise SourceError(f"cannot read {rel}: {exc}", section_id=section_id, source=self.name) from exc
+            # strerror, not str(exc): the latter carries the server's absolute path to the client
+            reason = exc.strerror or type(exc).__name__
+            raise SourceError(f"cannot read {rel}: {reason}", section_id=section_id, source=self.name) from exc
         for sid, chunk in self._chunks(rel, text):
             if sid == section_id:
                 return Hydrated(
@@ -347,7 +426,10 @@ class DirectorySource:
         )
 
     async def aclose(self) -> None:
-        return None
+        """Release the read threads; a read stuck in the file system is abandoned, not waited for."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _no_changes() -> AsyncIterator[SectionChanges]:
