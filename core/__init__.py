@@ -16,6 +16,7 @@ from ._defaults import default_policy, default_predictor
 from ._engine import Engine
 from ._ensemble import EnsembleFit, EnsemblePredictor
 from ._errors import (
+    BusyError,
     CacheError,
     ConfigError,
     HydrationTimeout,
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveWidth",
+    "BusyError",
     "CacheEntry",
     "CacheError",
     "CacheKey",

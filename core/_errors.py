@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BusyError",
     "CacheError",
     "ConfigError",
     "HydrationTimeout",
@@ -125,3 +126,12 @@ class CacheError(PrehydrateError):
     def __init__(self, message: str, *, tier: str) -> None:
         self.tier = tier
         super().__init__(message)
+
+
+class BusyError(PrehydrateError):
+    """Too much work in progress: the call was refused at once instead of queued. Retry shortly."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(f"the server is busy: {limit} {what} are in progress (the limit); retry in a moment")

@@ -15,11 +15,20 @@ back to Redis on the first call after it answers again.
 Keys are ``<prefix>:e:<sha256 of (tenant, partition, section, version)>`` for entries and ``<prefix>:f:<same>``
 for fill locks; values are the JSON :class:`CacheEntry` (its own key and checksum, verified on every
 read, never a pickle). See docs/scaling.md for deployment and sizing.
+
+The checksum catches torn writes, not forgeries: anyone who can write to Redis can also compute a
+SHA-256. With ``secret`` set, every value is prefixed with an HMAC-SHA256 of it under that key, and
+a value whose tag does not verify (planted, altered, or written without the secret) is refused as a
+miss, counted in ``forged`` and logged once. Without a secret, Redis is trusted like the process's
+own memory: whoever can write to it can serve any content to any tenant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +38,11 @@ from ._cache import CacheEntry, CacheKey, CacheTier, FillLease
 from ._errors import CacheError, ConfigError
 
 __all__ = ["RedisTier"]
+
+logger = logging.getLogger("prehydrate.redis")
+
+_MAC_MAGIC = b"phmac1:"
+_MAC_BYTES = 32
 
 _T = TypeVar("_T")
 
@@ -90,6 +104,9 @@ class RedisTier(CacheTier):
         fill_wait_s: how long a replica waits for another's fill before hydrating itself.
         client: an existing ``redis.asyncio.Redis`` to use instead of ``url`` (not closed by
             :meth:`aclose`).
+        secret: a key shared by the replicas; every value is authenticated with an HMAC-SHA256
+            under it, and values that do not verify are misses (see ``forged``). ``None``: Redis
+            is trusted (anyone able to write to it can plant entries every tenant is served).
 
     Raises:
         ConfigError: redis-py is missing, or an argument is out of range.
@@ -116,6 +133,7 @@ class RedisTier(CacheTier):
         lock_ttl_s: float = 30.0,
         fill_wait_s: float = 5.0,
         client: Any = None,
+        secret: str | bytes | None = None,
     ) -> None:
         super().__init__()
         try:
@@ -140,6 +158,9 @@ class RedisTier(CacheTier):
         ):
             if value <= 0:
                 raise ConfigError(f"RedisTier {what} must be positive")
+        if secret is not None and len(secret) < 16:
+            raise ConfigError("RedisTier secret must be at least 16 characters (use e.g. secrets.token_hex(32))")
+        self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
         self.url = url
         self.prefix = prefix
         self.ttl_s = ttl_s
@@ -180,6 +201,9 @@ class RedisTier(CacheTier):
         """Times this process waited for another process's fill."""
         self.fill_timeouts = 0
         """Waits that ran out (the holder was slow or gone) before the entry appeared."""
+        self.forged = 0
+        """Values refused because their HMAC did not verify under ``secret`` (planted or altered)."""
+        self._forgery_logged = False
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -231,22 +255,56 @@ class RedisTier(CacheTier):
         scheme, _, _ = head.partition("://")
         return f"{scheme}://***@{tail}"
 
+    # -- value authentication ------------------------------------------------------------------------
+
+    @property
+    def authenticated(self) -> bool:
+        """True when values are signed and verified with a secret."""
+        return self._secret is not None
+
+    def _seal(self, data: bytes) -> bytes:
+        """The stored form of a value: ``phmac1:`` + HMAC-SHA256 tag + value (the value alone without a secret)."""
+        if self._secret is None:
+            return data
+        return _MAC_MAGIC + hmac.digest(self._secret, data, hashlib.sha256) + data
+
+    def _open_value(self, stored: bytes) -> bytes | None:
+        """The value inside ``stored``, or None when its tag does not verify (counted, logged once)."""
+        if self._secret is None:
+            return stored
+        head = len(_MAC_MAGIC)
+        tag, data = stored[head : head + _MAC_BYTES], stored[head + _MAC_BYTES :]
+        if stored.startswith(_MAC_MAGIC) and hmac.compare_digest(tag, hmac.digest(self._secret, data, hashlib.sha256)):
+            return data
+        self.forged += 1
+        if not self._forgery_logged:
+            self._forgery_logged = True
+            logger.warning(
+                "redis at %s holds entries that fail authentication (planted, altered or written without "
+                "this secret); they are treated as misses (counted in RedisTier.forged)",
+                self._safe_url(),
+            )
+        return None
+
     # -- storage -------------------------------------------------------------------------------------
 
     async def _get(self, key: CacheKey) -> CacheEntry | None:
         name = self.entry_key(key)
-        data = await self._run("get", lambda c: c.get(name))
-        if data is None:
+        stored = await self._run("get", lambda c: c.get(name))
+        if stored is None:
             return None
+        data = self._open_value(bytes(stored))
         try:
-            return CacheEntry.from_bytes(bytes(data))
+            if data is None:
+                raise CacheError("unauthenticated value", tier=self.name)
+            return CacheEntry.from_bytes(data)
         except CacheError:
             self.rejected += 1
             await self._run("delete", lambda c: c.delete(name))
             return None
 
     async def _put(self, entry: CacheEntry) -> bool:
-        data = entry.to_bytes()
+        data = self._seal(entry.to_bytes())
         if len(data) > self.max_value_bytes:
             self.declined += 1
             return False

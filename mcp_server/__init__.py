@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from prehydrate.mcp_server._auth import TOKENS_ENV, TenantTokenVerifier, load_tokens, static_auth_settings
 from prehydrate.mcp_server._build import build_engine, default_traces_path
+from prehydrate.mcp_server._http import HttpLimits, run_http
 from prehydrate.mcp_server._server import ContextOutput, ServerSettings, create_server, session_manager
 from prehydrate.mcp_server._sessions import SessionKey, SessionManager, SessionPolicy
 
 __all__ = [
     "ContextOutput",
+    "HttpLimits",
     "ServerSettings",
     "SessionKey",
     "SessionManager",
@@ -39,6 +41,7 @@ __all__ = [
     "create_server",
     "default_traces_path",
     "load_tokens",
+    "run_http",
     "session_manager",
     "static_auth_settings",
 ]

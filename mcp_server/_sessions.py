@@ -68,6 +68,9 @@ class SessionPolicy:
     """Record every session in the engine's TraceStore so the predictors learn from real use."""
     max_sessions: int = 10_000
     """Open sessions kept at most; the least recently used one is closed beyond it."""
+    max_concurrent_calls: int = 64
+    """Tool calls in progress at most, over all sessions; one more is refused at once with a "busy"
+    error (:class:`prehydrate.BusyError`) instead of queueing, so a burst costs answers, not memory."""
     isolate: bool = False
     """Give every session a cache scope of its own (tenant, partition = the session id, two separate
     fields of every cache key): nothing hydrated for one
@@ -81,6 +84,8 @@ class SessionPolicy:
             raise ph.ConfigError("SessionPolicy.session_ttl_s must not be shorter than idle_gap_s")
         if self.max_sessions < 1:
             raise ph.ConfigError("SessionPolicy.max_sessions must be at least 1")
+        if self.max_concurrent_calls < 1:
+            raise ph.ConfigError("SessionPolicy.max_concurrent_calls must be at least 1")
         if not self.meta_key:
             raise ph.ConfigError("SessionPolicy.meta_key must be a non-empty string")
 
@@ -119,6 +124,9 @@ class SessionManager:
         self._counter = itertools.count(1)
         self._run = secrets.token_hex(3)  # connection ids stay unique across server restarts in the trace store
         self._bg: set[asyncio.Task[Any]] = set()
+        self._calls = 0
+        self.busy = 0
+        """Tool calls refused because ``max_concurrent_calls`` were in progress."""
         self.reports: list[ph.TurnReport] = []
         """Reports of the turns that ended (most recent last, bounded)."""
 
@@ -215,7 +223,21 @@ class SessionManager:
         """The turn a tool call runs in: the open one, or a new one after an idle gap.
 
         Pair every ``begin_call`` with :meth:`end_call`, which arms the idle timer again.
+
+        Raises:
+            prehydrate.BusyError: ``max_concurrent_calls`` calls are in progress already.
         """
+        if self._calls >= self.policy.max_concurrent_calls:
+            self.busy += 1
+            raise ph.BusyError("tool calls", self.policy.max_concurrent_calls)
+        self._calls += 1
+        try:
+            return await self._begin_call(key, query)
+        except BaseException:
+            self._calls -= 1
+            raise
+
+    async def _begin_call(self, key: SessionKey, query: str | None) -> tuple[ph.Turn, _Entry]:
         while True:
             entry = self._entry(key)
             self._flush(entry)  # the previous call's re-prediction, if it has not run yet, runs first
@@ -250,6 +272,7 @@ class SessionManager:
                 that comes first, so it is never skipped and never delays the answer.
         """
         loop = asyncio.get_running_loop()
+        self._calls -= 1
         entry.active -= 1
         entry.last_activity = loop.time()
         if then is not None:

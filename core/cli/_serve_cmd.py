@@ -133,7 +133,9 @@ async def _serve(
             if transport is Transport.stdio:
                 await server.run_stdio_async()
             else:
-                await server.run_streamable_http_async(host=host, port=port)
+                from prehydrate.mcp_server import run_http  # admission control: connections, headers, 503s
+
+                await run_http(server, host=host, port=port)
     finally:
         for sig in stdio_signals:
             loop.remove_signal_handler(sig)
@@ -158,6 +160,15 @@ def serve_command(
         typer.Option(help="Share the warm cache with other replicas through this Redis (redis://host:port/db)."),
     ] = None,
     redis_prefix: Annotated[str, typer.Option(help="This deployment's key prefix in Redis.")] = "prehydrate",
+    redis_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PREHYDRATE_REDIS_SECRET",
+            show_envvar=True,
+            help="Authenticate Redis entries with this key (HMAC-SHA256, same on every replica); "
+            "without it, whoever can write to Redis can serve any content to any tenant.",
+        ),
+    ] = None,
     traces: Annotated[
         Path | None,
         typer.Option(help="Trace store to learn from and record into (default: $PREHYDRATE_HOME/traces.jsonl)."),
@@ -216,6 +227,15 @@ def serve_command(
                 "(or set $PREHYDRATE_TOKENS), bind to 127.0.0.1, or pass --allow-remote"
             )
             raise typer.Exit(code=2)
+        if transport is Transport.http and not token_map and not _is_loopback(host):
+            err_console.print(
+                f"warning: serving without auth on {host!r} (--allow-remote): anyone who can reach this port "
+                "reads every section as the default tenant; pass --tokens FILE to require tokens",
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         store = traces if traces is not None else mcp_server.default_traces_path()
         engine = mcp_server.build_engine(
             paths or [],
@@ -247,7 +267,7 @@ def serve_command(
         if redis is not None:
             from .._redis import RedisTier
 
-            engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix))
+            engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix, secret=redis_secret or None))
         with otel_telemetry(engine, otel):  # service.name "prehydrate", as docs/tracing.md says
             report = partial(_report_startup, engine, paths or [], store, not no_record)
             asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server), report))

@@ -1,0 +1,197 @@
+"""Streamable HTTP under uvicorn with admission control, so a flood costs answers, never the process.
+
+The SDK's ``run_streamable_http_async`` starts uvicorn with no connection limit and no deadline
+for a request's headers: ~1,100 idle connections under ``ulimit -n 1024`` exhausted the
+descriptors, the event loop's "accept failed" report went through a log handler that itself
+needed a descriptor (Rich imports a module on first use), and the failure ended the loop.
+:func:`run_http` runs the same Starlette app with:
+
+- a **connection cap** below the descriptor limit: a connection beyond it is closed as soon as it
+  is accepted (its descriptor is back at once), so files, sockets to Redis and the disk tier
+  always have descriptors left;
+- a **header deadline**: a connection that has not sent a complete request head within
+  ``header_timeout_s`` (a slow-loris client, or an idle one) is closed; ``keep_alive_s`` closes
+  idle connections between requests;
+- **uvicorn's ``limit_concurrency``**: requests beyond it are answered ``503`` at once;
+- **log handlers that cannot raise**: a handler failing (for want of a descriptor, a closed
+  stream) is reported on stderr by the logging module and the server goes on.
+
+Tool calls are bounded separately, per server (``SessionPolicy.max_concurrent_calls``), with a fast
+"busy" tool error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import prehydrate as ph
+
+__all__ = ["HttpLimits", "run_http"]
+
+logger = logging.getLogger("prehydrate.mcp_server")
+
+_RESERVED_FDS = 64
+"""Descriptors kept free of client connections: files being read, Redis, the disk tier, logs."""
+
+
+def _raise_fd_limit() -> int:
+    """Raise the soft descriptor limit to the hard one (what servers usually do); returns the soft limit."""
+    try:
+        import resource
+    except ImportError:  # Windows: no RLIMIT_NOFILE; the OS and the connection cap still apply
+        return 8192
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpLimits:
+    """Admission control of the HTTP transport."""
+
+    max_connections: int | None = None
+    """Open client connections at most; ``None``: the descriptor limit minus a reserve, at most 4096."""
+    max_requests: int | None = None
+    """uvicorn's ``limit_concurrency``: beyond this many connections or requests in progress, a
+    request is answered ``503``; ``None``: the connection cap."""
+    header_timeout_s: float = 10.0
+    """Seconds a connection may take to send a complete request head."""
+    keep_alive_s: float = 5.0
+    """Seconds an idle keep-alive connection is kept between requests."""
+
+    def __post_init__(self) -> None:
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ph.ConfigError("HttpLimits.max_connections must be at least 1")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ph.ConfigError("HttpLimits.max_requests must be at least 1")
+        if self.header_timeout_s <= 0 or self.keep_alive_s <= 0:
+            raise ph.ConfigError("HttpLimits timeouts must be positive")
+
+    def connections(self, fd_limit: int) -> int:
+        """The connection cap for a process allowed ``fd_limit`` descriptors.
+
+        The event loop accepts up to :func:`accept_batch` sockets at a time before any of them
+        reaches the cap, so the cap leaves room for one batch besides the reserve.
+        """
+        if self.max_connections is not None:
+            return self.max_connections
+        return max(8, min(4096, fd_limit - _RESERVED_FDS - 2 * accept_batch(fd_limit)))
+
+
+def accept_batch(fd_limit: int) -> int:
+    """The listen backlog, which is also how many sockets asyncio accepts in one go."""
+    return max(8, min(128, fd_limit // 16))
+
+
+def _guarded_protocol(max_connections: int, header_timeout_s: float) -> type[Any]:
+    """uvicorn's h11 protocol with a connection cap and a deadline for each request head."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.abort()  # over the cap: give the descriptor back now, send nothing
+                return
+            self._arm_header_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_deadline()  # the next request's head gets the same deadline
+
+        def _arm_header_deadline(self) -> None:
+            self.loop.call_later(header_timeout_s, self._header_deadline)
+
+        def _header_deadline(self) -> None:
+            # Still waiting for (the rest of) a request head: a slow or idle client. Close it.
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class _SafeHandler(logging.Handler):
+    """Wraps a log handler so that its failure is reported by ``handleError``, never raised.
+
+    Rich's handler imports a module inside ``emit``; with no descriptor left, that raised into the
+    event loop's exception handler, which logged again, and the loop died.
+    """
+
+    def __init__(self, inner: logging.Handler) -> None:
+        super().__init__(inner.level)
+        self.inner = inner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.inner.handle(record)
+        except Exception:  # the one place a logging failure is allowed to stop: here
+            try:
+                os.write(2, f"prehydrate: a log handler failed: {record.getMessage()[:300]}\n".encode())
+            except Exception:  # noqa: S110  (stderr itself is gone: nothing left to tell)
+                pass
+
+
+def guard_log_handlers() -> None:
+    """Wrap every handler of the root logger and of the loggers the server logs through."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "mcp", "prehydrate")
+    for name in names:
+        log = logging.getLogger(name)
+        log.handlers = [h if isinstance(h, _SafeHandler) else _SafeHandler(h) for h in log.handlers]
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's default report, made unable to raise (the loop must outlive any report)."""
+    try:
+        loop.default_exception_handler(context)
+    except Exception:
+        try:
+            os.write(2, f"prehydrate: event loop error: {context.get('message', '')[:300]}\n".encode())
+        except Exception:  # noqa: S110
+            pass
+
+
+async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | None = None) -> None:
+    """Serve ``server`` (an ``MCPServer``) over streamable HTTP until uvicorn stops (SIGINT/SIGTERM).
+
+    Args:
+        server: made by :func:`~prehydrate.mcp_server.create_server`.
+        host: bind address.
+        port: TCP port.
+        limits: admission control (defaults to ``HttpLimits()``).
+    """
+    import uvicorn
+
+    limits = limits if limits is not None else HttpLimits()
+    fd_limit = _raise_fd_limit()
+    cap = limits.connections(fd_limit)
+    app = server.streamable_http_app(host=host)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=server.settings.log_level.lower(),
+        http=_guarded_protocol(cap, limits.header_timeout_s),
+        limit_concurrency=limits.max_requests or cap,
+        timeout_keep_alive=int(max(1, limits.keep_alive_s)),
+        backlog=accept_batch(fd_limit),
+    )
+    asyncio.get_running_loop().set_exception_handler(_loop_exception_handler)
+    userver = uvicorn.Server(config)
+    config.load()  # configures uvicorn's loggers now, so the guard below wraps them too
+    guard_log_handlers()
+    logger.info("HTTP admission: %d connections, %d requests in progress at most", cap, config.limit_concurrency)
+    try:
+        await userver.serve()
+    finally:  # cancelled (an embedding application stops us): still release the listening sockets
+        for listener in userver.servers:
+            listener.close()
