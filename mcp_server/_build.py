@@ -7,6 +7,7 @@ change the engine (another cache tier, another trace store) are added in one pla
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import prehydrate as ph
 
 __all__ = ["build_engine", "default_traces_path"]
+
+logger = logging.getLogger("prehydrate.mcp_server")
 
 
 class _SlowSource:
@@ -70,7 +73,9 @@ def build_engine(
 
     Args:
         paths: directories and ``.jsonl`` section files; empty means the bundled sample corpus.
-        cache_dir: adds a ``DiskTier`` there (persists across restarts and processes).
+        cache_dir: adds a ``DiskTier`` there (persists across restarts and processes). A directory
+            that cannot be opened (read-only, full) is skipped with a warning: the server still
+            serves from memory and the sources, as it does when the disk fails later.
         traces: the TraceStore (or its path) that sessions are recorded in and predictors learn
             from; ``None`` means no trace store at all.
         memory_bytes: size bound of the in-process tier.
@@ -92,7 +97,10 @@ def build_engine(
         sources = [_SlowSource(s, simulate_latency_s) for s in sources]
     tiers: list[ph.CacheTier] = [ph.MemoryTier(max_bytes=memory_bytes)]
     if cache_dir is not None:
-        tiers.append(ph.DiskTier(cache_dir))
+        try:
+            tiers.append(ph.DiskTier(cache_dir))
+        except ph.CacheError as exc:
+            logger.warning("skipping the disk cache tier: %s; serving from memory and the sources", exc)
     store = traces if isinstance(traces, ph.TraceStore) or traces is None else ph.TraceStore(traces)
     engine = ph.Engine(
         sources=sources,
