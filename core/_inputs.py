@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._errors import InputError
+from ._errors import ConfigError, InputError
 
 __all__ = ["EngineLimits", "check_optional_str", "string_tuple"]
 
@@ -22,12 +22,32 @@ class EngineLimits:
     """Longest free-text query accepted by ``request_context(query=...)``."""
     max_content_bytes: int = 16 << 20
     """Largest hydrated section accepted from a source."""
+    max_session_turns: int = 256
+    """Turns a session keeps, the most recent ones: its history for prediction and its recorded
+    trace. A conversation of 1,000 prompts must not grow the process (or its trace line) forever."""
+    max_turn_calls: int = 1024
+    """Calls a turn keeps for prediction and its trace, the most recent ones (its report counts all)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_query_chars", "max_content_bytes", "max_session_turns", "max_turn_calls"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"EngineLimits.{name} must be at least 1")
+
+    def kept_query(self, query: str) -> str:
+        """A query as kept in history and traces: at most ``max_query_chars`` characters."""
+        return query if len(query) <= self.max_query_chars else query[: self.max_query_chars]
+
+
+MAX_LABEL_CHARS = 512
+"""Longest task type, node or tag accepted: labels, kept in every trace line of the session."""
 
 
 def check_optional_str(value: object, what: str) -> None:
-    """Refuse anything but a string or None for ``what``."""
+    """Refuse anything but a string (of at most :data:`MAX_LABEL_CHARS`) or None for ``what``."""
     if value is not None and not isinstance(value, str):
         raise InputError(f"{what} must be a string or None, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > MAX_LABEL_CHARS:
+        raise InputError(f"{what} may have at most {MAX_LABEL_CHARS} characters, got {len(value)}")
 
 
 def string_tuple(values: object, what: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ TraceStore when it closes. It reaches the engine only through :class:`SessionEng
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 
@@ -54,10 +55,13 @@ class Session:
         self.tags = tags
         self.record = record
         self.task_query = ""
-        self.history: list[tuple[str, ...]] = []
-        self.history_queries: list[str] = []
-        self.turns: list[TurnTrace] = []
-        self.reports: list[TurnReport] = []
+        window = engine.limits.max_session_turns
+        self.history: deque[tuple[str, ...]] = deque(maxlen=window)
+        """Each kept turn's section ids, oldest first (the last ``EngineLimits.max_session_turns``)."""
+        self.history_queries: deque[str] = deque(maxlen=window)
+        self.turns: deque[TurnTrace] = deque(maxlen=window)
+        """What the session's trace records: its most recent turns, queries cut to ``max_query_chars``."""
+        self.reports: deque[TurnReport] = deque(maxlen=window)
         self.current: Turn | None = None
         self.closed = False
 
@@ -95,7 +99,7 @@ class Session:
         if task_type is not None:
             self.task_type = task_type
         if not self.task_query:
-            self.task_query = query
+            self.task_query = self.engine.limits.kept_query(query)
         request = ContextRequest(
             query=query,
             task_type=self.task_type,
@@ -126,9 +130,10 @@ class Session:
 
     def finish_turn(self, turn: Turn) -> None:
         """Keep an ended turn's calls as history (called by the turn at its bailout)."""
+        query = self.engine.limits.kept_query(turn.request.query)
         self.history.append(tuple(c.key for c in turn.calls))
-        self.history_queries.append(turn.request.query)
-        self.turns.append(TurnTrace(query=turn.request.query, calls=tuple(turn.calls)))
+        self.history_queries.append(query)
+        self.turns.append(TurnTrace(query=query, calls=tuple(turn.calls)))
         if turn.report is not None:
             self.reports.append(turn.report)
         if self.current is turn:

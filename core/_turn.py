@@ -184,7 +184,8 @@ class Turn:
         self.scope = session.scope
         self._ids = TurnIds(turn_id=self.turn_id, session=session.session_id, tenant=self.scope.tenant)
         """What every event of this turn carries (events are built as ``Kind(**self._ids, ...)``)."""
-        self.calls: list[Call] = []
+        self.calls: deque[Call] = deque(maxlen=engine.limits.max_turn_calls)
+        """The turn's calls, the most recent ``EngineLimits.max_turn_calls`` (a turn that never ends is bounded)."""
         self.results: deque[ContextResult] = deque(maxlen=KEPT_RESULTS)
         """The turn's most recent results (a long-lived turn must not hold every content it served)."""
         self._outcomes: list[Outcome] = []
