@@ -98,6 +98,9 @@ def _guarded_protocol(max_connections: int, header_timeout_s: float) -> type[Any
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
+        _deadlines = 0
+        """Deadlines armed so far on this connection; only the latest one may close it."""
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > max_connections:
@@ -110,11 +113,15 @@ def _guarded_protocol(max_connections: int, header_timeout_s: float) -> type[Any
             self._arm_header_deadline()  # the next request's head gets the same deadline
 
         def _arm_header_deadline(self) -> None:
-            self.loop.call_later(header_timeout_s, self._header_deadline)
+            # One deadline per request head: a deadline armed for an earlier head that has since
+            # arrived is stale and must not close a connection that just answered (a client about
+            # to reuse it would see its request fail).
+            self._deadlines += 1
+            self.loop.call_later(header_timeout_s, self._header_deadline, self._deadlines)
 
-        def _header_deadline(self) -> None:
-            # Still waiting for (the rest of) a request head: a slow or idle client. Close it.
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        def _header_deadline(self, armed: int) -> None:
+            # Still waiting for (the rest of) the same request head: a slow or idle client. Close it.
+            if armed == self._deadlines and not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
                 self.transport.close()
 
     return GuardedH11Protocol

@@ -68,7 +68,7 @@ class SessionPolicy:
     """Record every session in the engine's TraceStore so the predictors learn from real use."""
     max_sessions: int = 10_000
     """Open sessions kept at most; the least recently used one is closed beyond it."""
-    max_concurrent_calls: int = 64
+    max_concurrent_calls: int = 256
     """Tool calls in progress at most, over all sessions; one more is refused at once with a "busy"
     error (:class:`prehydrate.BusyError`) instead of queueing, so a burst costs answers, not memory."""
     isolate: bool = False

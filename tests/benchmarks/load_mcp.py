@@ -1,6 +1,7 @@
 """Load: N concurrent MCP sessions against `prehydrate serve --transport http` on loopback.
 
 Run: ``python tests/benchmarks/load_mcp.py [--sessions 200] [--duration 60] [--json out.json]``
+Burst: ``python tests/benchmarks/load_mcp.py --burst 10000 [--burst-connections 1000] [--json out.json]``
 
 The script generates a Markdown corpus larger than the server's memory tier, starts the real
 command line (``prehydrate serve DIR --transport http --tokens FILE``) as a subprocess, and drives
@@ -15,6 +16,12 @@ Measured: client-observed latency of each call (p50/p95, split by the outcome th
 hit, inflight, miss), the server's own wait, errors (tool errors, exceptions, wrong content), and
 the server's resident memory (RSS, sampled every 0.2 s from /proc) against the configured memory
 tier bound plus a fixed overhead.
+
+``--burst N`` measures admission control instead: after the warm-up it fires N tool calls at once
+over ``--burst-connections`` connections (each call a different section, so most are misses), then
+waits ``--settle`` seconds and reports the server's RSS before, at its peak and after, with how many
+calls were answered, refused as busy (the server's bound on tool calls in progress), refused with
+``503`` (the HTTP concurrency limit) or failed. The goal: RSS after the burst within 20% of before.
 
 On a machine shared with other jobs, latencies measure the queue for a CPU more than prehydrate.
 ``chrt -f 10 python tests/benchmarks/load_mcp.py`` (root) runs the server and the load generator
@@ -399,6 +406,127 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
         }
 
 
+async def _burst_calls(url: str, token: str, ids: list[str], n: int, connections: int) -> dict[str, Any]:
+    """Fire ``n`` tool calls at once over ``connections`` connections; count what became of them."""
+    import httpx
+
+    counts = {"answered": 0, "busy": 0, "http_503": 0, "other_errors": 0}
+    samples: list[str] = []
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(limits=limits, timeout=600) as http:
+        session = RawSession(http, url, token)
+        await session.open()
+
+        async def one(i: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                meta = {"prehydrate/session": f"burst-{i % connections}"}  # one session per connection
+                is_error, out, text = await session.call(ids[i % len(ids)], meta)
+            except httpx.HTTPStatusError as exc:
+                key = "http_503" if exc.response.status_code == 503 else "other_errors"
+                counts[key] += 1
+                if key == "other_errors" and len(samples) < 5:
+                    samples.append(f"HTTP {exc.response.status_code}")
+                return
+            except Exception as exc:  # counted: the run reports every failure
+                counts["other_errors"] += 1
+                if len(samples) < 5:
+                    samples.append(f"{type(exc).__name__}: {exc}"[:200])
+                return
+            if not is_error and out is not None:
+                counts["answered"] += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+            elif "busy" in text:
+                counts["busy"] += 1
+            else:
+                counts["other_errors"] += 1
+                if len(samples) < 5:
+                    samples.append(text)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.perf_counter() - t0
+    return {
+        **counts,
+        "error_samples": samples,
+        "elapsed_s": round(elapsed, 2),
+        "answered_ms": {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "max": pct(latencies, 1.0)},
+    }
+
+
+def _raise_own_fd_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run_burst(cfg: LoadConfig, n: int, connections: int, settle_s: float) -> dict[str, Any]:
+    """Start the server, fire a burst of ``n`` calls, let it settle; RSS before, at peak and after."""
+    _raise_own_fd_limit()
+    with tempfile.TemporaryDirectory(prefix="prehydrate-burst-") as tmp:
+        work = Path(tmp)
+        ids = make_corpus(work / "corpus", cfg)
+        tokens = {f"load-token-{t:02d}-0123456789abcdef": f"tenant-{t}" for t in range(cfg.tenants)}
+        token = next(iter(tokens))
+        with serve(work, work / "corpus", tokens) as (url, proc):
+            warm = await _burst_calls(url, token, ids, 50, 10)  # imports, thread pools, first sessions
+            if warm["answered"] != 50:
+                raise RuntimeError(f"warm-up failed: {warm}")
+            await asyncio.sleep(2)
+            baseline = rss_bytes(proc.pid)
+            rss: list[int] = []
+            done = asyncio.Event()
+
+            async def sample() -> None:
+                while not done.is_set():
+                    rss.append(rss_bytes(proc.pid))
+                    await asyncio.sleep(0.1)
+
+            sampler = asyncio.create_task(sample())
+            result = await _burst_calls(url, token, ids, n, connections)
+            done.set()
+            await sampler
+            after_burst = rss_bytes(proc.pid)
+            await asyncio.sleep(settle_s)
+            settled = rss_bytes(proc.pid)
+            alive = proc.poll() is None
+            check = await _burst_calls(url, token, ids, 20, 4) if alive else {"answered": 0}
+        log_lines = (work / "server.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    mb = 2**20
+    return {
+        "config": {"calls": n, "connections": connections, "settle_s": settle_s, "corpus_sections": len(ids)},
+        "burst": result,
+        "server_alive": alive,
+        "answers_after": check["answered"],
+        "rss_mb": {
+            "baseline": round(baseline / mb, 1),
+            "peak": round(max(rss, default=after_burst) / mb, 1),
+            "after_burst": round(after_burst / mb, 1),
+            "settled": round(settled / mb, 1),
+        },
+        "settled_vs_baseline": round(settled / baseline - 1, 3),
+        "within_20_percent": settled <= 1.2 * baseline,
+        "server_log": [line for line in log_lines if "Traceback" in line or "ERROR" in line][-10:],
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m_before": round(os.getloadavg()[0], 2)},
+    }
+
+
+def burst_table(result: dict[str, Any]) -> str:
+    b, rss = result["burst"], result["rss_mb"]
+    return (
+        f"{result['config']['calls']} calls over {result['config']['connections']} connections in {b['elapsed_s']} s: "
+        f"answered {b['answered']} (p50 {b['answered_ms']['p50']} ms, p95 {b['answered_ms']['p95']} ms), "
+        f"busy {b['busy']}, 503 {b['http_503']}, other errors {b['other_errors']}; server alive "
+        f"{result['server_alive']}, {result['answers_after']}/20 answered after.\n"
+        f"RSS MB: baseline {rss['baseline']}, peak {rss['peak']}, right after {rss['after_burst']}, "
+        f"after {result['config']['settle_s']} s {rss['settled']} ({result['settled_vs_baseline']:+.1%} vs baseline; "
+        f"goal within 20%: {'met' if result['within_20_percent'] else 'NOT met'})"
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [
@@ -439,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--client", choices=["raw", "mcp"], default="raw", help="lean JSON-RPC client, or the MCP SDK's Client"
     )
+    parser.add_argument("--burst", type=int, default=0, help="fire this many calls at once instead of the load run")
+    parser.add_argument("--burst-connections", type=int, default=1000, help="connections the burst uses")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds after the burst before RSS is read")
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args(argv)
     cfg = LoadConfig(
@@ -453,6 +584,12 @@ def main(argv: list[str] | None = None) -> int:
         client=args.client,
         session_meta=not args.no_session_meta,
     )
+    if args.burst:
+        burst = asyncio.run(run_burst(cfg, args.burst, args.burst_connections, args.settle))
+        print(burst_table(burst))
+        if args.json:
+            args.json.write_text(json.dumps(burst, indent=2) + "\n", encoding="utf-8")
+        return 0 if burst["server_alive"] and burst["within_20_percent"] and burst["answers_after"] == 20 else 1
     result = asyncio.run(run_load(cfg))
     print(table(result))
     if args.json:
