@@ -63,10 +63,12 @@ class HttpLimits:
     max_requests: int | None = None
     """uvicorn's ``limit_concurrency``: beyond this many connections or requests in progress, a
     request is answered ``503``; ``None``: the connection cap."""
-    header_timeout_s: float = 10.0
-    """Seconds a connection may take to send a complete request head."""
-    keep_alive_s: float = 5.0
-    """Seconds an idle keep-alive connection is kept between requests."""
+    header_timeout_s: float = 20.0
+    """Seconds a connection may take to send a complete request head (counted again after each response)."""
+    keep_alive_s: float = 15.0
+    """Seconds an idle keep-alive connection is kept between requests. uvicorn's 5 s left a race:
+    a client reusing a connection just as the server closed it saw its call fail (``ReadError``),
+    which a busy server (responses delivered seconds late) made frequent under load."""
 
     def __post_init__(self) -> None:
         if self.max_connections is not None and self.max_connections < 1:
