@@ -150,12 +150,19 @@ class _SafeHandler(logging.Handler):
                 pass
 
 
-def guard_log_handlers() -> None:
-    """Wrap every handler of the root logger and of the loggers the server logs through."""
+def _guard_log_handlers() -> dict[str, list[logging.Handler]]:
+    """Wrap every handler of the root logger and of the loggers the server logs through.
+
+    Returns the handlers as they were, for :func:`run_http` to put back when it returns (an
+    application embedding the server keeps its own logging as it configured it).
+    """
     names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "mcp", "prehydrate")
+    before: dict[str, list[logging.Handler]] = {}
     for name in names:
         log = logging.getLogger(name)
+        before[name] = list(log.handlers)
         log.handlers = [h if isinstance(h, _SafeHandler) else _SafeHandler(h) for h in log.handlers]
+    return before
 
 
 def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -194,13 +201,18 @@ async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | No
         timeout_keep_alive=int(max(1, limits.keep_alive_s)),
         backlog=accept_batch(fd_limit),
     )
-    asyncio.get_running_loop().set_exception_handler(_loop_exception_handler)
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(_loop_exception_handler)
     userver = uvicorn.Server(config)
     config.load()  # configures uvicorn's loggers now, so the guard below wraps them too
-    guard_log_handlers()
+    handlers = _guard_log_handlers()
     logger.info("HTTP admission: %d connections, %d requests in progress at most", cap, config.limit_concurrency)
     try:
         await userver.serve()
-    finally:  # cancelled (an embedding application stops us): still release the listening sockets
+    finally:  # also when cancelled (an embedding application stops us)
         for listener in userver.servers:
             listener.close()
+        for name, kept in handlers.items():
+            logging.getLogger(name).handlers = kept
+        loop.set_exception_handler(previous_handler)
