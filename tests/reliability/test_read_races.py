@@ -110,7 +110,7 @@ def test_direct_reads_during_swaps_never_return_outside_content(twin_trees: tupl
         while time.monotonic() < deadline:
             for i in range(FILES):
                 try:
-                    hydrated = asyncio.run(src.hydrate(f"sub/a{i}#a{i}", scope=ph.Scope()))
+                    hydrated = asyncio.run(src.hydrate(f"sub/a{i}", scope=ph.Scope()))
                 except ph.PrehydrateError:
                     refused += 1
                     continue
@@ -137,8 +137,8 @@ async def test_a_fifo_in_the_root_blocks_neither_start_nor_other_sections(tmp_pa
             async with engine.session("s") as session, session.turn() as turn:
                 for _ in range(20):  # more than any thread pool: a blocked read would pin a thread each
                     with pytest.raises(ph.InputError, match="not a regular file"):
-                        await turn.request_context("later#later")
-                result = await turn.request_context("ok#ok")
+                        await turn.request_context("later")
+                result = await turn.request_context("ok")
                 assert result.content.startswith("# Ok")
 
 
@@ -150,7 +150,7 @@ async def test_a_deleted_file_error_does_not_show_the_server_path(tmp_path: Path
         (root / "gone.md").unlink()
         async with engine.session("s") as session, session.turn() as turn:
             with pytest.raises(ph.SourceError) as info:
-                await turn.request_context("gone#gone")
+                await turn.request_context("gone")
     assert "gone.md" in str(info.value)
     assert str(tmp_path) not in str(info.value)
 
@@ -184,10 +184,10 @@ async def test_a_hanging_source_holds_only_its_own_threads_and_others_keep_being
         async with ph.Engine(sources=[slow, ph.DirectorySource(fast_root)], policy=policy) as engine:
             slow.listed = True
             async with engine.session("s") as session, session.turn() as turn:
-                hung = [turn.request_context("hang#hang") for _ in range(12)]  # more than any shared pool
+                hung = [turn.request_context("hang") for _ in range(12)]  # more than any shared pool
                 results = await asyncio.gather(*hung, return_exceptions=True)
                 assert all(isinstance(r, ph.HydrationTimeout) for r in results)
                 for i in range(10):  # before the fix: the shared default pool was full of hung reads
-                    assert (await turn.request_context(f"f{i}#f{i}")).content.startswith(f"# F{i}")
+                    assert (await turn.request_context(f"f{i}")).content.startswith(f"# F{i}")
     finally:
         release.set()
