@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ._cache import CacheKey
 from ._errors import ConfigError
@@ -71,17 +72,17 @@ class PrefetchPolicy:
     control). Every turn logs each candidate the predictor offered (its probability, and whether
     the turn then requested it) and its calls; the probability floor of the next turn is the lowest
     at which the offers of the last ``floor_window`` turns would have wasted at most
-    ``waste_budget x their calls``, plus a correction that moves by ``floor_gain`` per prefetch
-    actually wasted beyond the budget (the offers log cannot see cancellations, warm entries or
-    prefetches still running when asked for), so over the engine's life the measured waste per
-    request converges to the budget. It holds on this workload whatever the predictor's
-    probabilities mean here, fitted or not; nothing is tuned offline, so it holds on small data too."""
+    ``waste_budget x their calls``, less any waste already spent beyond the budget, plus a
+    correction that moves by ``floor_gain`` per prefetch actually wasted beyond the budget (the log
+    cannot see cancellations, warm entries or prefetches still running when asked for). It holds on
+    this workload whatever the predictor's probabilities mean here, fitted or not; nothing is tuned
+    offline, so it holds on small data and with no recorded sessions at all."""
     floor_start: float = 0.1
     """Waste budget: the probability floor before any feedback."""
     floor_gain: float = 0.01
     """Waste budget: how far each prefetch actually wasted beyond the budget moves the floor's correction."""
-    floor_window: int = 500
-    """Waste budget: how many recent turns the floor is chosen on."""
+    floor_window: int = 50
+    """Waste budget: how many recent turns the floor is chosen on (short, so it follows drifting traffic)."""
 
     def __post_init__(self) -> None:
         if self.top_n < 0 or self.max_inflight < 1:
@@ -125,8 +126,11 @@ class AdaptiveWidth:
         self.calls_total = 0
         """Requests over the engine's life."""
         self._correction = 0.0
-        self._log: deque[tuple[int, tuple[float, ...]]] = deque(maxlen=max(policy.floor_window, 1))
-        """Per recent turn: its calls and the probabilities of the offers it did not use."""
+        self._log: deque[tuple[int, npt.NDArray[np.intp]]] = deque()
+        """Per recent turn: its calls and the probability bins of the offers it did not use."""
+        self._window_calls = 0
+        self._unused = np.zeros(_BINS + 1, dtype=np.int64)
+        """Unused offers of the logged turns per probability bin (width 1 / _BINS)."""
         self._wasted = 0.0
         self._calls = 0.0
         self._misses = 0.0
@@ -156,14 +160,29 @@ class AdaptiveWidth:
         """The width the next turn takes from each prediction."""
         return self.width if self.policy.adaptive else self.policy.top_n
 
+    def _log_turn(self, calls: int, unused: Sequence[float]) -> None:
+        """Add a turn to the window (dropping the oldest beyond ``floor_window``)."""
+        bins = np.minimum((np.asarray(unused, dtype=np.float64) * _BINS).astype(np.intp), _BINS)
+        self._log.append((calls, bins))
+        self._window_calls += calls
+        np.add.at(self._unused, bins, 1)
+        while len(self._log) > self.policy.floor_window:
+            old_calls, old_bins = self._log.popleft()
+            self._window_calls -= old_calls
+            np.subtract.at(self._unused, old_bins, 1)
+
     def _lowest_floor(self, budget: float) -> float:
-        """The lowest floor at which the logged turns' unused offers stay within the budget."""
-        calls = sum(c for c, _ in self._log)
-        unused = sorted((q for _, qs in self._log for q in qs), reverse=True)
-        allowed = int(budget * calls)
-        if len(unused) <= allowed:
+        """The lowest floor (to a bin) at which the logged turns' unused offers stay within the budget.
+
+        A running histogram, so a turn's end costs a few vector operations whatever the window.
+        """
+        debt = max(0.0, self.wasted_total - budget * self.calls_total)  # waste already spent beyond budget
+        allowed = int(budget * self._window_calls - debt)
+        from_top = np.cumsum(self._unused[::-1])
+        over = np.flatnonzero(from_top > allowed)
+        if len(over) == 0:
             return 0.0
-        return min(1.0, float(np.nextafter(unused[allowed], 2.0)))  # just above the first one over budget
+        return min(1.0, (_BINS - int(over[0]) + 1) / _BINS)  # just above the bin that goes over budget
 
     @property
     def floor(self) -> float:
@@ -182,7 +201,7 @@ class AdaptiveWidth:
         self.wasted_total += wasted
         self.calls_total += calls
         if p.waste_budget is not None and p.enabled:
-            self._log.append((calls, tuple(q for q, used in offers if not used)))
+            self._log_turn(calls, [q for q, used in offers if not used])
             self._correction += p.floor_gain * (wasted - p.waste_budget * calls)
             self._floor = min(0.99, max(0.0, self._lowest_floor(p.waste_budget) + self._correction))
         if not p.adaptive or not p.enabled:
@@ -201,6 +220,9 @@ class AdaptiveWidth:
             self.width += 1
         return self.width
 
+
+_BINS = 1000
+"""Resolution of the waste budget's floor (probability bins of width 0.001)."""
 
 Status = Literal["queued", "running", "ok", "warm", "failed", "cancelled"]
 

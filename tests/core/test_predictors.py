@@ -413,15 +413,20 @@ def test_waste_budget_floor_is_the_lowest_that_would_have_kept_the_offers_within
     w = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_start=0.1, floor_gain=0.0))
     assert w.floor == 0.1  # before any feedback
     offers = [(0.9, True), (0.6, False), (0.5, False), (0.3, False), (0.2, False)]
-    w.observe(calls=2, misses=0, prefetched=4, wasted=3, offers=offers)
-    # Two calls allow two unused offers: 0.6 and 0.5 fit, 0.3 would be the third, so the floor is just above it.
-    assert 0.3 < w.floor < 0.3001
+    w.observe(calls=2, misses=0, prefetched=4, wasted=2, offers=offers)
+    # Two calls allow two unused offers: 0.6 and 0.5 fit, 0.3 would be the third: the floor is just above it.
+    assert 0.3 < w.floor <= 0.301  # to the floor's resolution (bins of 0.001)
     w.observe(calls=10, misses=0, prefetched=0, wasted=0, offers=[(0.4, False)])
     assert w.floor == 0.0  # within budget at any floor
-    assert (w.wasted_total, w.calls_total) == (3, 12)
+    assert (w.wasted_total, w.calls_total) == (2, 12)
+    # Waste already spent beyond the budget is paid back: 4 calls allow 4 unused offers, less the 2 overspent,
+    # so 0.8 and 0.7 fit and the floor is just above 0.6 (without the debt all three would fit: floor 0).
+    d = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_gain=0.0))
+    d.observe(calls=4, misses=0, prefetched=6, wasted=6, offers=[(0.8, False), (0.7, False), (0.6, False)])
+    assert 0.6 < d.floor <= 0.601
     # The correction: prefetches actually wasted beyond the budget raise the floor by floor_gain each.
     c = ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3, waste_budget=1.0, floor_gain=0.01))
-    c.observe(calls=1, misses=0, prefetched=4, wasted=4)
+    c.observe(calls=10, misses=0, prefetched=13, wasted=13)  # 3 beyond the budget, none seen in the offers log
     assert c.floor == pytest.approx(0.03)
     assert ph.AdaptiveWidth(ph.PrefetchPolicy(top_n=3)).floor == 0.0  # no budget: no floor
     with pytest.raises(ph.ConfigError):
