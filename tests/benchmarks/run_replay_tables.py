@@ -322,7 +322,7 @@ def render(runs: Sequence[Run], hydrate_ms: float) -> str:
         )
         if chosen:
             listed = ", ".join(f"top_n {n}: {t:g}" for n, t in chosen.items())
-            parts.append(f"Probability threshold of `{default}` (`ReplayResult.thresholds`): {listed}.\n")
+            parts.append(f"Probability floor of `{default}`'s waste budget when the replay ended: {listed}.\n")
         parts.append(table(run))
     return "\n".join(parts)
 
