@@ -63,7 +63,8 @@ from ._sources import (
     sources_from_paths,
 )
 from ._sql import SqlSource
-from ._traces import Call, SessionTrace, TaskSpec, TraceStore, TurnTrace, read_traces, write_traces
+from ._trace_store import TraceRetention, TraceStore
+from ._traces import Call, SessionTrace, TaskSpec, TurnTrace, read_traces, write_traces
 from ._turn import ContextResult, Turn
 from ._workflow import FinishedTurn, TurnObserver, WorkflowDAG, WorkflowEdge, WorkflowNode, WorkflowPredictor
 
@@ -137,6 +138,7 @@ __all__ = [
     "SqlSource",
     "TaskSpec",
     "TracePredictor",
+    "TraceRetention",
     "TraceStore",
     "Turn",
     "TurnEnded",

@@ -1,6 +1,6 @@
 """Traces: every session recorded as one JSON line, the format predictors learn from.
 
-The format (see docs/formats.md) is stable; optional fields (``node``, ``group``) may be added::
+The format (see docs/formats.md) is stable; optional fields (``node``, ``group``, ``tenant``) may be added::
 
     {"session": "s-1",
      "task": {"type": "billing+search", "query": "first user message", "tags": ["billing"]},
@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import InputError, MalformedInputError
 
-__all__ = ["Call", "SessionTrace", "TaskSpec", "TraceStore", "TurnTrace", "read_traces", "write_traces"]
+__all__ = ["Call", "SessionTrace", "TaskSpec", "TurnTrace", "parse_line", "read_traces", "write_traces"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +75,8 @@ class SessionTrace:
     group: str = ""
     """Sessions of one task or scenario share a group (optional field); validation inside fitting
     never splits a group. Empty: the group is the task type plus task query."""
+    tenant: str | None = None
+    """The tenant whose session this was (optional field): each tenant learns from its own sessions."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of this session."""
@@ -83,6 +84,8 @@ class SessionTrace:
         if self.group:
             out["group"] = self.group
         out["turns"] = [t.to_json() for t in self.turns]
+        if self.tenant is not None:
+            out["tenant"] = self.tenant
         return out
 
     def dumps(self) -> str:
@@ -129,6 +132,9 @@ def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
     group = obj.get("group", "")
     if not isinstance(group, str):
         raise bad("'group' must be a string")
+    tenant = obj.get("tenant")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise bad("'tenant' must be a non-empty string")
     turns_raw = obj.get("turns")
     if not isinstance(turns_raw, list):
         raise bad("'turns' must be a list")
@@ -154,9 +160,23 @@ def _parse(obj: Any, where: tuple[str, int]) -> SessionTrace:
                 raise bad(f"turn {ti} call {ci}: 'node' must be a string")
             calls.append(Call(key=key, think_ms=float(think), node=node))
         turns.append(TurnTrace(query=query, calls=tuple(calls)))
-    return SessionTrace(
-        session=sid, task=TaskSpec(type=ttype, query=tquery, tags=tuple(ttags)), turns=tuple(turns), group=group
-    )
+    task_spec = TaskSpec(type=ttype, query=tquery, tags=tuple(ttags))
+    return SessionTrace(session=sid, task=task_spec, turns=tuple(turns), group=group, tenant=tenant)
+
+
+def parse_line(raw: bytes, path: str, lineno: int) -> SessionTrace:
+    """One trace line (bytes, without its newline) as a session.
+
+    Raises:
+        MalformedInputError: the line is not JSON or breaks the format; names ``path:lineno``.
+    """
+    try:
+        obj = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
+        raise MalformedInputError(path, lineno, f"not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise MalformedInputError(path, lineno, "JSON nested too deeply") from exc
+    return _parse(obj, (path, lineno))
 
 
 def _iter_file(path: Path) -> Iterator[SessionTrace]:
@@ -168,13 +188,7 @@ def _iter_file(path: Path) -> Iterator[SessionTrace]:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
-            try:
-                obj = json.loads(raw)
-            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
-                raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
-            except RecursionError as exc:
-                raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
-            yield _parse(obj, (str(path), lineno))
+            yield parse_line(raw, str(path), lineno)
 
 
 def read_traces(path: str | Path) -> list[SessionTrace]:
@@ -197,36 +211,5 @@ def write_traces(path: str | Path, traces: Iterable[SessionTrace]) -> None:
     os.replace(tmp, path)
 
 
-class TraceStore:
-    """An append-only JSONL file of recorded sessions.
-
-    Appends are whole lines written with one ``write`` under a lock and flushed, so concurrent
-    sessions never interleave and a crash loses at most the line being written.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def append(self, trace: SessionTrace) -> None:
-        """Record one session."""
-        line = (trace.dumps() + "\n").encode("utf-8", "surrogatepass")
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as fh:
-                fh.write(line)
-                fh.flush()
-
-    def load(self) -> list[SessionTrace]:
-        """Every recorded session (empty when nothing was recorded yet)."""
-        if not self.path.exists():
-            return []
-        return read_traces(self.path)
-
-    def __iter__(self) -> Iterator[SessionTrace]:
-        return iter(self.load())
-
-    def extend(self, traces: Sequence[SessionTrace]) -> None:
-        """Record several sessions."""
-        for t in traces:
-            self.append(t)
+# The store lives in its own module; re-exported for modules that import it from here.
+from ._trace_store import TraceStore as TraceStore  # noqa: E402

@@ -400,5 +400,5 @@ class SessionManager:
         for entry in list(self._entries.values()):
             try:
                 await self._close(entry)
-            except ph.PrehydrateError:
-                logger.exception("closing session %r failed", entry.key.session_id)
+            except Exception as exc:  # an I/O error for one session must not lose the others
+                logger.warning("closing session %r failed: %s: %s", entry.key.session_id, type(exc).__name__, exc)

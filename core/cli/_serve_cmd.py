@@ -71,12 +71,19 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _close_traces(engine: Engine) -> None:
+    """Write sessions the trace store kept in memory after an I/O error (to a named file if need be)."""
+    if engine.traces is not None:
+        engine.traces.close()
+
+
 async def _terminate(engine: Engine, sessions: Any) -> None:
     """Bail out, record every session, close the engine, then leave the process."""
     try:
         await sessions.aclose()
         await engine.aclose()
     finally:
+        _close_traces(engine)
         sys.stderr.flush()
         os._exit(0)  # the stdin reader thread cannot be interrupted; nothing is left to wait for
 
@@ -137,6 +144,7 @@ async def _serve(
 
                 await run_http(server, host=host, port=port)
     finally:
+        _close_traces(engine)
         for sig in stdio_signals:
             loop.remove_signal_handler(sig)
 

@@ -303,23 +303,6 @@ def test_bad_trace_lines_name_file_and_line(tmp_path: Path, line: bytes) -> None
     assert len(str(info.value)) < 2000
 
 
-async def test_a_corrupt_trace_store_fails_start_with_a_clear_error(tmp_path: Path) -> None:
-    """A learner must not silently train on half a file; start() names the bad line."""
-    store = tmp_path / "traces.jsonl"
-    write_lines(store, TRACE_OK, b"{not json")
-
-    class Fitting(ph.SequentialPredictor):
-        def fit(self, traces: object, catalog: object) -> None:  # noqa: D102
-            pass
-
-    engine = ph.Engine(
-        sources=[ph.JsonlSource(ph.sample_sections_path())], predictor=Fitting(), traces=ph.TraceStore(store)
-    )
-    with pytest.raises(ph.MalformedInputError, match="traces.jsonl:2"):
-        await engine.start()
-    await engine.aclose()
-
-
 # --------------------------------------------------------------------------------------------------
 # Properties
 
