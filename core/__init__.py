@@ -45,6 +45,7 @@ from ._inputs import EngineLimits
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._live import LiveSource, SectionChanges
 from ._markov import TracePredictor
+from ._models import ModelFileError, Persistable, load_model, save_model
 from ._neighbors import NeighborPredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
@@ -110,10 +111,12 @@ __all__ = [
     "MalformedInputError",
     "MemoryTier",
     "MockSource",
+    "ModelFileError",
     "NeighborPredictor",
     "NoMatchError",
     "OraclePredictor",
     "PathTraversalError",
+    "Persistable",
     "PredictionState",
     "Predictor",
     "PrefetchFinished",
@@ -161,12 +164,14 @@ __all__ = [
     "default_predictor",
     "estimate_tokens",
     "load_glossary",
+    "load_model",
     "one_line_summary",
     "read_traces",
     "replay",
     "run_replay",
     "sample_sections_path",
     "sample_traces_path",
+    "save_model",
     "sources_from_paths",
     "write_traces",
 ]

@@ -22,11 +22,12 @@ signals only, so a fresh engine still prefetches sensibly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -209,6 +210,9 @@ class EnsemblePredictor:
             finished turns with it. Default: the graph-aware :class:`WorkflowPredictor`, which speaks
             only when a turn knows its graph (the LangGraph integration), so plain turns are unchanged.
         signal_base_weight: weight of the ensemble's own probability when a signal speaks.
+        max_stacked_sessions: the ranker (a dozen weights) is fitted on at most this many of the
+            most recent sessions; the base predictors still learn from all of them. Bounds the
+            cost of the stacked fit, which replays every session once per fold.
     """
 
     name = "ensemble"
@@ -223,6 +227,7 @@ class EnsemblePredictor:
         seed: int = _SEED,
         signals: Sequence[Predictor] | None = None,
         signal_base_weight: float = 0.5,
+        max_stacked_sessions: int = 2000,
     ) -> None:
         self.folds = folds
         self.signals: tuple[Predictor, ...] = (WorkflowPredictor(),) if signals is None else tuple(signals)
@@ -231,6 +236,7 @@ class EnsemblePredictor:
         self.candidates = candidates
         self.min_sessions = min_sessions
         self.seed = seed
+        self.max_stacked_sessions = max_stacked_sessions
         self.trace = TracePredictor()
         self.usage = UsagePredictor()
         self.lexical = LexicalPredictor()
@@ -359,6 +365,7 @@ class EnsemblePredictor:
                 self.fitted = False
                 self.fit_report = EnsembleFit(sessions=len(traces))
             return
+        traces = traces[-self.max_stacked_sessions :]
         fold_of = grouped_folds(traces, self.folds, self.seed)
         rows_of: list[list[_Rows]] = [[] for _ in traces]
         for f in range(self.folds):
@@ -412,6 +419,43 @@ class EnsemblePredictor:
                 validation_log_loss=round(val_loss, 4),
                 validation_ece=round(ece, 4),
             )
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything fitted (ranker weights, base predictors, fit report) as JSON-able data."""
+        with self._lock:
+            base = (self.trace, self.usage, self.neighbor)
+            model, fitted, report = self._model, self.fitted, self.fit_report
+        return {
+            "features": list(FEATURES),
+            "fitted": fitted,
+            "model": {name: getattr(model, name).tolist() for name in ("mean", "scale", "used", "next")},
+            "fit_report": dataclasses.asdict(report),
+            "trace": base[0].state_dict(),
+            "usage": base[1].state_dict(),
+            "neighbor": base[2].state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a model fitted on other features is refused (ValueError)."""
+        if list(state["features"]) != list(FEATURES):
+            raise ValueError("the model was fitted on other features")
+        n = len(FEATURES)
+        shapes = {"mean": (n,), "scale": (n,), "used": (n + 1,), "next": (n + 1,)}
+        arrays = {name: np.asarray(state["model"][name], dtype=np.float64) for name in shapes}
+        if any(arrays[name].shape != shape for name, shape in shapes.items()):
+            raise ValueError("the model's weights do not match its features")
+        base = _Fitted(TracePredictor(), UsagePredictor(), NeighborPredictor())
+        base.trace.load_state(state["trace"])
+        base.usage.load_state(state["usage"])
+        base.neighbor.load_state(state["neighbor"])
+        report = EnsembleFit(**state["fit_report"])
+        with self._lock:
+            self.trace, self.usage, self.neighbor = base
+            self._model = _Model(**arrays)
+            self.fitted = bool(state["fitted"])
+            self.fit_report = report
 
     def _labelled(self, state: PredictionState, remaining: tuple[str, ...], fitted: _Fitted) -> _Rows:
         view, pos, x = self._rows(state, fitted, True)

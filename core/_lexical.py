@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +129,21 @@ class UsagePredictor:
                     row["\x00turns"] = row.get("\x00turns", 0.0) + 1.0
                     for key in keys:
                         row[key] = row.get(key, 0.0) + 1.0
+        with self._lock:
+            self._words, self._prior, self._turns = words, prior, turns
+            self._compiled = None
+        self.fitted = turns > 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fitted word and prior counts as JSON-able data."""
+        with self._lock:
+            return {"words": self._words, "prior": self._prior, "turns": self._turns}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validated before anything is replaced)."""
+        words = {str(w): {str(k): float(c) for k, c in row.items()} for w, row in state["words"].items()}
+        prior = {str(k): float(c) for k, c in state["prior"].items()}
+        turns = int(state["turns"])
         with self._lock:
             self._words, self._prior, self._turns = words, prior, turns
             self._compiled = None

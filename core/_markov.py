@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,32 @@ class TracePredictor:
                 rows[ctx] = _Row(idx=idx, cnt=cnt, total=float(cnt.sum()), distinct=float(len(pairs)))
             self._compiled = (view, rows)
             return rows
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fitted counts as JSON-able data (contexts become lists)."""
+        with self._lock:
+            counts, after = self._counts, self._after
+        return {
+            "counts": [[list(ctx), row] for ctx, row in counts.items()],
+            "after": [[list(ctx), row] for ctx, row in after.items()],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validated before anything is replaced)."""
+        tables = []
+        for name in ("counts", "after"):
+            table: dict[Context, dict[str, int]] = {}
+            for ctx, row in state[name]:
+                if not isinstance(row, dict) or not all(isinstance(v, int) for v in row.values()):
+                    raise TypeError(f"{name}: a row of counts must map ids to integers")
+                table[tuple(str(c) for c in ctx)] = {str(k): v for k, v in row.items()}
+            tables.append(table)
+        with self._lock:
+            self._counts, self._after = tables
+            self._compiled = None
+        self.fitted = bool(tables[0])
 
     # -- prediction --------------------------------------------------------------------------------
 

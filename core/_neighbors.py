@@ -14,8 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._catalog import Catalog, TextIndex
 from ._predict import Candidate, PredictionState
@@ -55,6 +57,8 @@ class NeighborPredictor:
         self.k = k
         self.type_bonus = type_bonus
         self._turns: list[_Turn] = []
+        self._queries: list[str] = []
+        self._by_type: dict[str, npt.NDArray[np.intp]] = {}
         self._index = TextIndex([])
         self._lock = threading.Lock()
         self._similar = _LRU()
@@ -71,30 +75,63 @@ class NeighborPredictor:
                 if keys:
                     turns.append(_Turn(task_type=trace.task.type, keys=keys))
                     queries.append(turn.query)
-        index = TextIndex(queries)
+        self._install(turns, queries)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recorded turns (task type, calls, query) as JSON-able data; the index is rebuilt on load."""
         with self._lock:
-            self._turns, self._index = turns, index
+            turns, queries = self._turns, self._queries
+        return {"turns": [[t.task_type, list(t.keys), q] for t, q in zip(turns, queries, strict=True)]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validated before anything is replaced)."""
+        turns: list[_Turn] = []
+        queries: list[str] = []
+        for ttype, keys, query in state["turns"]:
+            if not isinstance(ttype, str) or not isinstance(query, str) or not all(isinstance(k, str) for k in keys):
+                raise TypeError("a recorded turn must be [task type, [section ids], query]")
+            turns.append(_Turn(task_type=ttype, keys=tuple(keys)))
+            queries.append(query)
+        self._install(turns, queries)
+
+    def _install(self, turns: list[_Turn], queries: list[str]) -> None:
+        index = TextIndex(queries)
+        rows: dict[str, list[int]] = {}
+        for i, t in enumerate(turns):
+            rows.setdefault(t.task_type, []).append(i)
+        by_type = {ttype: np.asarray(r, dtype=np.intp) for ttype, r in rows.items()}
+        with self._lock:
+            self._turns, self._queries, self._index, self._by_type = turns, queries, index, by_type
             self._similar = _LRU()
         self.fitted = bool(turns)
 
-    def _neighbours(self, query: str, task_type: str) -> list[tuple[int, float]]:
-        """The ``k`` most similar recorded turns with their similarity (stable order on ties)."""
-        with self._lock:
-            turns, index = self._turns, self._index
+    def _neighbours(self, query: str, task_type: str) -> list[tuple[tuple[str, ...], float]]:
+        """The ``k`` most similar recorded turns with their similarity (stable order on ties).
+
+        Top-k retrieval: one vectorised pass selects the turns at or above the k-th similarity
+        (``np.partition``), and only those are sorted, so a query costs O(turns) numpy work and
+        no Python loop over the recorded turns (a fit asks this for every distinct query).
+        """
+        with self._lock:  # one consistent snapshot: a refit may swap everything in meanwhile
+            turns, index, similar = self._turns, self._index, self._similar
+            same = self._by_type.get(task_type) if task_type else None
+        n = len(turns)
 
         def make() -> list[tuple[int, float]]:
-            n = len(turns)
-            sim = np.zeros(n)
-            bm = np.asarray(index.scores(query), dtype=np.float64)
-            top = float(bm.max()) if n else 0.0
-            if top > 0:
-                sim += bm / top
-            if task_type:
-                sim += self.type_bonus * np.array([t.task_type == task_type for t in turns], dtype=np.float64)
-            order = np.lexsort((np.arange(n), -sim))[: self.k]
-            return [(int(i), float(sim[i])) for i in order if sim[i] > 0]
+            if n == 0:
+                return []
+            sim = np.asarray(index.scores(query), dtype=np.float64)
+            top = float(sim.max())
+            sim = sim / top if top > 0 else np.zeros(n)
+            if same is not None:
+                sim[same] += self.type_bonus
+            k = min(self.k, n)
+            kth = np.partition(sim, n - k)[n - k]
+            cand = np.flatnonzero((sim >= kth) & (sim > 0))
+            order = cand[np.lexsort((cand, -sim[cand]))][: self.k]
+            return [(turns[i].keys, float(sim[i])) for i in order]
 
-        found = self._similar.get((query, task_type), make)
+        found = similar.get((query, task_type), make)
         assert isinstance(found, list)
         return found
 
@@ -112,8 +149,7 @@ class NeighborPredictor:
         total = 0.0
         votes_next: dict[int, float] = {}
         votes_later: dict[int, float] = {}  # summed in Python: a few dozen votes, not a numpy op each
-        for i, w in self._neighbours(state.request.query, state.request.task_type or ""):
-            keys = self._turns[i].keys
+        for keys, w in self._neighbours(state.request.query, state.request.task_type or ""):
             if calls:
                 last = calls[-1]
                 where = [j for j, key in enumerate(keys) if key == last]
