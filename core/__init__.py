@@ -42,6 +42,7 @@ from ._events import (
     TurnStarted,
 )
 from ._inputs import EngineLimits
+from ._learning import Learning, LearningPolicy
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._live import LiveSource, SectionChanges
 from ._markov import TracePredictor
@@ -104,6 +105,8 @@ __all__ = [
     "InputError",
     "JsonlSource",
     "Learner",
+    "Learning",
+    "LearningPolicy",
     "LexicalPredictor",
     "LiveSource",
     "Lookup",

@@ -23,8 +23,9 @@ from ._errors import ConfigError, InputError
 from ._events import Event, EventBus, Outcome, SectionsChanged, Subscriber
 from ._fetch import Fetcher, PrefetchFinishedHook, PrefetchStartedHook, key_for
 from ._inputs import EngineLimits, check_optional_str, string_tuple
+from ._learning import Learning, LearningPolicy
 from ._live import Follower, LiveSource, SectionChanges, merge_changes
-from ._predict import Learner, Predictor
+from ._predict import Predictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord
 from ._sections import DEFAULT_TENANT, Scope, Section
 from ._session import Session
@@ -54,6 +55,7 @@ class Engine:
         traces: TraceStore | None = None,
         limits: EngineLimits | None = None,
         learn_on_start: bool = True,
+        learning: LearningPolicy | None = None,
     ) -> None:
         if not sources:
             raise ConfigError("an Engine needs at least one source")
@@ -65,6 +67,8 @@ class Engine:
         self.traces = traces
         self.limits = limits if limits is not None else EngineLimits()
         self.learn_on_start = learn_on_start
+        self.learning = Learning(lambda: self.predictor, traces, learning if learning is not None else LearningPolicy())
+        """Per-tenant predictors, fits, persisted models and online refits."""
         self.events = EventBus()
         self._catalog: Catalog | None = None
         self._fetcher = Fetcher(self.cache, lambda: self.catalog, timeout_s=self.policy.timeout_s, limits=self.limits)
@@ -132,20 +136,30 @@ class Engine:
         # not pay for indexing inside its measured wait.
         await asyncio.to_thread(lambda: self.catalog.warm())
         self._follower.start(self.sources)
-        if self.learn_on_start:
+        policy = self.learning.policy
+        if self.learn_on_start and policy.wait_at_start:
             await self.learn()
+        if self.learn_on_start and not policy.wait_at_start:
+            # Serve at once: the worker loads persisted models, then fits every tenant, off the loop.
+            self.learning.start_background(lambda: self.catalog, fit_now=True)
+        elif policy.online:
+            self.learning.start_background(lambda: self.catalog, fit_now=False)
         self._started = True
 
     async def learn(self) -> int:
-        """Fit the predictor on the TraceStore (when both exist); returns the sessions used."""
-        if self.traces is None or not isinstance(self.predictor, Learner):
+        """Fit every tenant's predictor on its recent sessions now; returns the sessions used.
+
+        Each tenant learns from its own sessions (see :class:`LearningPolicy`); the fit reads the
+        TraceStore's ``fit_window`` most recent sessions of the tenant.
+        """
+        if not self.learning.learns:
             return 0
-        traces = await asyncio.to_thread(self.traces.load)
-        if traces:
-            predictor = self.predictor
-            catalog = self.catalog
-            await asyncio.to_thread(predictor.fit, traces, catalog)
-        return len(traces)
+        catalog = self.catalog
+        return await asyncio.to_thread(self.learning.fit_all, catalog)
+
+    def predictor_for(self, tenant: str) -> Predictor:
+        """The predictor that serves ``tenant`` now (``predictor`` itself for the default tenant)."""
+        return self.learning.predictor_for(tenant)
 
     async def aclose(self) -> None:
         """Stop following live sources, close sessions (bailing out their turns), then the cache and sources."""
@@ -156,6 +170,9 @@ class Engine:
         await self.cache.aclose()
         for src in self.sources:
             await src.aclose()
+        await asyncio.to_thread(self.learning.close)
+        if self.traces is not None:
+            self.traces.close()
         self._started = False
 
     async def __aenter__(self) -> Self:

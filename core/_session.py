@@ -16,7 +16,7 @@ from ._errors import InputError, RequestTooLargeError
 from ._events import TurnReport
 from ._inputs import check_optional_str, string_tuple
 from ._predict import ContextRequest
-from ._sections import Scope
+from ._sections import DEFAULT_TENANT, Scope
 from ._traces import SessionTrace, TaskSpec, TraceStore, TurnTrace
 from ._turn import Turn, TurnEngine
 
@@ -145,6 +145,7 @@ class Session:
             session=self.session_id,
             task=TaskSpec(type=self.task_type or "", query=self.task_query, tags=self.tags),
             turns=tuple(self.turns),
+            tenant=None if self.tenant == DEFAULT_TENANT else self.tenant,
         )
 
     async def aclose(self) -> None:

@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -50,7 +50,7 @@ try:  # POSIX advisory locks; without them (Windows) appends still go through on
 except ImportError:  # pragma: no cover - not on the platforms CI runs
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TraceRetention", "TraceStore"]
+__all__ = ["TraceRetention", "TraceStore", "tenant_file_stem"]
 
 logger = logging.getLogger("prehydrate.traces")
 
@@ -86,13 +86,17 @@ class TraceRetention:
             raise ConfigError("TraceRetention: max_age_days must be positive or None")
 
 
-def _tenant_file_name(tenant: str) -> str:
-    """A file name for a tenant that cannot leave the directory (no dots, no separators)."""
+def tenant_file_stem(tenant: str) -> str:
+    """A file name stem for a tenant that cannot leave its directory (no dots, no separators)."""
     raw = tenant.encode("utf-8", "surrogatepass")
     enc = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
     if len(enc) > 120:
         enc = "h-" + hashlib.sha256(raw).hexdigest()
-    return enc + ".jsonl"
+    return enc
+
+
+def _tenant_file_name(tenant: str) -> str:
+    return tenant_file_stem(tenant) + ".jsonl"
 
 
 @dataclass(slots=True)
@@ -124,6 +128,7 @@ class TraceStore:
         self.retention = retention if retention is not None else TraceRetention()
         self._lock = threading.Lock()
         self._pending: deque[SessionTrace] = deque(maxlen=_KEPT_SESSIONS)
+        self._listeners: list[Callable[[SessionTrace], None]] = []
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -178,6 +183,12 @@ class TraceStore:
                 self._pending.popleft()
             if self._pending or not self._try_write(trace, quiet=False):
                 self._pending.append(trace)
+        for listener in list(self._listeners):
+            listener(trace)
+
+    def subscribe(self, listener: Callable[[SessionTrace], None]) -> None:
+        """Call ``listener`` with every session appended from now on (online learning listens here)."""
+        self._listeners.append(listener)
 
     def extend(self, traces: Sequence[SessionTrace]) -> None:
         """Record several sessions."""

@@ -83,6 +83,10 @@ class TurnEngine(Protocol):
     def policy(self) -> PrefetchPolicy: ...
     @property
     def predictor(self) -> Predictor: ...
+    def predictor_for(self, tenant: str) -> Predictor:
+        """The predictor that serves ``tenant`` (each tenant learns from its own sessions)."""
+        ...
+
     @property
     def limits(self) -> EngineLimits: ...
     @property
@@ -230,7 +234,7 @@ class Turn:
                 return []
             return [Candidate(section_id=s, probability=1.0, reason="expected by caller") for s in self.expect]
         k = self._prefetcher.top_n + len(self.calls)
-        return self.engine.predictor.predict(self.state(), k)
+        return self.engine.predictor_for(self.scope.tenant).predict(self.state(), k)
 
     def _schedule(self, candidates: Sequence[Candidate]) -> None:
         catalog = self.engine.catalog

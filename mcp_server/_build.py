@@ -68,6 +68,7 @@ def build_engine(
     predictor: ph.Predictor | None = None,
     simulate_latency_s: float = 0.0,
     learn: Sequence[str | Path] = (),
+    learning: ph.LearningPolicy | None = None,
 ) -> ph.Engine:
     """An Engine over ``paths`` with a memory tier, an optional disk tier and a trace store.
 
@@ -82,8 +83,11 @@ def build_engine(
         policy: prefetch policy (defaults to ``PrefetchPolicy()``).
         predictor: predictor (defaults to ``prehydrate.default_predictor()``).
         simulate_latency_s: every hydration first sleeps this long (a demo of a slow source).
-        learn: trace files the predictor is fitted on now, together with the trace store's own
-            sessions (which are not written to: recorded sessions still go to ``traces``).
+        learn: trace files shared with every tenant (never written to): the default tenant's
+            predictor is fitted on them and its recorded sessions now, every other tenant's
+            predictor learns from them besides its own sessions.
+        learning: how the engine learns (per tenant, online, persisted models; see
+            ``prehydrate.LearningPolicy``).
 
     Raises:
         prehydrate.ConfigError: a path that is neither a directory nor a ``.jsonl`` file, or a
@@ -108,12 +112,11 @@ def build_engine(
         predictor=predictor if predictor is not None else ph.default_predictor(),
         policy=policy,
         traces=store,
+        learning=learning,
     )
     if learn:
-        extra = [t for path in learn for t in ph.read_traces(path)]
-        if isinstance(engine.predictor, ph.Learner):
-            # One fit over both, here: Engine.start() would fit on the store alone and forget these.
-            recorded = store.load() if store is not None else []
-            engine.predictor.fit([*extra, *recorded], engine.catalog)
-        engine.learn_on_start = False
+        engine.learning.share([t for path in learn for t in ph.read_traces(path)])
+        # An operator's corpus is fitted before serving (the demo relies on it); recorded
+        # sessions of other tenants are fitted when the engine starts.
+        engine.learning.fit(engine.catalog)
     return engine

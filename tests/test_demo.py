@@ -121,7 +121,6 @@ def test_build_engine_learns_from_trace_files_without_writing_them(tmp_path: Pat
     train = ph.sample_traces_path("train")
     before = train.read_bytes()
     engine = build_engine(traces=tmp_path / "store.jsonl", learn=[train], simulate_latency_s=0.01)
-    assert engine.learn_on_start is False  # already fitted: start() must not refit on the empty store
     assert getattr(engine.predictor, "fitted", None) is True
     assert train.read_bytes() == before and not (tmp_path / "store.jsonl").exists()
     with pytest.raises(ph.ConfigError):

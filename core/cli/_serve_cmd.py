@@ -103,7 +103,11 @@ def _report_startup(engine: Engine, paths: list[Path], store: Path | None, recor
     if learned is None:
         logger.info("predictor: %s, fitted at start on the --learn files", type(engine.predictor).__name__)
     elif learned:
-        logger.info("predictor: %s, fitted on %d recorded sessions", type(engine.predictor).__name__, learned)
+        logger.info(
+            "predictor: %s, fitted in the background on the recorded sessions of %d tenant(s) (serving meanwhile)",
+            type(engine.predictor).__name__,
+            learned,
+        )
     else:
         logger.info("predictor: %s, no recorded sessions yet (predicting from the text alone)",
                     type(engine.predictor).__name__)  # fmt: skip
@@ -133,10 +137,9 @@ async def _serve(
         # comes: run the shutdown work (bailout, recording, closing the engine) here instead.
         loop.add_signal_handler(sig, on_signal)
     try:
-        learn = engine.learn_on_start
-        engine.learn_on_start = False  # learn here instead, to report how many sessions were used
-        async with engine:
-            report(await engine.learn() if learn else None)
+        async with engine:  # the port opens before any fit: each tenant is fitted in the background
+            store = engine.traces
+            report(len(await asyncio.to_thread(store.tenants)) if store is not None else 0)
             if transport is Transport.stdio:
                 await server.run_stdio_async()
             else:
@@ -213,6 +216,16 @@ def serve_command(
         Path | None, typer.Option(help="Append every turn's report (hits, misses, waste, waits) here as JSON lines.")
     ] = None,
     log_level: LogLevelOption = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Persist fitted models here and serve with them at the next start (default: beside the traces)."
+        ),
+    ] = None,
+    refit_delay: Annotated[
+        float,
+        typer.Option(help="Seconds after a session ends until its tenant's predictor is refitted (one per burst)."),
+    ] = 30.0,
 ) -> None:
     """Serve the request_context tool over MCP (stdio or streamable HTTP)."""
     configure_logging(log_level)  # before the MCP SDK builds its server (it would install Rich logging)
@@ -245,10 +258,18 @@ def serve_command(
                 soft_wrap=True,
             )
         store = traces if traces is not None else mcp_server.default_traces_path()
+        if refit_delay < 0:
+            raise typer.BadParameter("--refit-delay must not be negative")
         engine = mcp_server.build_engine(
             paths or [],
             cache_dir=cache_dir,
             traces=store,
+            # The port opens before any fit: persisted models are loaded and tenants refitted in the background.
+            learning=ph.LearningPolicy(
+                wait_at_start=False,
+                refit_delay_s=refit_delay,
+                model_dir=model_dir if model_dir is not None else store.with_name(store.stem + ".models"),
+            ),
             policy=ph.PrefetchPolicy(enabled=False) if no_prefetch else None,
             simulate_latency_s=simulate_latency_ms / 1000.0,
             learn=learn or (),

@@ -1,0 +1,305 @@
+"""The learning lifecycle: which predictor serves a tenant, and when it is fitted again.
+
+A server learns from the sessions it records. Three rules shape how:
+
+- **Tenant-private.** By default each tenant's predictor learns only from that tenant's sessions
+  (the TraceStore keeps them in a file of their own), plus a corpus the operator shares with every
+  tenant on purpose (:meth:`Learning.share`, ``prehydrate serve --learn FILE``). One tenant's
+  access pattern never shapes another tenant's prefetches.
+- **Never in the way of serving.** A fit reads a bounded window of recent sessions and runs in a
+  worker thread; the fitted predictor is swapped in as a whole (a new object, or a predictor whose
+  own ``fit`` replaces its state under its lock), so a prediction sees the old model or the new one,
+  never half of each. With ``wait_at_start=False`` (what ``prehydrate serve`` uses) the engine starts
+  without waiting for any fit: it serves with the last persisted model, or unfitted, meanwhile.
+- **Online.** Each finished session schedules a refit of its tenant ``refit_delay_s`` later
+  (debounced: a burst of sessions causes one refit), so the server keeps learning while it runs.
+
+With ``model_dir`` set, every fitted model is persisted (see :mod:`prehydrate._models`) and loaded
+at the next start before any refit; a damaged or incompatible file is refused with a one-sentence
+warning and the tenant is refitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._catalog import Catalog
+from ._errors import ConfigError
+from ._models import ModelFileError, Persistable, load_model, save_model
+from ._predict import Learner, Predictor
+from ._sections import DEFAULT_TENANT
+from ._trace_store import TraceStore, tenant_file_stem
+from ._traces import SessionTrace
+
+__all__ = ["Learning", "LearningPolicy"]
+
+logger = logging.getLogger("prehydrate.learning")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LearningPolicy:
+    """How an engine learns from its TraceStore (defaults: private, online, waits at start)."""
+
+    private: bool = True
+    """Each tenant learns only from its own sessions (plus the shared corpus). False: one predictor
+    fitted on every tenant's sessions serves all of them."""
+    wait_at_start: bool = True
+    """``Engine.start()`` waits for the first fit. False: it returns at once and fits in the background."""
+    online: bool = True
+    """Refit a tenant's predictor in the background after its sessions finish."""
+    refit_delay_s: float = 30.0
+    """Debounce of online refits: a refit starts this long after the last finished session."""
+    model_dir: Path | None = None
+    """Persist fitted models here and load them at start (None: nothing is persisted)."""
+
+    def __post_init__(self) -> None:
+        if self.refit_delay_s < 0:
+            raise ConfigError("LearningPolicy: refit_delay_s must not be negative")
+
+
+def _factory_for(predictor: Predictor) -> Callable[[], Predictor] | None:
+    """How to make another, unfitted predictor like ``predictor`` (for another tenant), if possible."""
+    make = getattr(predictor, "fresh", None)
+    if callable(make):
+        return lambda: make()
+    cls = type(predictor)
+    try:
+        cls()
+    except TypeError:
+        return None
+    return cls
+
+
+class Learning:
+    """Per-tenant predictors, their fits, persistence and online refits (see the module docstring).
+
+    Args:
+        default: returns the engine's predictor; it serves the default tenant (and every tenant
+            when learning is not private or no fresh predictor can be made) and is fitted in place.
+        store: where sessions are recorded (None: nothing to learn from).
+        policy: the rules above.
+    """
+
+    def __init__(self, default: Callable[[], Predictor], store: TraceStore | None, policy: LearningPolicy) -> None:
+        self._default = default
+        self.store = store
+        self.policy = policy
+        self._made_for: Predictor | None = None
+        self._factory_cache: Callable[[], Predictor] | None = None
+        self._models: dict[str, Predictor] = {}
+        self._shared: tuple[SessionTrace, ...] = ()
+        self._shared_model: Predictor | None = None
+        """Fitted on the shared corpus alone: what a tenant without sessions of its own gets."""
+        self._cond = threading.Condition()
+        self._due: dict[str, float] = {}
+        self._worker: threading.Thread | None = None
+        self._stop = False
+        self._fit_lock = threading.Lock()
+        self._catalog: Callable[[], Catalog] | None = None
+        self._fitted_here: set[str] = set()
+        self.fits = 0
+        """Fits completed so far (all tenants); tests and dashboards watch it."""
+        if store is not None and policy.online:
+            store.subscribe(self._recorded)
+
+    @property
+    def default(self) -> Predictor:
+        """The engine's predictor as it is now (front ends may replace it after construction)."""
+        return self._default()
+
+    @property
+    def _factory(self) -> Callable[[], Predictor] | None:
+        """Makes unfitted predictors like the default one, for other tenants (None: not private)."""
+        if not self.policy.private:
+            return None
+        default = self.default
+        if self._made_for is not default:
+            self._made_for, self._factory_cache = default, _factory_for(default)
+        return self._factory_cache
+
+    @property
+    def learns(self) -> bool:
+        """Whether there is anything to learn with: a store and a predictor that fits."""
+        return (self.store is not None or bool(self._shared)) and isinstance(self.default, Learner)
+
+    def share(self, traces: Sequence[SessionTrace]) -> None:
+        """Sessions every tenant's predictor learns from as well (an operator's curated corpus)."""
+        self._shared = tuple(traces)
+
+    def predictor_for(self, tenant: str) -> Predictor:
+        """The predictor that serves ``tenant`` now."""
+        if tenant == DEFAULT_TENANT or self._factory is None or not self.learns:
+            return self.default  # no store to learn from: the predictor is the caller's, fitted by them
+        model = self._models.get(tenant) or self._shared_model
+        if model is None:
+            assert self._factory is not None
+            model = self._factory()  # unfitted: lexical and document order only, nothing of others
+            with self._cond:
+                model = self._models.setdefault(tenant, model)
+        return model
+
+    # -- fitting -----------------------------------------------------------------------------------
+
+    def tenants(self) -> list[str]:
+        """Tenants with recorded sessions (only the default one when learning is not private)."""
+        if self.store is None:
+            return []
+        if self._factory is None:
+            return [DEFAULT_TENANT]
+        return self.store.tenants() or [DEFAULT_TENANT]
+
+    def window(self, tenant: str) -> list[SessionTrace]:
+        """What a fit of ``tenant`` learns from: the shared corpus and its recent sessions."""
+        if self.store is None:
+            return list(self._shared)
+        if self._factory is None:
+            mine = self.store.load(limit=self.store.retention.fit_window)
+        else:
+            mine = self.store.recent(tenant)
+        return [*self._shared, *mine]
+
+    def fit(self, catalog: Catalog, tenant: str = DEFAULT_TENANT) -> int:
+        """Fit ``tenant``'s predictor now (in this thread), swap it in and persist it; returns sessions used."""
+        if not self.learns:
+            return 0
+        with self._fit_lock:  # one fit at a time: a fit is CPU-bound, two would only slow each other
+            traces = self.window(tenant)
+            if not traces:
+                return 0
+            fresh = not (tenant == DEFAULT_TENANT or self._factory is None)
+            model = self._factory() if fresh and self._factory is not None else self.default
+            assert isinstance(model, Learner)
+            model.fit(traces, catalog)  # the default predictor's fit replaces its state under its lock
+            if fresh:
+                with self._cond:
+                    self._models = {**self._models, tenant: model}  # atomic: readers see old or new
+            self.fits += 1
+            self._fitted_here.add(tenant)
+        self._persist(tenant, model, len(traces))
+        return len(traces)
+
+    def fit_all(self, catalog: Catalog) -> int:
+        """Fit every tenant's predictor (and the shared corpus's); returns the sessions used in all."""
+        self._fit_shared(catalog)
+        return sum(self.fit(catalog, t) for t in self.tenants())
+
+    def _fit_shared(self, catalog: Catalog) -> None:
+        if self._shared and self._factory is not None:
+            model = self._factory()
+            assert isinstance(model, Learner)
+            model.fit(self._shared, catalog)
+            self._shared_model = model
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def model_path(self, tenant: str) -> Path | None:
+        """Where ``tenant``'s fitted model is persisted (None without ``model_dir``)."""
+        if self.policy.model_dir is None:
+            return None
+        return self.policy.model_dir / f"{tenant_file_stem(tenant)}.model.json.gz"
+
+    def _persist(self, tenant: str, model: Predictor, sessions: int) -> None:
+        path = self.model_path(tenant)
+        if path is None or not isinstance(model, Persistable):
+            return
+        try:
+            save_model(model, path, sessions=sessions)
+        except OSError as exc:
+            logger.warning("cannot save the model of tenant %r to %s (%s)", tenant, path, exc.strerror or exc)
+
+    def restore(self) -> list[str]:
+        """Load every persisted model of a known tenant; returns the tenants restored.
+
+        A damaged or incompatible file is refused with a one-sentence warning (the tenant keeps its
+        unfitted predictor until its refit).
+        """
+        restored = []
+        for tenant in self.tenants():
+            path = self.model_path(tenant)
+            if tenant in self._fitted_here or path is None or not path.exists():
+                continue
+            fresh = self.default if tenant == DEFAULT_TENANT or self._factory is None else self._factory()
+            if not isinstance(fresh, Persistable):
+                continue
+            try:
+                load_model(fresh, path)
+            except (ModelFileError, FileNotFoundError) as exc:
+                logger.warning("%s; refitting instead", exc)
+                continue
+            if fresh is not self.default:
+                with self._cond:
+                    self._models = {**self._models, tenant: fresh}
+            restored.append(tenant)
+        return restored
+
+    # -- background --------------------------------------------------------------------------------
+
+    def start_background(self, catalog: Callable[[], Catalog], *, fit_now: bool) -> None:
+        """Start the worker: restore persisted models, fit every tenant (if ``fit_now``), then refit online."""
+        if not self.learns:
+            return
+        with self._cond:
+            self._catalog = catalog
+            if self._worker is not None:
+                return
+            self._stop = False
+            if fit_now:
+                for t in self.tenants():
+                    if t not in self._fitted_here:
+                        self._due.setdefault(t, 0.0)
+            self._worker = threading.Thread(target=self._run, args=(fit_now,), name="prehydrate-learning", daemon=True)
+            self._worker.start()
+
+    def _recorded(self, trace: SessionTrace) -> None:
+        """A session was recorded: refit its tenant after the debounce delay."""
+        tenant = trace.tenant or DEFAULT_TENANT
+        if self._factory is None:
+            tenant = DEFAULT_TENANT
+        with self._cond:
+            if self._worker is None:
+                return
+            self._due[tenant] = time.monotonic() + self.policy.refit_delay_s
+            self._cond.notify()
+
+    def _run(self, at_start: bool) -> None:
+        if at_start:
+            self.restore()
+            if self._catalog is not None:
+                try:
+                    self._fit_shared(self._catalog())
+                except Exception:
+                    logger.exception("fitting the shared corpus failed; tenants without sessions predict unfitted")
+        while True:
+            with self._cond:
+                while not self._stop:
+                    now = time.monotonic()
+                    ready = [t for t, at in self._due.items() if at <= now]
+                    if ready:
+                        break
+                    wait = min(self._due.values(), default=now + 3600) - now
+                    self._cond.wait(timeout=max(wait, 0.01))
+                if self._stop:
+                    return
+                for t in ready:
+                    del self._due[t]
+                catalog = self._catalog
+            assert catalog is not None
+            for t in ready:
+                try:
+                    self.fit(catalog(), t)
+                except Exception:  # a failed refit keeps the previous model; the server goes on
+                    logger.exception("refitting the predictor of tenant %r failed; keeping the previous one", t)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the worker (a fit in progress finishes in its daemon thread; nothing waits for it long)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout_s)

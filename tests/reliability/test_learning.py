@@ -1,0 +1,138 @@
+"""Learning: tenant-private predictors, persisted models, online refits swapped in while serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+import prehydrate as ph
+
+SECTIONS = [ph.Section(id=f"doc/{i}", title=f"Document {i}", version="v1", order=i) for i in range(30)]
+SEQUENCE = ("doc/17", "doc/3", "doc/25")
+"""A workflow only tenant A follows: neither document order nor the words of the query lead to it."""
+QUERY = "zebra quantum"
+
+
+def source() -> ph.MockSource:
+    return ph.MockSource(lambda sid, scope: f"{scope.tenant}:{sid}", SECTIONS, latency_s=0.005)
+
+
+def engine_on(store: Path, **kw: object) -> ph.Engine:
+    return ph.Engine(
+        sources=[source()],
+        predictor=ph.default_predictor(),
+        policy=ph.PrefetchPolicy(top_n=3),
+        traces=ph.TraceStore(store),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def record_a(engine: ph.Engine, n: int, prefix: str = "a") -> None:
+    for i in range(n):
+        async with engine.session(f"{prefix}-{i}", tenant="A", task_type="ops") as session:
+            async with session.turn(query=f"{QUERY} {i}") as turn:
+                for key in SEQUENCE:
+                    await turn.request_context(key)
+
+
+async def outcomes(engine: ph.Engine, tenant: str, name: str) -> list[str]:
+    """Run A's sequence as ``tenant``, giving prefetches time to land between calls."""
+    async with engine.session(name, tenant=tenant, task_type="ops", record=False) as session:
+        async with session.turn(query=QUERY) as turn:
+            out = []
+            for key in SEQUENCE:
+                await asyncio.sleep(0.1)
+                out.append((await turn.request_context(key)).outcome)
+    return out
+
+
+async def test_tenant_b_gets_no_hit_from_a_sequence_only_tenant_a_made(tmp_path: Path) -> None:
+    store = tmp_path / "traces.jsonl"
+    async with engine_on(store) as first:
+        await record_a(first, 30)
+    # A's sessions (and queries) are stored apart from everyone else's.
+    assert ph.TraceStore(store).tenants() == ["A"]
+    assert not store.exists() or QUERY not in store.read_text()
+
+    async with engine_on(store) as restarted:  # a restart fits each tenant on its own sessions
+        a = await outcomes(restarted, "A", "a-after")
+        b = await outcomes(restarted, "B", "b-after")
+        shared = engine_on(tmp_path / "other.jsonl", learning=ph.LearningPolicy(private=False))
+    assert a[1:] == ["hit", "hit"]  # A learned its workflow
+    assert b[1:] == ["miss", "miss"]  # B gets nothing of it
+    assert restarted.predictor_for("B") is not restarted.predictor_for("A")
+    assert shared.predictor_for("B") is shared.predictor_for("A")  # opt-out: one predictor for all
+
+
+async def test_a_shared_corpus_is_learned_by_every_tenant(tmp_path: Path) -> None:
+    corpus = [
+        ph.SessionTrace(
+            session=f"c-{i}",
+            task=ph.TaskSpec(type="ops"),
+            turns=(ph.TurnTrace(query=QUERY, calls=tuple(ph.Call(key=k, think_ms=400) for k in SEQUENCE)),),
+        )
+        for i in range(30)
+    ]
+    engine = engine_on(tmp_path / "traces.jsonl")
+    engine.learning.share(corpus)
+    async with engine:
+        assert (await outcomes(engine, "B", "b"))[1:] == ["hit", "hit"]
+
+
+async def test_online_refit_swaps_in_while_serving(tmp_path: Path) -> None:
+    engine = engine_on(tmp_path / "traces.jsonl", learning=ph.LearningPolicy(refit_delay_s=0.2))
+    async with engine:
+        before = engine.predictor_for("A")
+        assert (await outcomes(engine, "A", "cold"))[1:] == ["miss", "miss"]
+        await record_a(engine, 30)
+        deadline = time.monotonic() + 60
+        while engine.learning.fits == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert engine.learning.fits >= 1  # one debounced refit for a burst of 30 sessions
+        assert engine.predictor_for("A") is not before  # a new model, swapped in whole
+        assert (await outcomes(engine, "A", "warm"))[1:] == ["hit", "hit"]
+        assert (await outcomes(engine, "B", "other"))[1:] == ["miss", "miss"]
+
+
+async def test_a_restart_serves_the_persisted_model_at_once(tmp_path: Path) -> None:
+    store, models = tmp_path / "traces.jsonl", tmp_path / "models"
+    async with engine_on(store, learning=ph.LearningPolicy(model_dir=models)) as first:
+        await record_a(first, 30)
+        await first.learn()
+    assert sorted(p.name for p in models.iterdir()) == ["A.model.json.gz"]
+
+    restarted = engine_on(store, learning=ph.LearningPolicy(model_dir=models, wait_at_start=False, online=False))
+    restarted.learning.fit = lambda *a, **k: 0  # type: ignore[method-assign]  # only the persisted model may act
+    async with restarted:
+        deadline = time.monotonic() + 30
+        while not getattr(restarted.predictor_for("A"), "fitted", False) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert (await outcomes(restarted, "A", "a"))[1:] == ["hit", "hit"]
+
+
+async def test_a_corrupt_model_file_is_refused_with_a_warning_and_refitted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, models = tmp_path / "traces.jsonl", tmp_path / "models"
+    async with engine_on(store, learning=ph.LearningPolicy(model_dir=models)) as first:
+        await record_a(first, 30)
+        await first.learn()
+    path = models / "A.model.json.gz"
+    path.write_bytes(b"\x1f\x8b" + b"\x00" * 40)  # a gzip header, then nothing that decompresses
+
+    restarted = engine_on(store, learning=ph.LearningPolicy(model_dir=models, wait_at_start=False, online=False))
+    with caplog.at_level(logging.WARNING, "prehydrate.learning"):
+        async with restarted:
+            deadline = time.monotonic() + 60
+            while restarted.learning.fits == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert (await outcomes(restarted, "A", "a"))[1:] == ["hit", "hit"]  # refitted
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "prehydrate.learning"]
+    assert str(path) in warning and "damaged" in warning and "refitting" in warning and "\n" not in warning
+    loaded = ph.default_predictor()
+    ph.load_model(loaded, path)  # the refit wrote a good file again
+    assert loaded.fitted
