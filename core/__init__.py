@@ -22,6 +22,7 @@ from ._errors import (
     HydrationTimeout,
     InputError,
     MalformedInputError,
+    ModelFileError,
     NoMatchError,
     PathTraversalError,
     PrehydrateError,
@@ -46,7 +47,7 @@ from ._learning import Learning, LearningPolicy
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._live import LiveSource, SectionChanges
 from ._markov import TracePredictor
-from ._models import ModelFileError, Persistable, load_model, save_model
+from ._models import Persistable, load_model, save_model
 from ._neighbors import NeighborPredictor
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, SequentialPredictor
 from ._prefetch import AdaptiveWidth, PrefetchPolicy, PrefetchRecord

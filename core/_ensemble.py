@@ -422,6 +422,17 @@ class EnsemblePredictor:
 
     # -- persistence -------------------------------------------------------------------------------
 
+    def fresh(self) -> EnsemblePredictor:
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``)."""
+        return EnsemblePredictor(
+            folds=self.folds,
+            validation=self.validation,
+            candidates=self.candidates,
+            min_sessions=self.min_sessions,
+            seed=self.seed,
+            max_stacked_sessions=self.max_stacked_sessions,
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """Everything fitted (ranker weights, base predictors, fit report) as JSON-able data."""
         with self._lock:

@@ -8,6 +8,7 @@ message. Errors carry the context a caller needs to act on them as attributes::
     ├── ConfigError                  bad arguments or settings given to prehydrate itself
     ├── InputError                   bad input from a user or a file
     │   ├── MalformedInputError      .path, .line: a file line that does not parse
+    │   ├── ModelFileError           a persisted model that is damaged or of another version
     │   ├── PathTraversalError       .path: a path that would leave a source's root
     │   └── RequestTooLargeError     .size, .limit: an oversized id, query or entry
     ├── UnknownSectionError          .key, .suggestions: no such section (also a KeyError)
@@ -30,6 +31,7 @@ __all__ = [
     "HydrationTimeout",
     "InputError",
     "MalformedInputError",
+    "ModelFileError",
     "NoMatchError",
     "PathTraversalError",
     "PrehydrateError",
@@ -49,6 +51,10 @@ class ConfigError(PrehydrateError):
 
 class InputError(PrehydrateError):
     """Invalid input: a file, an id, a query or a payload that prehydrate refuses."""
+
+
+class ModelFileError(InputError):
+    """A persisted model that cannot be used (damaged, from another version or another predictor)."""
 
 
 class MalformedInputError(InputError):

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._catalog import Catalog
-from ._errors import ConfigError
-from ._models import ModelFileError, Persistable, load_model, save_model
+from ._errors import ConfigError, ModelFileError
+from ._models import Persistable, load_model, save_model
 from ._predict import Learner, Predictor
 from ._sections import DEFAULT_TENANT
 from ._trace_store import TraceStore, tenant_file_stem
@@ -63,16 +63,16 @@ class LearningPolicy:
 
 
 def _factory_for(predictor: Predictor) -> Callable[[], Predictor] | None:
-    """How to make another, unfitted predictor like ``predictor`` (for another tenant), if possible."""
+    """How to make another, unfitted predictor configured like ``predictor`` (its ``fresh()``), if any.
+
+    A predictor without ``fresh()`` cannot be copied faithfully, so it serves every tenant (and is
+    fitted on every tenant's sessions), as if ``private`` were off; a warning says so once.
+    """
     make = getattr(predictor, "fresh", None)
     if callable(make):
         return lambda: make()
-    cls = type(predictor)
-    try:
-        cls()
-    except TypeError:
-        return None
-    return cls
+    logger.warning("%s has no fresh(): one predictor learns from every tenant's sessions", type(predictor).__name__)
+    return None
 
 
 class Learning:
@@ -93,6 +93,7 @@ class Learning:
         self._factory_cache: Callable[[], Predictor] | None = None
         self._models: dict[str, Predictor] = {}
         self._shared: tuple[SessionTrace, ...] = ()
+        self._blank: Predictor | None = None
         self._shared_model: Predictor | None = None
         """Fitted on the shared corpus alone: what a tenant without sessions of its own gets."""
         self._cond = threading.Condition()
@@ -135,12 +136,11 @@ class Learning:
         """The predictor that serves ``tenant`` now."""
         if tenant == DEFAULT_TENANT or self._factory is None or not self.learns:
             return self.default  # no store to learn from: the predictor is the caller's, fitted by them
-        model = self._models.get(tenant) or self._shared_model
+        model = self._models.get(tenant) or self._shared_model or self._blank
         if model is None:
-            assert self._factory is not None
-            model = self._factory()  # unfitted: lexical and document order only, nothing of others
-            with self._cond:
-                model = self._models.setdefault(tenant, model)
+            # Unfitted (lexical and document order only, nothing of any tenant), shared by every
+            # tenant without a model of its own, so a flood of new tenant names costs one object.
+            model = self._blank = self._factory()
         return model
 
     # -- fitting -----------------------------------------------------------------------------------

@@ -134,6 +134,10 @@ class UsagePredictor:
             self._compiled = None
         self.fitted = turns > 0
 
+    def fresh(self) -> UsagePredictor:
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``)."""
+        return UsagePredictor(smoothing=self.smoothing, history_weight=self.history_weight)
+
     def state_dict(self) -> dict[str, Any]:
         """The fitted word and prior counts as JSON-able data."""
         with self._lock:

@@ -140,6 +140,10 @@ class TracePredictor:
 
     # -- persistence -------------------------------------------------------------------------------
 
+    def fresh(self) -> TracePredictor:
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``)."""
+        return TracePredictor(min_probability=self.min_probability)
+
     def state_dict(self) -> dict[str, Any]:
         """The fitted counts as JSON-able data (contexts become lists)."""
         with self._lock:

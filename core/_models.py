@@ -23,18 +23,14 @@ import zlib
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ._errors import InputError
+from ._errors import ModelFileError
 
-__all__ = ["MODEL_FORMAT_VERSION", "ModelFileError", "Persistable", "load_model", "save_model"]
+__all__ = ["MODEL_FORMAT_VERSION", "Persistable", "load_model", "save_model"]
 
 MODEL_FORMAT_VERSION = 1
 """Bumped whenever a stored state could be read differently; older files are refused and refitted."""
 
 _FORMAT = "prehydrate-model"
-
-
-class ModelFileError(InputError):
-    """A persisted model that cannot be used (damaged, from another version or another predictor)."""
 
 
 @runtime_checkable

@@ -77,6 +77,10 @@ class NeighborPredictor:
                     queries.append(turn.query)
         self._install(turns, queries)
 
+    def fresh(self) -> NeighborPredictor:
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``)."""
+        return NeighborPredictor(k=self.k, type_bonus=self.type_bonus)
+
     def state_dict(self) -> dict[str, Any]:
         """The recorded turns (task type, calls, query) as JSON-able data; the index is rebuilt on load."""
         with self._lock:
