@@ -11,8 +11,10 @@ A server learns from the sessions it records. Three rules shape how:
   own ``fit`` replaces its state under its lock), so a prediction sees the old model or the new one,
   never half of each. With ``wait_at_start=False`` (what ``prehydrate serve`` uses) the engine starts
   without waiting for any fit: it serves with the last persisted model, or unfitted, meanwhile.
-- **Online.** Each finished session schedules a refit of its tenant ``refit_delay_s`` later
-  (debounced: a burst of sessions causes one refit), so the server keeps learning while it runs.
+- **Online.** A finished session schedules a refit of its tenant ``refit_delay_s`` later, unless
+  one is already due (a burst of sessions causes one refit, and steady traffic cannot postpone it
+  forever); refits of a tenant are spaced by at least four fit durations, so learning takes at most
+  a fifth of a core.
 
 With ``model_dir`` set, every fitted model is persisted (see :mod:`prehydrate._models`) and loaded
 at the next start before any refit; a damaged or incompatible file is refused with a one-sentence
@@ -53,7 +55,8 @@ class LearningPolicy:
     online: bool = True
     """Refit a tenant's predictor in the background after its sessions finish."""
     refit_delay_s: float = 30.0
-    """Debounce of online refits: a refit starts this long after the last finished session."""
+    """Online refits: a tenant is refitted this long after the first session finished since its last
+    fit (a burst of sessions causes one refit), and never sooner than four fit durations after it."""
     model_dir: Path | None = None
     """Persist fitted models here and load them at start (None: nothing is persisted)."""
 
@@ -103,6 +106,8 @@ class Learning:
         self._fit_lock = threading.Lock()
         self._catalog: Callable[[], Catalog] | None = None
         self._fitted_here: set[str] = set()
+        self._last_fit: dict[str, tuple[float, float]] = {}
+        """Per tenant: when its last fit ended and how long it took (monotonic seconds)."""
         self.fits = 0
         """Fits completed so far (all tenants); tests and dashboards watch it."""
         if store is not None and policy.online:
@@ -168,6 +173,7 @@ class Learning:
         if not self.learns:
             return 0
         with self._fit_lock:  # one fit at a time: a fit is CPU-bound, two would only slow each other
+            began = time.monotonic()
             traces = self.window(tenant)
             if not traces:
                 return 0
@@ -180,6 +186,7 @@ class Learning:
                     self._models = {**self._models, tenant: model}  # atomic: readers see old or new
             self.fits += 1
             self._fitted_here.add(tenant)
+            self._last_fit[tenant] = (time.monotonic(), time.monotonic() - began)
         self._persist(tenant, model, len(traces))
         return len(traces)
 
@@ -261,9 +268,12 @@ class Learning:
         if self._factory is None:
             tenant = DEFAULT_TENANT
         with self._cond:
-            if self._worker is None:
-                return
-            self._due[tenant] = time.monotonic() + self.policy.refit_delay_s
+            if self._worker is None or tenant in self._due:
+                return  # a refit is already due: this session will be in it (steady traffic cannot postpone it)
+            # Not sooner than the delay, nor than 4 fit durations after the last fit ended, so
+            # online refits use at most a fifth of a core however busy the server is.
+            last_end, took = self._last_fit.get(tenant, (0.0, 0.0))
+            self._due[tenant] = max(time.monotonic() + self.policy.refit_delay_s, last_end + 4 * took)
             self._cond.notify()
 
     def _run(self, at_start: bool) -> None:

@@ -98,7 +98,11 @@ async def test_http_with_tokens_requires_a_bearer_token(tmp_path: Path) -> None:
                         _out(await client.call_tool("request_context", {"section": "billing/refunds"}))["outcome"]
                         == "hit"
                     )
-    recorded = {t.session: t for t in ph.read_traces(traces)}
+    store = ph.TraceStore(traces)
+    recorded = {t.session: t for tenant in store.tenants() for t in store.load(tenant)}
+    # each tenant's sessions (and queries) in a file of its own, none in the default tenant's
+    assert store.tenants() == ["acme", "globex"] and not traces.exists()
+    assert {t.tenant for t in recorded.values()} == {"acme", "globex"}
     # sessions are per client, not per tenant: the legacy client by its MCP session id, the modern
     # (stateless) one by its token's client key; neither is named after the tenant
     clients = {client_key(hashlib.sha256(token.encode()).digest()) for token in TOKENS}
