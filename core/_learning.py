@@ -42,6 +42,9 @@ __all__ = ["Learning", "LearningPolicy"]
 
 logger = logging.getLogger("prehydrate.learning")
 
+_SHARED = "\x00shared"
+"""The worker's job name for fitting the shared corpus alone (never a tenant: tenants have no NUL)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LearningPolicy:
@@ -141,7 +144,13 @@ class Learning:
         """The predictor that serves ``tenant`` now."""
         if tenant == DEFAULT_TENANT or self._factory is None or not self.learns:
             return self.default  # no store to learn from: the predictor is the caller's, fitted by them
-        model = self._models.get(tenant) or self._shared_model or self._blank
+        model = self._models.get(tenant) or self._shared_model
+        if model is None and self._shared:
+            with self._cond:  # fitted on first need, in the worker: most servers never have such a tenant
+                if self._worker is not None and _SHARED not in self._due:
+                    self._due[_SHARED] = 0.0
+                    self._cond.notify()
+        model = model or self._blank
         if model is None:
             # Unfitted (lexical and document order only, nothing of any tenant), shared by every
             # tenant without a model of its own, so a flood of new tenant names costs one object.
@@ -279,11 +288,6 @@ class Learning:
     def _run(self, at_start: bool) -> None:
         if at_start:
             self.restore()
-            if self._catalog is not None:
-                try:
-                    self._fit_shared(self._catalog())
-                except Exception:
-                    logger.exception("fitting the shared corpus failed; tenants without sessions predict unfitted")
         while True:
             with self._cond:
                 while not self._stop:
@@ -301,6 +305,9 @@ class Learning:
             assert catalog is not None
             for t in ready:
                 try:
+                    if t == _SHARED:
+                        self._fit_shared(catalog())
+                        continue
                     self.fit(catalog(), t)
                 except Exception:  # a failed refit keeps the previous model; the server goes on
                     logger.exception("refitting the predictor of tenant %r failed; keeping the previous one", t)

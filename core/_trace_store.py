@@ -151,8 +151,10 @@ class TraceStore:
         """Every tenant with recorded sessions (sorted; the default tenant when its file exists)."""
         found = {DEFAULT_TENANT} if any(p.exists() for p in self._files(self.path)) else set()
         if self.tenants_dir.is_dir():
-            for p in self.tenants_dir.glob("*.jsonl"):
-                tenant = self._tenant_of(p)
+            for p in self.tenants_dir.glob("*.jsonl*"):  # a live file, or only backups right after a rotation
+                if p.name.endswith(".quarantine") or p.name.startswith("."):
+                    continue
+                tenant = self._tenant_of(p.with_name(p.name.split(".jsonl")[0] + ".jsonl"))
                 if tenant is not None:
                     found.add(tenant)
         return sorted(found)
@@ -163,7 +165,7 @@ class TraceStore:
             with contextlib.suppress(UnicodeDecodeError, ValueError):
                 return _unquote(name).decode("utf-8", "surrogatepass")
             return None
-        for trace in self._recent(live, 1):
+        for trace in self._recent(live, 1):  # a hashed name: the lines carry the tenant
             return trace.tenant
         return None
 
@@ -323,7 +325,8 @@ class TraceStore:
         good: list[SessionTrace] = []
         bad: list[_Bad] = []
         with fh:
-            size = os.fstat(fh.fileno()).st_size
+            stat = os.fstat(fh.fileno())
+            size = stat.st_size
             for offset, raw, terminated in _lines_backwards(fh, size):
                 if limit is not None and len(good) >= limit:
                     break
@@ -336,11 +339,11 @@ class TraceStore:
             if bad:
                 _number_lines(fh, bad)
         if bad:
-            self._quarantine(path, bad, size)
+            self._quarantine(path, bad, size, stat.st_ino)
         good.reverse()
         return good
 
-    def _quarantine(self, path: Path, bad: list[_Bad], size: int) -> None:
+    def _quarantine(self, path: Path, bad: list[_Bad], size: int, inode: int) -> None:
         side = self.quarantine_path(path)
         try:
             with side.open("ab") as out:
@@ -350,7 +353,9 @@ class TraceStore:
                     out.write((json.dumps({"where": where, "reason": b.reason, "line": text}) + "\n").encode())
             with _locked(path, append=False) as fd:
                 now = os.fstat(fd).st_size
-                for b in bad:
+                # Rotated since it was read: the offsets belong to another file now, repair nothing.
+                repairs = bad if os.fstat(fd).st_ino == inode else []
+                for b in repairs:
                     if b.torn and now == size:
                         os.ftruncate(fd, b.offset)
                     else:

@@ -235,3 +235,11 @@ async def test_an_io_error_at_shutdown_loses_no_other_session(tmp_path: Path) ->
             m.end_call(entry)
         await m.aclose()
     assert sorted(t.session for t in store.load()) == ["second", "third"]
+
+
+def test_a_tenant_whose_file_just_rotated_is_still_listed(tmp_path: Path) -> None:
+    size = len(session("s-0", tenant="acme").dumps()) + 1
+    store = ph.TraceStore(tmp_path / "traces.jsonl", retention=ph.TraceRetention(max_file_bytes=size - 1, backups=2))
+    store.append(session("s-0", tenant="acme"))  # past the bound: rotated to .1, no live file left
+    assert not store.path_for("acme").exists()
+    assert store.tenants() == ["acme"] and [t.session for t in store.load("acme")] == ["s-0"]
