@@ -73,7 +73,7 @@ async def test_a_shared_corpus_is_learned_by_every_tenant(tmp_path: Path) -> Non
         ph.SessionTrace(
             session=f"c-{i}",
             task=ph.TaskSpec(type="ops"),
-            turns=(ph.TurnTrace(query=QUERY, calls=tuple(ph.Call(key=k, think_ms=400) for k in SEQUENCE)),),
+            turns=(ph.TurnTrace(query=f"{QUERY} {i}", calls=tuple(ph.Call(key=k, think_ms=400) for k in SEQUENCE)),),
         )
         for i in range(30)
     ]
