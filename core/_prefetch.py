@@ -54,6 +54,9 @@ class PrefetchPolicy:
     """At bailout, delete prefetched entries nobody requested (otherwise keep them warm)."""
     enabled: bool = True
     """False turns speculation off (the no-prefetch baseline)."""
+    preposition: bool = False
+    """Between turns, predict the next turn's first calls from the session's history and prefetch them
+    in the idle time; the next turn of the session continues that speculation (its report counts it)."""
     adaptive: bool = False
     """Adapt the width (candidates taken per prediction) from measured feedback, starting at ``top_n``:
     narrower while waste is high, wider while misses are high and the budget allows."""

@@ -64,6 +64,7 @@ class Session:
         self.reports: deque[TurnReport] = deque(maxlen=window)
         self.current: Turn | None = None
         self.closed = False
+        self._closing = False
 
     @property
     def scope(self) -> Scope:
@@ -100,7 +101,14 @@ class Session:
             self.task_type = task_type
         if not self.task_query:
             self.task_query = self.engine.limits.kept_query(query)
-        request = ContextRequest(
+        request = self._request(query, tags, budget_tokens)
+        ahead = self.current
+        if ahead is not None and ahead.prepositioned and ahead.report is None:
+            return ahead.adopt(request, expect=expect, node=node)  # continue what was prefetched between turns
+        return Turn(self, self.engine, request, expect=expect, node=node)
+
+    def _request(self, query: str, tags: tuple[str, ...], budget_tokens: int | None) -> ContextRequest:
+        return ContextRequest(
             query=query,
             task_type=self.task_type,
             task_query=self.task_query,
@@ -108,7 +116,6 @@ class Session:
             budget_tokens=budget_tokens,
             scope=self.scope,
         )
-        return Turn(self, self.engine, request, expect=expect, node=node)
 
     def _check_turn(self, query: object, task_type: object, node: object, budget_tokens: object) -> None:
         if not isinstance(query, str):
@@ -130,6 +137,10 @@ class Session:
 
     def finish_turn(self, turn: Turn) -> None:
         """Keep an ended turn's calls as history (called by the turn at its bailout)."""
+        if turn.prepositioned:  # never became a turn: no user message, nothing to remember
+            if self.current is turn:
+                self.current = None
+            return
         query = self.engine.limits.kept_query(turn.request.query)
         self.history.append(tuple(c.key for c in turn.calls))
         self.history_queries.append(query)
@@ -138,6 +149,16 @@ class Session:
             self.reports.append(turn.report)
         if self.current is turn:
             self.current = None
+
+    async def after_turn(self, turn: Turn) -> None:
+        """With ``PrefetchPolicy.preposition``: start predicting the next turn in the idle time after ``turn``."""
+        if not self.engine.policy.preposition or turn.prepositioned or self._closing or self.closed:
+            return
+        if self.current is not None:  # the caller started another turn already
+            return
+        ahead = Turn(self, self.engine, self._request("", (), None), expect=None, node=None)
+        ahead.prepositioned = True
+        await ahead.start()
 
     def trace(self) -> SessionTrace:
         """This session in the trace format."""
@@ -152,6 +173,7 @@ class Session:
         """Bail out of an open turn and record the session in the TraceStore."""
         if self.closed:
             return
+        self._closing = True
         if self.current is not None:
             await self.current.end()
         self.closed = True

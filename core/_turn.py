@@ -125,6 +125,7 @@ class TurnOwner(Protocol):
     def history_queries(self) -> Sequence[str]: ...
     async def begin_turn(self, turn: Turn) -> None: ...
     def finish_turn(self, turn: Turn) -> None: ...
+    async def after_turn(self, turn: Turn) -> None: ...
 
 
 @dataclass(slots=True)
@@ -204,6 +205,9 @@ class Turn:
             min_probability=engine.width.floor,
             id_prefix=f"{self.turn_id}/p",
         )
+        self.prepositioned = False
+        """Started by the session between turns (no user message yet); the next turn asked for continues it."""
+        self._adopted = False
         self._started = False
         self._t0 = 0.0
         self._start_ns = 0
@@ -252,9 +256,26 @@ class Turn:
             record, section, self.scope, started=self._prefetch_started, finished=self._prefetch_finished
         )
 
+    def adopt(self, request: ContextRequest, *, expect: Sequence[str] | None, node: str | None) -> Self:
+        """Become the session's next turn (called by the session on a pre-positioned turn).
+
+        The prefetches launched between turns stay; starting the turn predicts again from ``request``.
+        """
+        self.request = request
+        self.expect = list(expect) if expect is not None else None
+        self.node = node
+        self.prepositioned = False
+        self._adopted = True
+        return self
+
     async def start(self) -> Self:
         """Predict and launch prefetches; returns at once (hydration runs in the background)."""
         if self._started:
+            if self._adopted:  # a pre-positioned turn taken over: the user's message is known now
+                # No second TurnStarted: observers keep the one span they opened between turns.
+                self._adopted = False
+                self._last_end = asyncio.get_running_loop().time()
+                self._schedule(self._predict())
             return self
         await self.session.begin_turn(self)
         self._started = True
@@ -319,6 +340,7 @@ class Turn:
         opened_here = not self._started
         if opened_here:
             await self.start()
+        self.prepositioned = False  # asked directly (not through session.turn): it is a turn of its own now
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         start_ns = time.time_ns()
@@ -441,6 +463,7 @@ class Turn:
         )
         self.session.finish_turn(self)
         self.engine.emit(TurnEnded(**self._ids, report=report, start_ns=self._start_ns, end_ns=time.time_ns()))
+        await self.session.after_turn(self)
         return report
 
     async def _settle(self, rec: PrefetchRecord, tally: _Tally) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import prehydrate as ph
 
 
@@ -20,7 +23,7 @@ async def test_an_id_is_one_conversation_per_tenant_and_its_history_continues() 
         async with a.turn("q") as turn:
             await turn.request_context("d/1")
         again = convs.open("c1", tenant="acme")
-        assert again is a and again.history == [("d/1",)]
+        assert again is a and list(again.history) == [("d/1",)]
         assert len(convs) == 2 and set(convs) == {a, b}
         await convs.close(a)
         assert a.closed and convs.get("c1", tenant="acme") is None
@@ -36,3 +39,52 @@ async def test_a_detached_conversation_is_replaced_while_it_closes() -> None:
         assert second is not first and not first.closed and first.scope.partition == "c"
         assert second.scope.partition is None
         await first.aclose()
+
+
+async def _two_turns(preposition: bool, tmp_path: Path) -> tuple[list[str], ph.Session, ph.TurnReport]:
+    src = ph.MockSource(lambda sid, scope: sid, [f"d/{i}" for i in range(8)], latency_s=0.05)
+    policy = ph.PrefetchPolicy(top_n=2, repredict=False, preposition=preposition)
+    store = ph.TraceStore(tmp_path / f"traces-{preposition}.jsonl")
+    outcomes = []
+    started: list[str] = []
+    async with ph.Engine(sources=[src], policy=policy, traces=store) as engine:
+        engine.subscribe(lambda ev: started.append(ev.query) if isinstance(ev, ph.TurnStarted) else None)
+        session = engine.conversations.open("c", tenant="acme")
+        async with session.turn("first", expect=[]) as turn:  # nothing prefetched in the turn itself
+            outcomes.append((await turn.request_context("d/4")).outcome)
+        await asyncio.sleep(0.2)  # the user reads and types: idle time between turns
+        async with session.turn("second", expect=[]) as second:
+            outcomes.append((await second.request_context("d/5")).outcome)
+        await engine.conversations.close(session)
+    assert second.report is not None
+    # observers see a pre-positioned turn start once, before its message is known; the trace has the message
+    assert started == (["first", "", ""] if preposition else ["first", "second"])
+    return outcomes, session, second.report
+
+
+async def test_between_turns_the_next_turns_first_calls_are_prefetched(tmp_path: Path) -> None:
+    """PrefetchPolicy.preposition: after a turn, predict from the history (d/4 -> d/5 in document order)."""
+    off, _, _ = await _two_turns(False, tmp_path)
+    on, session, report = await _two_turns(True, tmp_path)
+    assert off == ["miss", "miss"] and on == ["miss", "hit"]
+    assert report.hits == 1 and report.used == 1 and report.prefetched == 2  # pre-positioned work counts in the turn
+    assert [t.query for t in session.trace().turns] == ["first", "second"]  # the gap recorded no turn
+    recorded = ph.read_traces(tmp_path / "traces-True.jsonl")
+    assert [[c.key for c in t.calls] for t in recorded[0].turns] == [["d/4"], ["d/5"]]
+
+
+async def test_an_unused_pre_positioned_turn_is_bailed_out_at_close(tmp_path: Path) -> None:
+    src = ph.MockSource(lambda sid, scope: sid, [f"d/{i}" for i in range(8)], latency_s=0.01)
+    ended: list[ph.TurnReport] = []
+    policy = ph.PrefetchPolicy(top_n=2, preposition=True)
+    async with ph.Engine(sources=[src], policy=policy) as engine:
+        engine.subscribe(lambda ev: ended.append(ev.report) if isinstance(ev, ph.TurnEnded) else None)
+        session = engine.conversations.open("c")
+        async with session.turn("only") as turn:
+            await turn.request_context("d/1")
+        assert session.current is not None and session.current.prepositioned
+        await asyncio.sleep(0.05)
+        await engine.conversations.close(session)
+        assert session.current is None and engine.fetches_running == 0
+    assert len(session.trace().turns) == 1
+    assert ended[-1].calls == 0 and ended[-1].prefetched == ended[-1].wasted > 0  # bounded, reported waste
