@@ -1,10 +1,10 @@
 """Replay: recorded sessions through the real engine on virtual time, one run per prefetch policy.
 
-Each test session becomes ``engine.session(...)``, each turn ``session.turn(query, task_type,
-tags)``, and each call sleeps its recorded ``think_ms`` before ``await turn.request_context(key)``,
-against a :class:`MockSource` whose hydration takes ``hydrate_ms``. The event loop is a `looptime`
-loop: its clock jumps to the next timer, so a replay of hours of model time takes seconds and the
-numbers do not depend on the machine (same inputs, byte-identical JSON).
+Each test session becomes a conversation (``engine.conversations.open(...)``), each turn
+``session.turn(query, task_type, tags)``, and each call sleeps its recorded ``think_ms`` before
+``await turn.request_context(key)``, against a :class:`MockSource` whose hydration takes
+``hydrate_ms``. The event loop is a `looptime` loop: its clock jumps to the next timer, so a replay
+of hours of model time takes seconds and the numbers do not depend on the machine (same inputs, byte-identical JSON).
 
 Every session gets its own cache partition, so its cache entries are its own: a section hydrated in one
 session is not a free hit in the next (which would measure the cache, not the prediction), while a
@@ -188,7 +188,9 @@ async def _replay_policy(
     tally = _Tally()
     async with engine:
         for done, trace in enumerate(test, start=1):
-            async with engine.session(trace.session, partition=trace.session, record=False) as session:
+            # One conversation of the engine's registry per replayed session, in its own cache partition.
+            session = engine.conversations.open(trace.session, partition=trace.session, record=False)
+            try:
                 for turn in trace.turns:
                     keys = [c.key for c in turn.calls if c.key in catalog]
                     if oracle is not None:
@@ -205,6 +207,8 @@ async def _replay_policy(
                             await t.request_context(call.key)
                     assert t.report is not None
                     tally.reports.append(t.report)
+            finally:
+                await engine.conversations.close(session)
             if progress is not None:
                 progress(name, done, len(test))
     tally.floor = engine.width.floor
