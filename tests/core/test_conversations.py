@@ -49,7 +49,7 @@ async def _two_turns(preposition: bool, tmp_path: Path) -> tuple[list[str], ph.S
     started: list[str] = []
     async with ph.Engine(sources=[src], policy=policy, traces=store) as engine:
         engine.subscribe(lambda ev: started.append(ev.query) if isinstance(ev, ph.TurnStarted) else None)
-        session = engine.conversations.open("c", tenant="acme")
+        session = engine.conversations.open("c")  # the default tenant: recorded in the store's own file
         async with session.turn("first", expect=[]) as turn:  # nothing prefetched in the turn itself
             outcomes.append((await turn.request_context("d/4")).outcome)
         await asyncio.sleep(0.2)  # the user reads and types: idle time between turns
