@@ -136,3 +136,22 @@ async def test_a_corrupt_model_file_is_refused_with_a_warning_and_refitted(
     loaded = ph.default_predictor()
     ph.load_model(loaded, path)  # the refit wrote a good file again
     assert loaded.fitted
+
+
+async def test_serve_answers_before_its_first_fit_has_finished(tmp_path: Path) -> None:
+    """The port opens and requests are served while the recorded sessions are still being fitted."""
+    from mcp import Client
+
+    from tests.mcp_server.conftest import http_server
+
+    train = ph.read_traces(ph.sample_traces_path("train"))
+    store = ph.TraceStore(tmp_path / "traces.jsonl")
+    store.extend(
+        [ph.SessionTrace(session=f"s-{i}", task=t.task, turns=t.turns) for i, t in enumerate(train * 200)][:5000]
+    )
+    model = tmp_path / "traces.models" / "default.model.json.gz"
+    with http_server(tmp_path) as (url, _):
+        async with Client(url) as client:
+            out = await client.call_tool("request_context", {"section": "billing/refunds"})
+            assert not out.is_error
+        assert not model.exists()  # answered while the fit of 5,000 sessions was still running
