@@ -34,7 +34,7 @@ async def test_a_thousand_prompts_with_a_60_kb_query_keep_a_window_and_a_bounded
             assert len(session.turns) == len(session.history) == limits.max_session_turns
             assert all(len(q) <= limits.max_query_chars for q in session.history_queries)
             assert session.history[-1] == ("doc/19",)  # the window keeps the most recent turns
-    line = (tmp_path / "traces.jsonl").read_bytes()
+    line = store.path_for("acme").read_bytes()  # one file per tenant
     assert line.count(b"\n") == 1
     # 256 turns of at most 4,096 characters each plus their calls: about 1 MB, not 60 MB.
     assert len(line) < limits.max_session_turns * (limits.max_query_chars + 200)
