@@ -263,6 +263,11 @@ class Engine:
         """
         return await self._fetcher.lookup(section, scope)
 
+    async def cached(self, key: CacheKey) -> CacheEntry | None:
+        """The entry at ``key`` if some tier holds it (an older version's text, for a delta)."""
+        found = await self.cache.get(key)
+        return found[0] if found is not None else None
+
     def launch_prefetch(
         self,
         record: PrefetchRecord,

@@ -16,12 +16,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Protocol, Self
 
 from ._cache import CacheEntry, CacheKey
 from ._catalog import Catalog
+from ._delta import unified_delta
 from ._errors import InputError, PrehydrateError, RequestTooLargeError
 from ._events import (
     Event,
@@ -67,6 +68,17 @@ class ContextResult:
     bytes: int
     tier: str | None = None
     """The cache tier that answered a hit."""
+    diff: str | None = None
+    """With ``since_version``: a unified diff from ``base_version`` to ``version`` (``content`` is still
+    the whole text); None when the full content is the answer (base unknown or evicted, or the diff
+    is not smaller)."""
+    base_version: str | None = None
+    """The version ``diff`` starts from (the caller's ``since_version``), when there is a diff."""
+
+    @property
+    def delta(self) -> bool:
+        """True when :attr:`diff` is the answer to transmit instead of :attr:`content`."""
+        return self.diff is not None
 
     @property
     def tokens(self) -> int:
@@ -98,6 +110,7 @@ class TurnEngine(Protocol):
     def key_for(self, section: Section, scope: Scope) -> CacheKey: ...
     def latency_estimate(self, section: Section) -> float: ...
     async def lookup(self, section: Section, scope: Scope) -> tuple[CacheEntry, Outcome, str | None]: ...
+    async def cached(self, key: CacheKey) -> CacheEntry | None: ...
     def launch_prefetch(
         self,
         record: PrefetchRecord,
@@ -319,6 +332,7 @@ class Turn:
         tool_call_id: str | None = None,
         node: str | None = None,
         repredict: bool = True,
+        since_version: str | None = None,
     ) -> ContextResult:
         """Return a section's content, from the warm cache when it was predicted.
 
@@ -330,6 +344,9 @@ class Turn:
             repredict: re-predict and queue prefetches before returning (per the policy). A front
                 end that answers first and re-predicts in the idle time after passes False and
                 calls :meth:`repredict` itself.
+            since_version: the version of this section the caller already holds; when the cache
+                still has it and the change is small, ``result.diff`` carries a unified diff to
+                the current version (see ``result.delta``).
 
         Raises:
             UnknownSectionError: no such id (with suggestions).
@@ -337,6 +354,8 @@ class Turn:
             InputError: both or neither of key and query, or malformed values.
             SourceError: hydration failed on demand.
         """
+        if since_version is not None and not isinstance(since_version, str):
+            raise InputError("since_version must be a string (a version returned by an earlier request)")
         opened_here = not self._started
         if opened_here:
             await self.start()
@@ -365,11 +384,27 @@ class Turn:
             bytes=entry.size_bytes,
             tier=tier,
         )
+        if since_version is not None:
+            result = await self._with_delta(result, entry, since_version)
         call = Call(key=section.id, think_ms=round(think_ms, 3), node=node or self.node)
         self._served(result, call, lead_ms, query, tool_call_id, start_ns)
         if repredict:
             self.repredict()
         return result
+
+    async def _with_delta(self, result: ContextResult, entry: CacheEntry, since_version: str) -> ContextResult:
+        """``result`` with a diff from ``since_version`` when the cache still holds that version's text."""
+        if since_version == entry.key.version:
+            base: str | None = entry.content
+        else:
+            old = await self.engine.cached(replace(entry.key, version=since_version)) if since_version else None
+            base = old.content if old is not None else None
+        if base is None:
+            return result
+        diff = unified_delta(
+            result.section_id, base, entry.content, old_version=since_version, new_version=entry.key.version
+        )
+        return result if diff is None else replace(result, diff=diff, base_version=since_version)
 
     def _failed(
         self, exc: PrehydrateError, key: str | None, query: str | None, tool_call_id: str | None, start_ns: int

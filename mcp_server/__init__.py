@@ -3,7 +3,8 @@
 ``create_server(engine)`` returns an ``MCPServer`` with:
 
 - the tool ``request_context(section=None, query=None)`` (read-only, idempotent, structured output
-  ``section, title, content, outcome, waited_ms, version``), served from the warm cache;
+  ``section, title, content, outcome, waited_ms, version, delta, base_version``), served from the
+  warm cache; ``since_version`` asks for a unified diff against a version the caller holds;
 - the resources ``prehydrate://sections`` (the catalog, JSON) and ``prehydrate://sections/{+id}``;
 - the prompt ``compiled_context(task, query)``: the compiled prefix; it also starts a turn.
 

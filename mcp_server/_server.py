@@ -63,6 +63,13 @@ TOOL_DESCRIPTION = (
 SectionArg = Annotated[
     str | None, Field(description="Exact section id from the catalog, e.g. 'billing/refunds'. Preferred.")
 ]
+SinceArg = Annotated[
+    str | None,
+    Field(
+        description="The `version` of this section you already hold (from an earlier call); when it changed "
+        "since, you get a unified diff (`delta: true`) instead of the whole text, if that is smaller."
+    ),
+]
 QueryArg = Annotated[
     str | None, Field(description="A few key words, when you do not know the section id (instead of `section`).")
 ]
@@ -73,12 +80,18 @@ class ContextOutput(BaseModel):
 
     section: str = Field(description="Id of the section returned.")
     title: str = Field(description="Title of the section.")
-    content: str = Field(description="The full text of the section.")
+    content: str = Field(
+        description="The full text of the section; with `delta: true`, a unified diff from `base_version`."
+    )
     outcome: Literal["hit", "inflight", "miss"] = Field(
         description="hit: served from the warm cache; inflight: joined a running prefetch; miss: loaded on demand."
     )
     waited_ms: float = Field(description="Milliseconds the server waited for the content.")
     version: str = Field(description="Content version (hash); changes when the section changes.")
+    delta: bool = Field(
+        default=False, description="True: `content` is a unified diff from `base_version` to `version`."
+    )
+    base_version: str | None = Field(default=None, description="The version the diff starts from (with `delta`).")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,6 +252,7 @@ def create_server(
         ctx: Context[Any, Any],
         section: SectionArg = None,
         query: QueryArg = None,
+        since_version: SinceArg = None,
     ) -> ContextOutput:
         if (section is None) == (query is None):
             raise ToolError(
@@ -256,7 +270,7 @@ def create_server(
             then = None
             try:
                 # No tool_call_id: MCP does not carry the model's, and the JSON-RPC id is not it.
-                result = await turn.request_context(section, query=query, repredict=False)
+                result = await turn.request_context(section, query=query, repredict=False, since_version=since_version)
                 then = turn.repredict  # predict the next sections in the idle time after answering
             finally:
                 sessions.end_call(entry, then=then)
@@ -265,10 +279,12 @@ def create_server(
         return ContextOutput(
             section=result.section_id,
             title=result.title,
-            content=result.content,
+            content=result.diff if result.diff is not None else result.content,
             outcome=result.outcome,
             waited_ms=round(result.waited_ms, 3),
             version=result.version,
+            delta=result.delta,
+            base_version=result.base_version,
         )
 
     @server.resource(

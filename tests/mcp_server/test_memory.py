@@ -56,7 +56,7 @@ async def test_tool_is_described_read_only_and_structured(engine: ph.Engine, mod
         assert tool.annotations.idempotent_hint is True
         assert tool.annotations.destructive_hint is False
         assert tool.description is not None and "Call this whenever" in tool.description
-        assert set(tool.input_schema["properties"]) == {"section", "query"}
+        assert set(tool.input_schema["properties"]) == {"section", "query", "since_version"}
         assert tool.output_schema is not None
         assert {"section", "title", "content", "outcome", "waited_ms", "version"} <= set(
             tool.output_schema["properties"]

@@ -149,3 +149,26 @@ async def test_stdio_subscriber_is_told_of_a_file_edit(tmp_path: Path, mode: str
                 assert event == ResourceUpdated(uri)
         after = (await client.read_resource(uri)).contents[0].text  # type: ignore[union-attr]
         assert "second version" in after
+
+
+async def test_request_context_since_version_answers_with_a_delta(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    long = "".join(f"Rule {i}: a line of the policy that stays as it is.\n" for i in range(50))
+    (root / "policy.txt").write_text(long)
+    async with ph.Engine(sources=[ph.DirectorySource(root)]) as engine:
+        server = create_server(engine)
+        async with Client(server) as client:
+            first = (await client.call_tool("request_context", {"section": "policy"})).structured_content
+            assert first is not None and first["delta"] is False and first["base_version"] is None
+            async with client.listen(resource_subscriptions=["prehydrate://sections/policy"]) as sub:
+                (root / "policy.txt").write_text(long.replace("Rule 7: a line", "Rule 7: a changed line"))
+                async with asyncio.timeout(WAIT_S):
+                    await anext(aiter(sub))
+            args = {"section": "policy", "since_version": first["version"]}
+            again = (await client.call_tool("request_context", args)).structured_content
+            assert again is not None and again["delta"] is True and again["base_version"] == first["version"]
+            assert "+Rule 7: a changed line" in again["content"] and len(again["content"]) < len(long)
+            args["since_version"] = "not-a-version-we-had"
+            whole = (await client.call_tool("request_context", args)).structured_content
+            assert whole is not None and whole["delta"] is False and "Rule 7: a changed line" in whole["content"]

@@ -52,7 +52,7 @@ def test_typescript_sdk_client_over_stdio(tmp_path: Path) -> None:
     assert out["server"]["name"] == "prehydrate"
     tool = out["tool"]
     assert tool["annotations"]["readOnlyHint"] is True and tool["annotations"]["idempotentHint"] is True
-    assert set(tool["inputSchema"]["properties"]) == {"section", "query"}
+    assert set(tool["inputSchema"]["properties"]) == {"section", "query", "since_version"}
     assert {"section", "title", "content", "outcome", "waited_ms", "version"} <= set(tool["outputSchema"]["properties"])
 
     calls = out["calls"]
