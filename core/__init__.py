@@ -7,7 +7,17 @@ used at the end of the turn. See docs/index.md for the guide.
 
 from __future__ import annotations
 
-from ._cache import CacheEntry, CacheKey, CacheTier, DiskTier, FillCoordinator, FillLease, MemoryTier, WarmCache
+from ._cache import (
+    CacheEntry,
+    CacheKey,
+    CacheTier,
+    DiskTier,
+    FillCoordinator,
+    FillLease,
+    MemoryTier,
+    VersionStamps,
+    WarmCache,
+)
 from ._catalog import Catalog
 from ._compile import CompiledContext, GlossaryError, compile_context, load_glossary
 from ._conversations import Conversations
@@ -155,6 +165,7 @@ __all__ = [
     "TurnTrace",
     "UnknownSectionError",
     "UsagePredictor",
+    "VersionStamps",
     "WarmCache",
     "WorkflowDAG",
     "WorkflowEdge",

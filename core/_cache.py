@@ -20,7 +20,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -38,6 +38,7 @@ __all__ = [
     "FillCoordinator",
     "FillLease",
     "MemoryTier",
+    "VersionStamps",
     "WarmCache",
 ]
 
@@ -267,6 +268,25 @@ class FillCoordinator(Protocol):
         ...
 
 
+@runtime_checkable
+class VersionStamps(Protocol):
+    """Optional capability of a tier shared by processes (Redis): the latest version each section was seen at.
+
+    A replica that observes a change (its watcher, its poll) stamps the new versions; another
+    replica reads the stamp on a lookup of a live section and, when the stamp is newer than what
+    it observed itself and names another version, serves that version instead of its own stale
+    catalog's. A stamp is ``(time_ns, version)``; an empty version means removed.
+    """
+
+    async def stamp_versions(self, versions: Mapping[str, str], time_ns: int) -> None:
+        """Record ``section id -> version`` as seen at ``time_ns`` (wall clock, ns)."""
+        ...
+
+    async def stamped_version(self, section_id: str) -> tuple[int, str] | None:
+        """The latest stamp of ``section_id``, or None when none was written."""
+        ...
+
+
 _ENTRY_OVERHEAD = 256
 """Bytes charged per memory entry on top of its content, so many tiny entries still count."""
 
@@ -488,6 +508,34 @@ class WarmCache:
                 continue
             self._ok(tier)
         return stored
+
+    @property
+    def stamps(self) -> bool:
+        """True when a tier keeps version stamps (see :class:`VersionStamps`)."""
+        return any(isinstance(t, VersionStamps) for t in self.tiers)
+
+    async def stamp(self, versions: Mapping[str, str], time_ns: int) -> None:
+        """Stamp ``versions`` in every tier that keeps stamps (a failing tier is skipped, like a write)."""
+        for tier in self.tiers:
+            if isinstance(tier, VersionStamps):
+                try:
+                    await tier.stamp_versions(versions, time_ns)
+                except CacheError as exc:
+                    self._failed(tier, exc)
+
+    async def stamped(self, section_id: str) -> tuple[int, str] | None:
+        """The newest stamp of ``section_id`` across the tiers that keep them (None: none, or unreachable)."""
+        best: tuple[int, str] | None = None
+        for tier in self.tiers:
+            if isinstance(tier, VersionStamps):
+                try:
+                    found = await tier.stamped_version(section_id)
+                except CacheError as exc:
+                    self._failed(tier, exc, "read")
+                    continue
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = found
+        return best
 
     @asynccontextmanager
     async def fill(self, key: CacheKey) -> AsyncIterator[CacheEntry | None]:

@@ -111,20 +111,25 @@ class Engine:
         """Fold a live source's change set into the catalog, so the next lookup uses the new versions.
 
         The new catalog and its lexical index are built off the event loop and swapped in whole;
-        running prefetches of old versions are cancelled; subscribers get :class:`SectionsChanged`.
+        running prefetches of old versions are cancelled; a tier shared by replicas (Redis) gets the
+        new versions stamped; subscribers get :class:`SectionsChanged`.
         """
         async with self._changes_lock:
             sections = merge_changes(self.catalog.sections, changes, src.name)
             catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
             self._catalog = catalog
             self._fetcher.follow(src, changes)  # type: ignore[arg-type]  # a live source is a Source too
+        now = time.time_ns()
+        if self.cache.stamps:  # replicas sharing the tier serve the new versions from now on
+            versions = {s.id: s.version for s in (*changes.added, *changes.changed)}
+            await self.cache.stamp(versions | dict.fromkeys(changes.removed, ""), now)
         self.emit(
             SectionsChanged(
                 source=src.name,
                 added=tuple(s.id for s in changes.added),
                 changed=tuple(s.id for s in changes.changed),
                 removed=changes.removed,
-                time_ns=time.time_ns(),
+                time_ns=now,
             )
         )
 

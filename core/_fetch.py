@@ -20,7 +20,7 @@ from ._catalog import Catalog
 from ._errors import HydrationTimeout, PrehydrateError, RequestTooLargeError, SourceError
 from ._events import Outcome, PrefetchStatus
 from ._inputs import EngineLimits
-from ._live import SectionChanges
+from ._live import LiveSource, SectionChanges
 from ._prefetch import PrefetchRecord, Status
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens
 from ._sources import Source
@@ -66,10 +66,34 @@ class Fetcher:
         self._live_prefetch: dict[CacheKey, PrefetchRecord] = {}
         self._prefetching: set[asyncio.Task[Any]] = set()
         self._latency: dict[str, float] = {}
+        self._listed_ns = time.time_ns()
+        self._seen_ns: dict[str, int] = {}
 
     def route(self, source_of: dict[str, Source]) -> None:
         """Use this section id -> source map from now on (after the catalog was listed again)."""
         self._source_of = source_of
+        self._listed_ns = time.time_ns()
+        self._seen_ns.clear()
+
+    async def _current(self, section: Section) -> Section:
+        """``section`` at the version another replica stamped, when that stamp is newer than what this
+        process observed (its listing, its own change sets) and names another version.
+
+        Only live sections are checked (one read of the stamping tier per lookup); without a tier
+        that keeps stamps this is free. The catalog moves on, so prediction and later lookups agree.
+        """
+        if not self.cache.stamps or not isinstance(self._source_of.get(section.id), LiveSource):
+            return section
+        found = await self.cache.stamped(section.id)
+        if found is None:
+            return section
+        time_ns, version = found
+        if not version or version == section.version or time_ns <= self._seen_ns.get(section.id, self._listed_ns):
+            return section
+        self._seen_ns[section.id] = time_ns
+        newer = replace(section, version=version)
+        self._catalog().replace(newer)
+        return newer
 
     @property
     def running(self) -> int:
@@ -172,8 +196,10 @@ class Fetcher:
     async def lookup(self, section: Section, scope: Scope) -> tuple[CacheEntry, Outcome, str | None]:
         """Serve a section: from cache, by joining a running fetch, or by hydrating it now.
 
-        Single-flight: concurrent requests for the same key share one hydration.
+        Single-flight: concurrent requests for the same key share one hydration. A live section
+        another replica saw change is served at the version it stamped (see ``_current``).
         """
+        section = await self._current(section)
         key = key_for(section, scope)
         found = await self.cache.get(key)
         if found is not None:
@@ -288,6 +314,9 @@ class Fetcher:
             self._source_of[s.id] = src
         for sid in changes.removed:
             self._source_of.pop(sid, None)
+        seen = time.time_ns()
+        for sid in changes.ids:
+            self._seen_ns[sid] = seen
         current = {s.id: s.version for s in (*changes.added, *changes.changed)}
         stale = [
             task

@@ -12,15 +12,19 @@ opens a circuit breaker and skips Redis (raising :class:`CacheError` at once, wh
 treats as a miss and logs once) for a back-off period that doubles while Redis stays down, and goes
 back to Redis on the first call after it answers again.
 
-Keys are ``<prefix>:e:<sha256 of (tenant, partition, section, version)>`` for entries and ``<prefix>:f:<same>``
-for fill locks; values are the JSON :class:`CacheEntry` (its own key and checksum, verified on every
+Keys are ``<prefix>:e:<sha256 of (tenant, partition, section, version)>`` for entries, ``<prefix>:f:<same>``
+for fill locks and ``<prefix>:v:<sha256 of the section id>`` for version stamps (``<time_ns> <version>``,
+the latest version a replica saw a live section at; see :class:`~prehydrate.VersionStamps`); values
+are the JSON :class:`CacheEntry` (its own key and checksum, verified on every
 read, never a pickle). See docs/scaling.md for deployment and sizing.
 
 The checksum catches torn writes, not forgeries: anyone who can write to Redis can also compute a
 SHA-256. With ``secret`` set, every value is prefixed with an HMAC-SHA256 of it under that key, and
 a value whose tag does not verify (planted, altered, or written without the secret) is refused as a
 miss, counted in ``forged`` and logged once. Without a secret, Redis is trusted like the process's
-own memory: whoever can write to it can serve any content to any tenant.
+own memory: whoever can write to it can serve any content to any tenant. Version stamps are sealed
+the same way (after a plain ``<time_ns> `` prefix the newer-wins script compares), so a planted stamp
+cannot point a replica back at an older version.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ._cache import CacheEntry, CacheKey, CacheTier, FillLease
@@ -53,6 +57,16 @@ end
 return 0
 """
 """Delete the fill lock only if this process still holds it (it may have expired and been retaken)."""
+
+_STAMP_SCRIPT = """
+local old = redis.call('get', KEYS[1])
+if old and tonumber(string.match(old, '^%d+')) > tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('set', KEYS[1], ARGV[2])
+return 1
+"""
+"""Set a version stamp unless the stored one is newer (two replicas observing changes in either order)."""
 
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.05
@@ -215,6 +229,10 @@ class RedisTier(CacheTier):
         """The Redis key of ``key``'s fill lock."""
         return f"{self.prefix}:f:{key.digest}"
 
+    def stamp_key(self, section_id: str) -> str:
+        """The Redis key of a section's version stamp (not scoped by tenant: the catalog is shared)."""
+        return f"{self.prefix}:v:{hashlib.sha256(section_id.encode('utf-8')).hexdigest()}"
+
     # -- circuit breaker -----------------------------------------------------------------------------
 
     @property
@@ -346,6 +364,36 @@ class RedisTier(CacheTier):
                 await self._client.aclose()
             except self._errors:
                 pass  # closing a pool whose server is gone: nothing left to release
+
+    # -- version stamps (VersionStamps) ---------------------------------------------------------------
+
+    async def stamp_versions(self, versions: Mapping[str, str], time_ns: int) -> None:
+        """Write each section's stamp, keeping a newer one another replica wrote (compare in a script)."""
+        if not versions:
+            return
+
+        async def write(c: Any) -> None:
+            pipe = c.pipeline(transaction=False)
+            for sid, version in versions.items():
+                # The leading time lets the script compare; the sealed copy is what a reader trusts.
+                value = f"{time_ns} ".encode() + self._seal(f"{time_ns} {sid} {version}".encode())
+                pipe.eval(_STAMP_SCRIPT, 1, self.stamp_key(sid), str(time_ns), value)
+            await pipe.execute()
+
+        await self._run("stamp", write)
+
+    async def stamped_version(self, section_id: str) -> tuple[int, str] | None:
+        """The stamp of ``section_id``: (time_ns, version), or None (none written, or unreadable)."""
+        name = self.stamp_key(section_id)
+        raw = await self._run("stamped", lambda c: c.get(name))
+        if raw is None:
+            return None
+        data = self._open_value(bytes(raw).partition(b" ")[2])  # with a secret, a forged stamp is refused
+        if data is None:
+            return None
+        head, _, rest = data.decode("utf-8", "replace").partition(" ")
+        sid, _, version = rest.rpartition(" ")
+        return (int(head), version) if head.isdigit() and sid == section_id else None
 
     # -- cross-process single-flight (FillCoordinator) -----------------------------------------------
 
