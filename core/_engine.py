@@ -35,6 +35,11 @@ from ._traces import TraceStore
 __all__ = ["Engine"]
 
 
+def _indexed(sections: list[Section]) -> Catalog:
+    """A catalog of ``sections`` with its lexical index built (run off the loop)."""
+    return Catalog(sections).warm()
+
+
 class Engine:
     """Sources, a warm cache, a predictor and a policy: the thing every front end wraps.
 
@@ -79,6 +84,8 @@ class Engine:
         """The open conversations by (tenant, id): the registry front ends map their sessions onto."""
         self._follower = Follower(self.apply_changes)
         self._changes_lock = asyncio.Lock()
+        self._reindexing: asyncio.Task[None] | None = None
+        self._reindex_again = False
 
     @property
     def policy(self) -> PrefetchPolicy:
@@ -115,9 +122,15 @@ class Engine:
         new versions stamped; subscribers get :class:`SectionsChanged`.
         """
         async with self._changes_lock:
-            sections = merge_changes(self.catalog.sections, changes, src.name)
-            catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
-            self._catalog = catalog
+            if changes.added or changes.removed:
+                sections = merge_changes(self.catalog.sections, changes, src.name)
+                self._catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
+            else:
+                # Only versions changed: swap the stubs in place now (a lookup by id sees them at
+                # once) and refresh the lexical index (titles, summaries) off the loop afterwards.
+                for section in changes.changed:
+                    self.catalog.replace(replace(section, order=self.catalog.get(section.id).order))
+                self._reindex()
             self._fetcher.follow(src, changes)  # type: ignore[arg-type]  # a live source is a Source too
         now = time.time_ns()
         if self.cache.stamps:  # replicas sharing the tier serve the new versions from now on
@@ -132,6 +145,29 @@ class Engine:
                 time_ns=now,
             )
         )
+
+    def _reindex(self) -> None:
+        """Rebuild the catalog's lexical index off the loop and swap it in, unless a change set came
+        meanwhile (that one's rebuild, or the next ``_reindex``, wins); one rebuild at a time."""
+        if self._reindexing is not None and not self._reindexing.done():
+            self._reindex_again = True
+            return
+
+        async def rebuild() -> None:
+            while True:
+                self._reindex_again = False
+                current = self.catalog
+                fresh = await asyncio.to_thread(_indexed, list(self.catalog.sections))
+                if self._catalog is not current:
+                    return  # a change set that added or removed sections built a whole new catalog
+                for section in current.sections:  # versions adopted while building (in place) carry over
+                    if fresh.get(section.id).version != section.version:
+                        fresh.replace(section)
+                self._catalog = fresh
+                if not self._reindex_again:
+                    return
+
+        self._reindexing = asyncio.get_running_loop().create_task(rebuild())
 
     async def start(self) -> None:
         """Build the catalog and let the predictor learn from the recorded traces."""
@@ -169,6 +205,9 @@ class Engine:
     async def aclose(self) -> None:
         """Stop following live sources, close sessions (bailing out their turns), then the cache and sources."""
         await self._follower.aclose()
+        if self._reindexing is not None:
+            self._reindexing.cancel()
+            await asyncio.gather(self._reindexing, return_exceptions=True)
         for session in list(self._sessions):
             await session.aclose()
         await self._fetcher.aclose()

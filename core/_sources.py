@@ -16,8 +16,9 @@ import logging
 import os
 import re
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -264,6 +265,8 @@ class DirectorySource:
         self.only = tuple(sorted(only)) if only is not None else None
         """Root-relative files to serve instead of walking the root (``prehydrate serve README.md``)."""
         self._sections: list[Section] | None = None
+        self._per_file: dict[str, list[Section]] | None = None
+        """Each listed file's sections, in file order: what a change of a few files re-reads around."""
 
     def resolve(self, relative: str) -> Path:
         """Resolve a path relative to the root, refusing anything that would leave it."""
@@ -355,37 +358,48 @@ class DirectorySource:
         the root) is skipped with a warning naming it and listed in :attr:`skipped`; it never takes the
         rest of the folder down. Ids follow the rules of ``prehydrate._splitting`` (unique by construction).
         """
-        sections: list[Section] = []
         where: dict[str, tuple[str, str | None]] = {}
         skipped: list[tuple[str, str]] = []
         files = list(self.only) if self.only is not None else self._files()
         self._file_ids = file_ids(files)
+        per_file: dict[str, list[Section]] = {}
         for rel in files:
-            try:
-                chunks = self._chunks(rel, self._read(rel))
-            except (InputError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
-                reason = getattr(exc, "strerror", None) or exc  # strerror: no absolute server path
-                self._skip(skipped, rel, str(exc) if isinstance(exc, InputError) else f"{rel}: {reason}")
-                continue
-            taken = next((sid for sid, _ in chunks if sid in where), None)
-            if taken is not None:  # only odd names reach here (a '#' in a file name): keep the first file
-                self._skip(skipped, rel, f"{rel}: section id {taken!r} is already taken by {where[taken][0]}")
-                continue
-            for sid, chunk in chunks:
-                where[sid] = (rel, chunk.anchor)
-                sections.append(
-                    _section(
-                        section_id=sid,
-                        title=chunk.title,
-                        text=chunk.text,
-                        tags=(rel.split("/", 1)[0],) if "/" in rel else (),
-                        source=self.name,
-                        order=len(sections),
-                        summary=chunk.summary,
-                    )
-                )
-        self._sections, self._where, self.skipped = sections, where, skipped
+            found = self._list_file(rel, where, skipped)
+            if found is not None:
+                per_file[rel] = found
+        self._where, self.skipped, self._per_file = where, skipped, per_file
+        self._sections = _numbered(per_file)
         return list(self._sections)
+
+    def _list_file(
+        self, rel: str, where: dict[str, tuple[str, str | None]], skipped: list[tuple[str, str]]
+    ) -> list[Section] | None:
+        """One file's sections (recorded in ``where``), or None when it is skipped (recorded in ``skipped``)."""
+        try:
+            chunks = self._chunks(rel, self._read(rel))
+        except (InputError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            reason = getattr(exc, "strerror", None) or exc  # strerror: no absolute server path
+            self._skip(skipped, rel, str(exc) if isinstance(exc, InputError) else f"{rel}: {reason}")
+            return None
+        taken = next((sid for sid, _ in chunks if sid in where), None)
+        if taken is not None:  # only odd names reach here (a '#' in a file name): keep the first file
+            self._skip(skipped, rel, f"{rel}: section id {taken!r} is already taken by {where[taken][0]}")
+            return None
+        out: list[Section] = []
+        for sid, chunk in chunks:
+            where[sid] = (rel, chunk.anchor)
+            out.append(
+                _section(
+                    section_id=sid,
+                    title=chunk.title,
+                    text=chunk.text,
+                    tags=(rel.split("/", 1)[0],) if "/" in rel else (),
+                    source=self.name,
+                    order=len(out),
+                    summary=chunk.summary,
+                )
+            )
+        return out
 
     def changes(self) -> AsyncIterator[SectionChanges]:
         """Watch the root (unless ``watch=False``): each batch of file changes as a change set.
@@ -396,7 +410,51 @@ class DirectorySource:
         if not self.watch:
             return _no_changes()
         watched = [self.root / rel for rel in self.only] if self.only is not None else [self.root]
-        return watch_paths(watched, self.list_sections, self._sections)
+        return watch_paths(watched, self.relist, self._sections)
+
+    def relist(self, paths: Set[Path]) -> Sequence[Section]:
+        """The listing after the files at ``paths`` changed: only those are read again.
+
+        Falls back to a full :meth:`list_sections` when it cannot tell cheaply (no listing yet, an
+        ``only`` list, an empty batch, a folder that appeared, or a change of some other file's id).
+        """
+        if self._sections is None or self.only is not None or not paths or self._per_file is None:
+            return self.list_sections()
+        files = set(self._per_file)
+        touched: set[str] = set()
+        for path in paths:
+            rel = _relative(self.root, path)
+            if rel is None or any(part.startswith(".") for part in rel.split("/")):
+                continue
+            if path.is_dir():
+                return self.list_sections()  # a folder moved in: walk it like a fresh listing would
+            gone = [f for f in files if f == rel or f.startswith(rel + "/")]
+            files.difference_update(gone)
+            touched.update(gone)
+            if Path(rel).suffix.lower() in self.suffixes and (path.is_file() or path.is_symlink()):
+                files.add(rel)
+                touched.add(rel)
+        return self._relist_files(sorted(files), touched)
+
+    def _relist_files(self, files: list[str], touched: set[str]) -> Sequence[Section]:
+        assert self._per_file is not None
+        if set(files) != set(self._per_file) or touched - set(self._per_file):
+            ids = file_ids(files)  # the set of files changed: ids may too (only a clash changes them)
+            if any(ids[f] != self._file_ids.get(f) for f in files if f not in touched):
+                return self.list_sections()  # another file's id changed (a name clash came or went)
+            self._file_ids = ids
+        ids = self._file_ids
+        per_file = {f: v for f, v in self._per_file.items() if f in ids and f not in touched}
+        skipped = [(rel, why) for rel, why in self.skipped if rel not in touched]
+        where = {sid: w for sid, w in self._where.items() if w[0] in per_file}
+        for rel in sorted(touched & set(files)):
+            found = self._list_file(rel, where, skipped)
+            if found is not None:
+                per_file[rel] = found
+        self._per_file = {f: per_file[f] for f in files if f in per_file}
+        self._sections = _numbered(self._per_file)
+        self._where, self.skipped = where, skipped
+        return list(self._sections)
 
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
         check_section_id(section_id)
@@ -430,6 +488,30 @@ class DirectorySource:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _numbered(per_file: dict[str, list[Section]]) -> list[Section]:
+    """Every file's sections in file order, numbered in document order across the folder (in place:
+    a later re-listing renumbers only what moved)."""
+    out: list[Section] = []
+    for rel, found in per_file.items():
+        if any(s.order != len(out) + i for i, s in enumerate(found)):
+            found = per_file[rel] = [replace(s, order=len(out) + i) for i, s in enumerate(found)]
+        out.extend(found)
+    return out
+
+
+def _relative(root: Path, path: Path) -> str | None:
+    """``path`` relative to ``root`` with ``/`` separators, or None when it is not under it."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        try:
+            rel = path.resolve().relative_to(root)
+        except (ValueError, OSError):
+            return None
+    text = rel.as_posix()
+    return None if text in ("", ".") else text
 
 
 async def _no_changes() -> AsyncIterator[SectionChanges]:

@@ -3,14 +3,14 @@
 The watcher (inotify on Linux, via the ``watchfiles`` package) groups the writes of an editor's
 save (write a temp file, rename it over the old one) into one batch: a batch ends after
 ``step_ms`` without a new event, or after ``debounce_ms`` at most. After each batch the source
-lists its sections again in a worker thread and the difference (by id and version) is yielded as
-one :class:`~prehydrate.SectionChanges`.
+re-lists in a worker thread (told which paths changed, so a large tree re-reads only those files)
+and the difference (by id and version) is yielded as one :class:`~prehydrate.SectionChanges`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
 from pathlib import Path
 
 from ._live import SectionChanges
@@ -37,21 +37,24 @@ def diff_sections(before: Mapping[str, Section], after: Sequence[Section]) -> Se
 
 
 async def watch_paths(
-    paths: Sequence[Path], relist: Callable[[], Sequence[Section]], baseline: Sequence[Section] | None = None
+    paths: Sequence[Path],
+    relist: Callable[[Set[Path]], Sequence[Section]],
+    baseline: Sequence[Section] | None = None,
 ) -> AsyncIterator[SectionChanges]:
     """Yield a change set each time the files under ``paths`` change (runs until cancelled).
 
-    ``relist`` is the source's own listing; it runs off the event loop. ``baseline`` is the
-    listing the caller already holds (the engine's catalog was built from it); without one, a
-    first listing is taken.
+    ``relist`` is the source's own listing, given the paths of the batch (an empty set: list
+    everything); it runs off the event loop. ``baseline`` is the listing the caller already holds
+    (the engine's catalog was built from it); without one, a first listing is taken.
     """
     import watchfiles
 
-    before = {s.id: s for s in (baseline if baseline is not None else await asyncio.to_thread(relist))}
-    async for _ in watchfiles.awatch(
+    before = {s.id: s for s in (baseline if baseline is not None else await asyncio.to_thread(relist, set()))}
+    async for batch in watchfiles.awatch(
         *paths, debounce=DEBOUNCE_MS, step=STEP_MS, rust_timeout=WAKE_MS, watch_filter=None
     ):
-        after = await asyncio.to_thread(relist)
+        changed = {Path(p) for _, p in batch}
+        after = await asyncio.to_thread(relist, changed)
         found = diff_sections(before, after)
         before = {s.id: s for s in after}
         if found:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,3 +93,65 @@ async def test_watch_off_waits_for_a_refresh(tmp_path: Path) -> None:
         assert w.events.empty()
         engine.refresh()
         assert (await w.fetch("a")).content == "two\n"
+
+
+class SlowDirectory(ph.DirectorySource):
+    """A watched folder whose reads take a while, so prefetches are still running when it changes."""
+
+    async def hydrate(self, section_id: str, *, scope: ph.Scope) -> ph.Hydrated:
+        await asyncio.sleep(0.6)
+        return await super().hydrate(section_id, scope=scope)
+
+
+async def test_a_directory_removed_while_its_prefetches_run(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.md").write_text("# A\n\nSection a.\n")
+    (root / "sub" / "b.md").write_text("# B\n\nSection b.\n")
+    (root / "other.md").write_text("# Other\n\nStays.\n")
+    removed = asyncio.Event()
+    async with ph.Engine(sources=[SlowDirectory(root)], predictor=ph.SequentialPredictor()) as engine:
+        engine.subscribe(lambda e: removed.set() if isinstance(e, ph.SectionsChanged) and e.removed else None)
+        async with engine.session("s") as session:
+            async with session.turn(query="q", expect=["sub/a", "sub/b"]) as turn:
+                await asyncio.sleep(0.1)  # both prefetches are reading
+                assert engine.fetches_running == 2
+                shutil.rmtree(root / "sub")
+                async with asyncio.timeout(10):
+                    await removed.wait()
+                assert (await turn.request_context("other")).content.endswith("Stays.\n")
+                with pytest.raises(ph.UnknownSectionError):
+                    await turn.request_context("sub/a")
+            report = turn.report
+    assert report is not None and report.cancelled == 2 and report.wasted == 2 and report.prefetched == 2
+    assert not {"sub/a", "sub/b"} & set(engine.catalog.ids)
+
+
+def test_relisting_only_the_changed_files_gives_the_full_listing(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.md", "b.md", "sub/c.md", "sub/d.md"):
+        (root / name).write_text(f"# {name}\n\nText of {name}.\n\n## Part\n\nMore of {name}.\n")
+    src = ph.DirectorySource(root, watch=False)
+    src.list_sections()
+
+    def check(*changed: str) -> None:
+        incremental = src.relist({root / rel for rel in changed})
+        assert [(s.id, s.version, s.order) for s in incremental] == [
+            (s.id, s.version, s.order) for s in ph.DirectorySource(root, watch=False).list_sections()
+        ]
+
+    (root / "a.md").write_text("# a.md\n\nEdited.\n")
+    check("a.md")
+    (root / ".b.md.tmp").write_text("# b\n\nSaved atomically.\n")
+    os.replace(root / ".b.md.tmp", root / "b.md")
+    check(".b.md.tmp", "b.md")
+    (root / "sub" / "e.md").write_text("# e\n\nNew file.\n")
+    check("sub/e.md")
+    (root / "a.txt").write_text("A text file whose short id clashes with a.md.\n")  # both keep their suffix
+    check("a.txt")
+    shutil.rmtree(root / "sub")
+    check("sub")
+    (root / "new").mkdir()
+    (root / "new" / "f.md").write_text("# f\n\nIn a folder that appeared.\n")
+    check("new")

@@ -53,7 +53,7 @@ async def test_wrong_and_misspelled_tool_arguments_name_the_argument() -> None:
         cases = [
             ({"section": 5}, "The argument `section` of request_context must be a string or null, not an integer."),
             ({"query": ["refund"]}, "The argument `query` of request_context must be a string or null, not a list."),
-            ({"sect": "billing/refunds"}, "Unknown argument `sect` for request_context, which takes `section`, `query`. Did you mean `section`?"),
+            ({"sect": "billing/refunds"}, "Unknown argument `sect` for request_context, which takes `section`, `query`, `since_version`. Did you mean `section`?"),
         ]  # fmt: skip
         for arguments, message in cases:
             result = await client.call_tool("request_context", arguments)
