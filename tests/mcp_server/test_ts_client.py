@@ -21,16 +21,16 @@ HERE = Path(__file__).parent / "ts_client"
 INSTALL = "npm install --prefix tests/mcp_server/ts_client"
 
 
-def _run_ts_client(tmp_path: Path) -> dict[str, Any]:
+def _run_ts_client(tmp_path: Path, *serve_args: str, **env: str) -> dict[str, Any]:
     node = shutil.which("node")
     require(node, "node (20+) is not installed; the TypeScript MCP client test needs it")
     installed = (HERE / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir()
     require(installed, f"the TypeScript MCP client is not installed: run `{INSTALL}`")
     assert node is not None
-    argv = serve_argv("--traces", str(tmp_path / "traces.jsonl"))
+    argv = serve_argv("--traces", str(tmp_path / "traces.jsonl"), *serve_args)
     proc = subprocess.run(
         [node, str(HERE / "client.mjs"), *argv],
-        env=child_env(tmp_path),
+        env=child_env(tmp_path, **env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,3 +76,17 @@ def test_typescript_sdk_client_over_stdio(tmp_path: Path) -> None:
     assert "ts-explicit" in traces
     (conn,) = [t for s, t in traces.items() if s.startswith("conn-")]
     assert [c.key for turn in conn.turns for c in turn.calls][:3] == [ids[0], ids[1], ids[1]]
+
+
+def test_typescript_sdk_client_is_told_of_a_file_edit(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    guide = root / "guide.md"
+    guide.write_text("# Guide\n\nThe first version.\n")
+    (root / "other.md").write_text("# Other\n\nUnchanged.\n")
+    uri = "prehydrate://sections/guide"
+    out = _run_ts_client(tmp_path, str(root), PREHYDRATE_TS_EDIT_FILE=str(guide), PREHYDRATE_TS_EDIT_URI=uri)
+    assert out["resourcesCapability"]["subscribe"] is True and out["resourcesCapability"]["listChanged"] is True
+    assert set(out["updated"]) == {uri}, out  # only the subscribed section
+    assert out["latencyMs"] is not None
+    assert "TypeScript client wrote" in out["contentAfter"]

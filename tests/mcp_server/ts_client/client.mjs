@@ -6,6 +6,8 @@
 // failure (a tool error is data, not a failure: the Python side checks its message).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { writeFileSync } from "node:fs";
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {
@@ -33,7 +35,48 @@ const call = async (args, meta) => {
   };
 };
 
+// Notify mode (env PREHYDRATE_TS_EDIT_FILE + PREHYDRATE_TS_EDIT_URI): subscribe to the URI, rewrite
+// the file, and report how long `notifications/resources/updated` took to arrive.
+const editFile = process.env.PREHYDRATE_TS_EDIT_FILE;
+const editUri = process.env.PREHYDRATE_TS_EDIT_URI;
+
+async function notifyMode() {
+  await client.connect(transport);
+  const updated = [];
+  let wake = () => {};
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+    updated.push({ uri: n.params.uri, at: performance.now() });
+    wake();
+  });
+  const capabilities = client.getServerCapabilities();
+  await client.subscribeResource({ uri: editUri });
+  writeFileSync(editFile, "# Guide\n\nThe version the TypeScript client wrote.\n");
+  const t0 = performance.now();
+  const deadline = t0 + 10000;
+  while (!updated.some((u) => u.uri === editUri) && performance.now() < deadline) {
+    await new Promise((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, 100);
+    });
+  }
+  const hit = updated.find((u) => u.uri === editUri);
+  const after = await client.readResource({ uri: editUri });
+  const out = {
+    protocolVersion,
+    resourcesCapability: capabilities?.resources ?? null,
+    updated: updated.map((u) => u.uri),
+    latencyMs: hit ? hit.at - t0 : null,
+    contentAfter: after.contents[0].text,
+  };
+  process.stdout.write(JSON.stringify(out) + "\n");
+  await client.close();
+}
+
 try {
+  if (editFile && editUri) {
+    await notifyMode();
+    process.exit(0);
+  }
   await client.connect(transport);
   const { tools } = await client.listTools();
   const tool = tools.find((t) => t.name === "request_context");
