@@ -122,14 +122,15 @@ class Engine:
         new versions stamped; subscribers get :class:`SectionsChanged`.
         """
         async with self._changes_lock:
-            if changes.added or changes.removed:
+            catalog = self.catalog
+            if changes.added or changes.removed or any(s.id not in catalog for s in changes.changed):
                 sections = merge_changes(self.catalog.sections, changes, src.name)
                 self._catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
             else:
                 # Only versions changed: swap the stubs in place now (a lookup by id sees them at
                 # once) and refresh the lexical index (titles, summaries) off the loop afterwards.
                 for section in changes.changed:
-                    self.catalog.replace(replace(section, order=self.catalog.get(section.id).order))
+                    catalog.replace(replace(section, order=catalog.get(section.id).order))
                 self._reindex()
             self._fetcher.follow(src, changes)  # type: ignore[arg-type]  # a live source is a Source too
         now = time.time_ns()

@@ -100,3 +100,24 @@ async def test_a_broken_change_stream_stops_following_but_serving_goes_on(caplog
         async with engine.session("s") as session, session.turn(query="q") as turn:
             assert (await turn.request_context("a")).content == "a text"
     assert "source 'live' stopped reporting changes" in caplog.text
+
+
+async def test_a_change_to_an_id_the_catalog_lacks_is_added_and_following_goes_on() -> None:
+    class Hiding(QueueSource):
+        def list_sections(self) -> list[ph.Section]:  # z exists but was not listed at start
+            return [self.section("a")]
+
+    src = Hiding({"a": "a text", "z": "z text"}, latency_s=0.0)
+    events: list[ph.SectionsChanged] = []
+    async with ph.Engine(sources=[src], predictor=ph.SequentialPredictor()) as engine:
+        engine.subscribe(lambda e: events.append(e) if isinstance(e, ph.SectionsChanged) else None)
+        await src.queue.put(ph.SectionChanges(changed=(src.section("z"),)))  # crossed a refresh: really new
+        src.texts["a"] = "a edited"
+        await src.queue.put(ph.SectionChanges(changed=(src.section("a"),)))  # the fast, in-place path
+        async with asyncio.timeout(5):
+            while len(events) < 2:
+                await asyncio.sleep(0.01)
+        assert engine.catalog.ids == ["a", "z"]
+        async with engine.session("s") as session, session.turn(query="q", expect=[]) as turn:
+            assert (await turn.request_context("a")).content == "a edited"
+            assert (await turn.request_context("z")).content == "z text"
