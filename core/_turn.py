@@ -86,6 +86,25 @@ class ContextResult:
         return estimate_tokens(self.content)
 
 
+def _result(section: Section, entry: CacheEntry, outcome: Outcome, waited_ms: float, tier: str | None) -> ContextResult:
+    """The answer for ``section`` served from ``entry``."""
+    return ContextResult(
+        section_id=section.id,
+        title=section.title,
+        content=entry.content,
+        outcome=outcome,
+        waited_ms=waited_ms,
+        version=entry.key.version,
+        bytes=entry.size_bytes,
+        tier=tier,
+    )
+
+
+def _check_since(since_version: object) -> None:
+    if since_version is not None and not isinstance(since_version, str):
+        raise InputError("since_version must be a string (a version returned by an earlier request)")
+
+
 class TurnEngine(Protocol):
     """What a turn needs from its engine: the catalog, prediction, the width, lookup, prefetch and events."""
 
@@ -354,8 +373,7 @@ class Turn:
             InputError: both or neither of key and query, or malformed values.
             SourceError: hydration failed on demand.
         """
-        if since_version is not None and not isinstance(since_version, str):
-            raise InputError("since_version must be a string (a version returned by an earlier request)")
+        _check_since(since_version)
         opened_here = not self._started
         if opened_here:
             await self.start()
@@ -374,26 +392,18 @@ class Turn:
         t1 = self._last_end = loop.time()
         lead_ms = self._claim(entry, outcome, t0)
         outcome = "miss" if opened_here and outcome == "inflight" else outcome  # see _claim
-        result = ContextResult(
-            section_id=section.id,
-            title=section.title,
-            content=entry.content,
-            outcome=outcome,
-            waited_ms=(t1 - t0) * 1000.0,
-            version=entry.key.version,
-            bytes=entry.size_bytes,
-            tier=tier,
-        )
-        if since_version is not None:
-            result = await self._with_delta(result, entry, since_version)
+        served = _result(section, entry, outcome, (t1 - t0) * 1000.0, tier)
+        result = await self._with_delta(served, entry, since_version)
         call = Call(key=section.id, think_ms=round(think_ms, 3), node=node or self.node)
         self._served(result, call, lead_ms, query, tool_call_id, start_ns)
         if repredict:
             self.repredict()
         return result
 
-    async def _with_delta(self, result: ContextResult, entry: CacheEntry, since_version: str) -> ContextResult:
+    async def _with_delta(self, result: ContextResult, entry: CacheEntry, since_version: str | None) -> ContextResult:
         """``result`` with a diff from ``since_version`` when the cache still holds that version's text."""
+        if since_version is None:
+            return result
         if since_version == entry.key.version:
             base: str | None = entry.content
         else:

@@ -54,9 +54,9 @@ def _pytest_without_programs(test: str, **env: str) -> str:
 def test_typescript_client_test_skips_without_node_and_fails_in_ci() -> None:
     test = "tests/mcp_server/test_ts_client.py"
     local = _pytest_without_programs(test)
-    assert "1 skipped" in local and "node (20+) is not installed" in local, local
+    assert "2 skipped" in local and "node (20+) is not installed" in local, local
     ci = _pytest_without_programs(test, **{REQUIRE_ALL: "1"})
-    assert "1 failed" in ci and "node (20+) is not installed" in ci, ci
+    assert "2 failed" in ci and "node (20+) is not installed" in ci, ci
 
 
 def test_redis_tests_skip_without_redis_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
