@@ -146,7 +146,13 @@ def _policy_for(name: str, top_n: int) -> PrefetchPolicy:
 
 def _run(coro: Any) -> Any:
     """Run a coroutine on a fresh looptime loop (virtual time starting at 0)."""
-    import looptime
+    try:
+        import looptime
+    except ImportError:  # an optional extra: say which one, for API users as for the CLI
+        raise ModuleNotFoundError(
+            'replay needs the replay extra (looptime is not installed): pip install "prehydrate[replay]"',
+            name="looptime",
+        ) from None
 
     loop = looptime.new_event_loop(start=0.0)
     try:

@@ -48,7 +48,7 @@ from .._demo import (
 )
 from .._errors import PrehydrateError
 from ._app import app, console, err_console, print_error
-from ._extras import missing_extra
+from ._extras import missing_extra, require_extra
 from ._otel import OtelFlag
 
 if TYPE_CHECKING:
@@ -272,6 +272,8 @@ def demo_command(
         raise typer.Exit(code=2) from exc
     if importlib.util.find_spec("mcp") is None:
         raise missing_extra(ModuleNotFoundError(name="mcp"), "prehydrate demo", "mcp")
+    if plot is not None:
+        require_extra("matplotlib", "--plot", "plot")
 
     n_calls = sum(len(turn.calls) for t in plan for turn in t.turns)
     n_turns = sum(len(t.turns) for t in plan)

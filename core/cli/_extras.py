@@ -1,7 +1,8 @@
 """Optional extras missing at run time: one line naming the extra to install, exit code 2.
 
 The command line works with the base install; ``serve`` needs ``prehydrate[mcp]``, ``--otel`` needs
-``prehydrate[otel]``, ``--redis`` needs ``prehydrate[redis]``. A command that imports an extra guards
+``prehydrate[otel]``, ``--redis`` needs ``prehydrate[redis]``, ``--plot`` needs ``prehydrate[plot]``
+(matplotlib) and ``prehydrate replay`` needs ``prehydrate[replay]`` (looptime). A command that imports an extra guards
 the import with :func:`missing_extra`, and :func:`run_guarded` (around the whole app) catches any
 import of an extra that slipped past a guard, so a user never sees a traceback for an install step.
 The message is printed without Rich markup (``print_error``): ``prehydrate[otel]`` would otherwise be
@@ -10,6 +11,7 @@ read as a style tag and vanish from the very line meant to show it.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 
@@ -17,11 +19,13 @@ import typer
 
 from ._app import print_error
 
-__all__ = ["EXTRA_OF_PACKAGE", "extra_of", "missing_extra", "run_guarded"]
+__all__ = ["EXTRA_OF_PACKAGE", "extra_of", "missing_extra", "require_extra", "run_guarded"]
 
 EXTRA_OF_PACKAGE: dict[str, str] = {
     "langchain_core": "langgraph",
     "langgraph": "langgraph",
+    "looptime": "replay",
+    "matplotlib": "plot",
     "mcp": "mcp",
     "mcp_types": "mcp",
     "opentelemetry": "otel",
@@ -51,6 +55,18 @@ def missing_extra(exc: ImportError, what: str, extra: str) -> typer.Exit:
     """
     _say(what, extra_of(exc) or extra, exc.name)
     return typer.Exit(code=2)
+
+
+def require_extra(module: str, what: str, extra: str) -> None:
+    """Import ``module`` now, before any work, or stop with the one-line hint naming ``extra``.
+
+    A command checks its options' extras up front, so ``--plot`` without matplotlib fails at once
+    rather than after a replay or demo of several minutes whose results it could not draw.
+    """
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise missing_extra(exc, what, extra) from None
 
 
 def run_guarded(app: Callable[[], object]) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from .._errors import PrehydrateError
 from .._replay import POLICIES, ReplayResult, replay
 from ._app import app, console, err_console
+from ._extras import require_extra
 
 __all__ = ["replay_command", "write_plot"]
 
@@ -44,6 +45,9 @@ def replay_command(
             err_console.print(f"[red]error:[/red] unknown policy {escape(name)!r}; choose from {', '.join(POLICIES)}")
             raise typer.Exit(2)
     names = list(dict.fromkeys(policy)) if policy else list(POLICIES)
+    require_extra("looptime", "prehydrate replay", "replay")
+    if plot is not None:
+        require_extra("matplotlib", "--plot", "plot")
     handler = _WarningsToConsole()
     log = logging.getLogger("prehydrate.replay")
     log.addHandler(handler)

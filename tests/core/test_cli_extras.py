@@ -84,3 +84,39 @@ def test_other_import_errors_are_not_disguised_as_a_missing_extra() -> None:
 
     with pytest.raises(ModuleNotFoundError, match="nosuch"):
         run_guarded(app)
+
+
+@pytest.mark.parametrize("command", ["demo", "replay"])
+def test_plot_without_matplotlib(command: str, tmp_path: Path) -> None:
+    png = str(tmp_path / "out.png")
+    if command == "demo":
+        args = ["demo", "--sessions", "1", "--plot", png]
+    else:
+        data = ph.sample_traces_path("train")
+        args = ["replay", "--sections", SAMPLE, "--train", str(data), "--test", str(data), "--plot", png]
+    out = run_without(["matplotlib"], *args, home=tmp_path)
+    assert_one_line_hint(out, "plot")
+    assert out.stderr.startswith("error: --plot needs the plot extra (matplotlib is not installed)"), out.stderr
+    assert not Path(png).exists()
+
+
+def test_replay_without_looptime(tmp_path: Path) -> None:
+    data = str(ph.sample_traces_path("train"))
+    out = run_without(["looptime"], "replay", "--sections", SAMPLE, "--train", data, "--test", data, home=tmp_path)
+    assert_one_line_hint(out, "replay")
+    assert "prehydrate replay" in out.stderr and "looptime" in out.stderr
+
+
+def test_replay_api_without_looptime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prehydrate._replay import _run
+
+    monkeypatch.setitem(sys.modules, "looptime", None)
+
+    async def nothing() -> None:
+        return None
+
+    coro = nothing()
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "prehydrate\[replay\]"') as info:
+        _run(coro)
+    coro.close()
+    assert info.value.name == "looptime"
