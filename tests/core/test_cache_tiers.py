@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 import prehydrate as ph
-from tests.core.tier_conformance import KEY, TierConformance, entry
+from prehydrate.testing import SAMPLE_KEY as KEY
+from prehydrate.testing import CacheTierConformance
+from prehydrate.testing import sample_entry as entry
 
 MEMORY_MAX = 2 << 20
 
 
-class TestMemoryTier(TierConformance):
+class TestMemoryTier(CacheTierConformance):
     value_limit = MEMORY_MAX - 256  # the tier charges a fixed overhead per entry
     shared_storage = False
 
@@ -33,7 +35,7 @@ class TestMemoryTier(TierConformance):
         tier._data[key] = (dataclasses.replace(whole, content=whole.content[:5]), 300)
 
 
-class TestDiskTier(TierConformance):
+class TestDiskTier(CacheTierConformance):
     value_limit = None
     shared_storage = True
 

@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 import prehydrate as ph
+from prehydrate.testing import SAMPLE_KEY as KEY
+from prehydrate.testing import CacheTierConformance
+from prehydrate.testing import sample_entry as entry
 from tests._redis import RedisServer, free_port, running_redis
-from tests.core.tier_conformance import KEY, TierConformance, entry
 
 IDS = [f"doc/{i}" for i in range(80)]
 
@@ -46,7 +48,7 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-class TestRedisTier(TierConformance):
+class TestRedisTier(CacheTierConformance):
     value_limit = 1 << 20
     shared_storage = True
 

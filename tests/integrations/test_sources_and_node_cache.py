@@ -1,10 +1,11 @@
-"""RetrieverSource and DiskNodeCache: both pass the conformance suites, and work where users put them."""
+"""RetrieverSource and DiskNodeCache pass the conformance suites and work where users put them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import operator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from typing_extensions import TypedDict
 import prehydrate as ph
 from prehydrate.integrations.langchain import RetrieverSource
 from prehydrate.integrations.langgraph import DiskNodeCache
+from prehydrate.testing import SourceConformance
 
-from .conformance import check_node_cache, check_source
+from .conformance import check_node_cache
 
 CORPUS = {
     json.loads(line)["id"]: json.loads(line)["text"]
@@ -60,23 +62,10 @@ def make_retriever_source(**kw: Any) -> RetrieverSource:
 # -- sources -----------------------------------------------------------------------------------------
 
 
-async def test_retriever_source_passes_the_source_conformance_suite() -> None:
-    await check_source(make_retriever_source())
-
-
-async def test_the_conformance_suite_accepts_the_core_sources_too(tmp_path: Path) -> None:
-    await check_source(ph.JsonlSource(ph.sample_sections_path()))
-    (tmp_path / "guide.md").write_text("# Guide\n\nIntro.\n\n## Setup\n\nSteps.\n", encoding="utf-8")
-    await check_source(ph.DirectorySource(tmp_path))
-
-
-async def test_the_conformance_suite_rejects_a_broken_source() -> None:
-    class WrongId(ph.MockSource):
-        async def hydrate(self, section_id: str, *, scope: ph.Scope) -> ph.Hydrated:
-            return ph.Hydrated(section_id="other", content="x", version="v")
-
-    with pytest.raises(AssertionError, match="returned section 'other'"):
-        await check_source(WrongId(lambda s, sc: "x", ["a", "b"]))
+class TestRetrieverSource(SourceConformance):
+    @pytest.fixture
+    def make_source(self) -> Callable[[], ph.Source]:
+        return make_retriever_source
 
 
 async def test_retriever_source_hydrates_declared_queries_by_joining_documents() -> None:

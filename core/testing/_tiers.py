@@ -1,9 +1,9 @@
-"""The contract every warm-cache tier keeps, as a reusable test base class.
+"""The contract every warm-cache tier keeps, as a test base class users subclass.
 
-A tier test subclasses :class:`TierConformance` (its name does not start with ``Test``, so pytest
-collects only the subclasses), provides the ``make_tier`` fixture and the two storage hooks, and
-inherits every test below. A new tier (say, memcached) passes this suite before it ships, like
-LangGraph's checkpoint-conformance.
+A tier test subclasses :class:`CacheTierConformance` (its name does not start with ``Test``, so
+pytest collects only the subclasses), provides the ``make_tier`` fixture and the two storage hooks,
+and inherits every test below. A new tier (say, memcached) passes this suite before it ships, like
+LangGraph's checkpoint-conformance; MemoryTier, DiskTier and RedisTier run it in prehydrate's own tests.
 
 What the contract is: put/get round-trips; a miss is None; delete and clear remove; keys are
 isolated by tenant and by section version; TTL expiry reads as a miss; an entry whose content does
@@ -23,16 +23,22 @@ import pytest
 
 import prehydrate as ph
 
-__all__ = ["TierConformance"]
+__all__ = ["CacheTierConformance", "SAMPLE_KEY", "sample_entry"]
 
-KEY = ph.CacheKey("acme", "billing/refunds", "v1")
+SAMPLE_KEY = ph.CacheKey("acme", "billing/refunds", "v1")
+"""The key most tests store under; the storage hooks receive it."""
+KEY = SAMPLE_KEY
 
 
-def entry(key: ph.CacheKey = KEY, content: str = "Refunds take 5 days.", **kw: object) -> ph.CacheEntry:
+def sample_entry(key: ph.CacheKey = SAMPLE_KEY, content: str = "Refunds take 5 days.", **kw: object) -> ph.CacheEntry:
+    """An intact entry for ``key`` (the storage hooks build torn or foreign ones from it)."""
     return ph.CacheEntry.make(key, content, title="Refunds", **kw)  # type: ignore[arg-type]
 
 
-class TierConformance:
+entry = sample_entry
+
+
+class CacheTierConformance:
     """Inherit, then provide ``make_tier`` and the hooks; every test here runs for the subclass."""
 
     value_limit: ClassVar[int | None] = None
@@ -43,7 +49,7 @@ class TierConformance:
     @pytest.fixture
     def make_tier(self) -> Callable[[], ph.CacheTier]:
         """A factory of tiers over this test's (empty) storage; subclasses override it."""
-        raise NotImplementedError("a TierConformance subclass provides the make_tier fixture")
+        raise NotImplementedError("a CacheTierConformance subclass provides the make_tier fixture")
 
     @pytest.fixture
     async def tier(self, make_tier: Callable[[], ph.CacheTier]) -> AsyncIterator[ph.CacheTier]:
