@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import inspect
-import json
 import logging
 import os
 import re
@@ -30,9 +29,11 @@ from ._errors import (
     SourceError,
     UnknownSectionError,
 )
+from ._jsonl import iter_jsonl
 from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._splitting import DEFAULT_SUFFIXES, Chunk, file_ids, section_ids, split_file
+from ._text import decode_utf8, utf8
 from ._watch import watch_paths
 
 __all__ = [
@@ -103,7 +104,7 @@ def _section(
         id=section_id,
         title=title,
         tags=tuple(tags),
-        size_bytes=len(text.encode("utf-8", "surrogatepass")),
+        size_bytes=len(utf8(text)),
         tokens=estimate_tokens(text),
         version=content_version(text),
         summary=one_line_summary(text) if summary is None else one_line_summary(summary),
@@ -127,19 +128,7 @@ def read_sections_jsonl(path: str | Path) -> list[tuple[Section, str]]:
     path = Path(path)
     out: list[tuple[Section, str]] = []
     seen: set[str] = set()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read sections file {path}: {exc.strerror}") from exc
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
-            raise MalformedInputError(str(path), lineno, f"not valid JSON ({exc})") from exc
-        except RecursionError as exc:
-            raise MalformedInputError(str(path), lineno, "JSON nested too deeply") from exc
+    for lineno, obj in iter_jsonl(path, "sections file"):
         if not isinstance(obj, dict):
             raise MalformedInputError(str(path), lineno, "expected a JSON object")
         sid, title, text, tags = obj.get("id"), obj.get("title", ""), obj.get("text"), obj.get("tags", [])
@@ -338,10 +327,7 @@ class DirectorySource:
             os.close(fd)
         if len(data) > self.max_file_bytes:
             raise InputError(f"{rel}: over the limit of {self.max_file_bytes} bytes (it grew while read)")
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        return decode_utf8(data, rel)
 
     def _chunks(self, rel: str, text: str) -> list[tuple[str, Chunk]]:
         file_id = self._file_ids.get(rel) or file_ids([rel])[rel]

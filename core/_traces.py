@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import InputError, MalformedInputError
+from ._errors import MalformedInputError
+from ._jsonl import iter_jsonl, parse_jsonl_line
 
 __all__ = ["Call", "SessionTrace", "TaskSpec", "TurnTrace", "parse_line", "read_traces", "write_traces"]
 
@@ -170,25 +171,12 @@ def parse_line(raw: bytes, path: str, lineno: int) -> SessionTrace:
     Raises:
         MalformedInputError: the line is not JSON or breaks the format; names ``path:lineno``.
     """
-    try:
-        obj = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, ints over the digit limit
-        raise MalformedInputError(path, lineno, f"not valid JSON ({exc})") from exc
-    except RecursionError as exc:
-        raise MalformedInputError(path, lineno, "JSON nested too deeply") from exc
-    return _parse(obj, (path, lineno))
+    return _parse(parse_jsonl_line(raw, path, lineno), (path, lineno))
 
 
 def _iter_file(path: Path) -> Iterator[SessionTrace]:
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read traces file {path}: {exc.strerror}") from exc
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            yield parse_line(raw, str(path), lineno)
+    for lineno, obj in iter_jsonl(path, "traces file"):
+        yield _parse(obj, (str(path), lineno))
 
 
 def read_traces(path: str | Path) -> list[SessionTrace]:

@@ -81,6 +81,7 @@ def test_traces_round_trip(tmp_path: Path) -> None:
         (trace_line(turns=[{"calls": [{"key": 3}]}]), "'key'"),
         (trace_line(turns=[{"calls": [{"key": "a", "think_ms": -1}]}]), "'think_ms'"),
         (trace_line(task={"type": 1}), "'task.type'"),
+        (trace_line(task={"query": "\ud800"}), "not Unicode text"),
     ],
 )
 def test_malformed_trace_lines_name_file_and_line(tmp_path: Path, line: str, reason: str) -> None:

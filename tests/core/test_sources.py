@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -141,6 +142,9 @@ async def test_jsonl_source_reads_the_sections_format(tmp_path: Path) -> None:
         ('{"id": "../a", "title": "x", "text": "y"}', "is not allowed: ids are catalog keys"),
         ('{"id": "ok", "title": "x", "text": "y"}', "duplicate section id"),
         ("[" * 100_000 + "]" * 100_000, "JSON"),
+        # a lone surrogate escape: valid JSON, not Unicode text (was a UnicodeEncodeError from JsonlSource)
+        ('{"id": "a", "title": "x", "text": "bad \\ud800 here"}', "not Unicode text"),
+        ('{"id": "a", "title": "x", "text": "y", "tags": ["\\uDFFF"]}', "not Unicode text"),
     ],
 )
 def test_malformed_jsonl_names_file_and_line(tmp_path: Path, line: str, reason: str) -> None:
@@ -150,6 +154,14 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path, line: str, reason: 
     assert (info.value.path, info.value.line) == (str(path), 2)
     assert reason in str(info.value)
     assert str(info.value).startswith(f"{path}:2: ")
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_text(tmp_path: Path) -> None:
+    # json.dumps(ensure_ascii=True) writes an emoji as a surrogate pair escape: that is Unicode text
+    line = json.dumps({"id": "a", "title": "rocket \U0001f680", "text": "a \\ud800 literal, not an escape"})
+    assert "\\ud83d\\ude80" in line
+    (section,) = ph.JsonlSource(write(tmp_path, "ok.jsonl", line + "\n")).list_sections()
+    assert section.title == "rocket \U0001f680"
 
 
 async def test_callable_source_accepts_sync_and_async_functions() -> None:
