@@ -52,6 +52,7 @@ from typing import Literal, cast
 
 from ._errors import ConfigError, InputError, MalformedInputError
 from ._sections import Section, estimate_tokens, one_line_summary
+from ._text import text_counts, tokens_from_counts, utf8
 
 __all__ = [
     "CompiledContext",
@@ -91,7 +92,6 @@ _INLINE_MASKS = re.compile(
 )
 _EMPHASIS_CLOSER = re.compile(r"[*_]{1,3}")
 _WS = re.compile(r"\s+")
-_WORD = re.compile(r"\S+")
 
 
 class GlossaryError(InputError):
@@ -529,7 +529,7 @@ def _task_block(task: str | None, query: str | None) -> str:
 
 
 def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(utf8(text)).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -689,12 +689,12 @@ def compile_context(
     else:
         # The budget bounds the static part: a task block must never change which sections are inlined.
         # Bytes and words add up over the parts, so each step costs one section, not a whole render.
-        prompt_counts = _counts("\n\n".join(prompt_parts)) if prompt_parts else None
+        prompt_counts = text_counts("\n\n".join(prompt_parts)) if prompt_parts else None
         # Running totals (bytes, words, count) of the inlined blocks and of the stub lines still shown.
         inl = [0, 0, 0]
         stub = [0, 0, 0]
         for line in stub_lines_of.values():
-            nbytes, nwords = _counts(line)
+            nbytes, nwords = text_counts(line)
             stub = [stub[0] + nbytes, stub[1] + nwords, stub[2] + 1]
         floor = _static_tokens(prompt_counts, inl, stub)
         if floor > budget_tokens:
@@ -705,8 +705,8 @@ def compile_context(
         for j, section in enumerate(content_sections):
             trial = dict(final_defined)
             block, record = _inline(section, section_chunks[j], len(chunks) + j, trial)
-            block_bytes, block_words = _counts(block)
-            line_bytes, line_words = _counts(stub_lines_of[section.id])
+            block_bytes, block_words = text_counts(block)
+            line_bytes, line_words = text_counts(stub_lines_of[section.id])
             trial_inl = [inl[0] + block_bytes, inl[1] + block_words, inl[2] + 1]
             trial_stub = [stub[0] - line_bytes, stub[1] - line_words, stub[2] - 1]
             if _static_tokens(prompt_counts, trial_inl, trial_stub) > budget_tokens:
@@ -727,7 +727,8 @@ def compile_context(
 
     k = len(blocks)
     static, stub_lines = assemble(k)
-    # The counts mirror estimate_tokens; should that estimate ever change shape, back off to be safe.
+    # The counts feed estimate_tokens' own formula (tokens_from_counts); the joins are mirrored by
+    # hand, so should the renderer's joins ever change, back off to be safe.
     while budget_tokens is not None and k and estimate_tokens(static) > budget_tokens:
         k -= 1
         static, stub_lines = assemble(k)
@@ -765,9 +766,9 @@ def compile_context(
         "format": MANIFEST_FORMAT,
         "sha256": sha,
         "static_sha256": _sha256(static),
-        "static_bytes": len(static.encode("utf-8", "surrogatepass")),
+        "static_bytes": len(utf8(static)),
         "static_tokens": estimate_tokens(static),
-        "bytes": len(full.encode("utf-8", "surrogatepass")),
+        "bytes": len(utf8(full)),
         "tokens": estimate_tokens(full),
         "tokens_before": {
             "prompt": estimate_tokens(text),
@@ -830,11 +831,6 @@ def _terms_from_prompt(lines: Sequence[str], fenced: Sequence[bool]) -> tuple[li
     return terms, removed
 
 
-def _counts(text: str) -> tuple[int, int]:
-    """UTF-8 bytes and whitespace-separated words: the two inputs of ``estimate_tokens``."""
-    return len(text.encode("utf-8", "surrogatepass")), len(_WORD.findall(text))
-
-
 def _static_tokens(prompt: tuple[int, int] | None, blocks: Sequence[int], stubs: Sequence[int]) -> int:
     """``estimate_tokens`` of the static part from the counts of its pieces, without rendering it.
 
@@ -844,16 +840,16 @@ def _static_tokens(prompt: tuple[int, int] | None, blocks: Sequence[int], stubs:
     """
     parts: list[tuple[int, int]] = [prompt] if prompt is not None else []
     if blocks[2]:
-        heading_bytes, heading_words = _counts(INLINED_HEADING)
+        heading_bytes, heading_words = text_counts(INLINED_HEADING)
         parts.append((heading_bytes + blocks[0] + 2 * blocks[2], heading_words + blocks[1]))
     if stubs[2]:
-        head_bytes, head_words = _counts(f"{STUBS_HEADING}\n\n{STUBS_INSTRUCTION}\n\n")
+        head_bytes, head_words = text_counts(f"{STUBS_HEADING}\n\n{STUBS_INSTRUCTION}\n\n")
         parts.append((head_bytes + stubs[0] + stubs[2] - 1, head_words + stubs[1]))
     if not parts:
         return 0
     nbytes = sum(b for b, _ in parts) + 2 * (len(parts) - 1) + 1
     nwords = sum(w for _, w in parts)
-    return max(1, round(max(nbytes / 4, nwords / 0.75)))
+    return tokens_from_counts(nbytes, nwords)
 
 
 def _is_bare_heading(text: str) -> bool:

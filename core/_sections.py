@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
+
+from ._text import estimate_tokens, utf8
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -18,25 +19,11 @@ __all__ = [
 
 DEFAULT_TENANT = "default"
 
-_WORD = re.compile(r"\S+")
-
-
-def estimate_tokens(text: str) -> int:
-    """Approximate token count without a tokenizer: about 4 bytes or 0.75 words per token.
-
-    The larger of the two estimates is used so that code (few spaces) and prose both land close
-    to what BPE tokenizers report; budgets only need the right order of magnitude.
-    """
-    if not text:
-        return 0
-    by_bytes = len(text.encode("utf-8")) / 4
-    by_words = len(_WORD.findall(text)) / 0.75
-    return max(1, round(max(by_bytes, by_words)))
 
 
 def content_version(text: str) -> str:
     """The version of a piece of content: the first 16 hex digits of its SHA-256."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return hashlib.sha256(utf8(text)).hexdigest()[:16]
 
 
 def one_line_summary(text: str, limit: int = 120) -> str:
@@ -109,4 +96,4 @@ class Hydrated:
     @property
     def size_bytes(self) -> int:
         """UTF-8 size of the content."""
-        return len(self.content.encode("utf-8", "surrogatepass"))
+        return len(utf8(self.content))

@@ -28,6 +28,7 @@ from ._errors import ConfigError, SourceError, UnknownSectionError
 from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._sources import INDEX_TEXT_CHARS, check_section_id
+from ._text import utf8
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from sqlalchemy.engine import Engine as SqlEngine
@@ -152,7 +153,7 @@ class SqlSource:
                     id=check_section_id(sid),
                     title=title,
                     tags=self._columns.tags(rows),
-                    size_bytes=len(text.encode("utf-8", "surrogatepass")),
+                    size_bytes=len(utf8(text)),
                     tokens=estimate_tokens(text),
                     version=self._columns.version(rows, text),
                     summary=one_line_summary(text),
@@ -254,4 +255,4 @@ class _Columns:
         if self.version_column is None:
             return content_version(text)
         stamp = "\x1f".join(f"{r[self.id]}={r[self.version_column]}" for r in rows)
-        return hashlib.sha256(stamp.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return hashlib.sha256(utf8(stamp)).hexdigest()[:16]
