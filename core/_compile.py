@@ -588,14 +588,94 @@ def compile_context(
         >>> cc.text
         'Refunds follow the window <def id="D1" term="window">30 days.</def>.\\n'
     """
-    if alias_style not in ("natural", "abstract"):
-        raise ConfigError(f"alias_style must be 'natural' or 'abstract', not {alias_style!r}")
-    if max_chunk_tokens < 1:
-        raise ConfigError(f"max_chunk_tokens must be at least 1, not {max_chunk_tokens}")
-    if budget_tokens is not None and budget_tokens < 0:
-        raise ConfigError(f"budget_tokens must not be negative, not {budget_tokens}")
+    options = _Options(alias_style, budget_tokens, max_chunk_tokens, strict)
+    return _compile(prompt, glossary, sections, dict(contents or {}), options, task, query)
 
-    contents = dict(contents or {})
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """The options of :func:`compile_context`, checked; the manifest records them as given."""
+
+    alias_style: AliasStyle
+    budget_tokens: int | None
+    max_chunk_tokens: int
+    strict: bool
+
+    def __post_init__(self) -> None:
+        if self.alias_style not in ("natural", "abstract"):
+            raise ConfigError(f"alias_style must be 'natural' or 'abstract', not {self.alias_style!r}")
+        if self.max_chunk_tokens < 1:
+            raise ConfigError(f"max_chunk_tokens must be at least 1, not {self.max_chunk_tokens}")
+        if self.budget_tokens is not None and self.budget_tokens < 0:
+            raise ConfigError(f"budget_tokens must not be negative, not {self.budget_tokens}")
+
+    def record(self) -> dict[str, object]:
+        return {
+            "alias_style": self.alias_style,
+            "budget_tokens": self.budget_tokens,
+            "max_chunk_tokens": self.max_chunk_tokens,
+            "strict": self.strict,
+        }
+
+
+def _compile(
+    prompt: str | None,
+    glossary: Mapping[str, str] | None,
+    sections: Sequence[Section],
+    contents: dict[str, str],
+    options: _Options,
+    task: str | None,
+    query: str | None,
+) -> CompiledContext:
+    """The phases: catalog, prompt and terms, identifiers, prompt render, inlining, assembly, manifest."""
+    budget_tokens = options.budget_tokens
+    ordered = _ordered_catalog(sections, contents)
+    text = (prompt or "").replace("\r\n", "\n").replace("\r", "\n")
+    terms, chunks = _prompt_terms(text, glossary, options.max_chunk_tokens, options.strict)
+    build = _Build(ordered=ordered, contents=contents, terms=terms, chunks=chunks, alias_style=options.alias_style)
+    ident = _identifiers(build, text)
+    build.render_prompt()
+    blocks, section_records, final_defined = (
+        build.inline_all() if budget_tokens is None else build.inline_within(budget_tokens)
+    )
+    k, static, stub_lines = build.assemble_within(blocks, budget_tokens)
+    if k < len(blocks):
+        del blocks[k:], section_records[k:]
+        final_defined = {i: c for i, c in final_defined.items() if c < len(chunks) + k}
+    closing = _task_block(task, query) if task is not None or query is not None else None
+    full = static if closing is None else static + ("\n" if static else "") + closing + "\n"
+    inlined = tuple(s.id for s in build.content_sections[:k])
+    stubs = tuple(s for s in ordered if s.id not in set(inlined))
+    records = build.chunk_records + section_records
+    manifest: dict[str, object] = {
+        "format": MANIFEST_FORMAT,
+        **_size_stats(full, static),
+        "tokens_before": {
+            "prompt": estimate_tokens(text),
+            "definitions": sum(estimate_tokens(t.definition) for t in terms) if glossary is not None else 0,
+            "sections": sum(estimate_tokens(contents[s.id]) for s in build.content_sections),
+        },
+        "options": options.record(),
+        "identifiers": ident.record,
+        "chunks": records,
+        "terms": _term_records(build, ident.first_seen, final_defined, records),
+        "unused_terms": sorted(
+            (t.term for i, t in enumerate(terms) if i not in build.states), key=lambda t: (t.casefold(), t)
+        ),
+        "inlined": [
+            {"id": s.id, "title": s.title, "tokens": estimate_tokens(contents[s.id])}
+            for s in build.content_sections[:k]
+        ],
+        "stubs": [{"id": s.id, "title": s.title, "line": line} for s, line in zip(stubs, stub_lines, strict=True)],
+        "task": {"task": task, "query": query} if closing is not None else None,
+    }
+    return CompiledContext(
+        text=full, sha256=_sha256(full), manifest=manifest, stubs=stubs, inlined=inlined, tokens=estimate_tokens(full)
+    )
+
+
+def _ordered_catalog(sections: Sequence[Section], contents: Mapping[str, str]) -> list[Section]:
+    """The catalog in document order; duplicate ids and contents of unknown sections are input errors."""
     ordered = sorted(sections, key=lambda s: (s.order, s.id))
     ids = [s.id for s in ordered]
     seen_ids: set[str] = set()
@@ -608,9 +688,13 @@ def compile_context(
     strays = sorted(set(contents) - set(ids))
     if strays:
         raise InputError(f"contents given for sections not in the catalog: {', '.join(strays)}")
+    return ordered
 
-    # Prompt: normalise newlines, find definitions, chunk.
-    text = (prompt or "").replace("\r\n", "\n").replace("\r", "\n")
+
+def _prompt_terms(
+    text: str, glossary: Mapping[str, str] | None, max_chunk_tokens: int, strict: bool
+) -> tuple[list[_Term], list[_Chunk]]:
+    """The glossary terms and the prompt's chunks; (strict) a term the prompt never uses is an error."""
     lines = text.split("\n") if text else []
     fenced = _fenced_lines(lines)
     removed: set[int] = set()
@@ -621,12 +705,8 @@ def compile_context(
     else:
         terms, removed = _terms_from_prompt(lines, fenced)
     chunks = _chunk_prompt(lines, fenced, removed, max_chunk_tokens)
-
     matcher = _Matcher(terms)
-    in_prompt: dict[int, int] = {}
-    for chunk in chunks:
-        for index, _, _ in matcher.finditer(chunk.text):
-            in_prompt[index] = in_prompt.get(index, 0) + 1
+    in_prompt = {index for chunk in chunks for index, _, _ in matcher.finditer(chunk.text)}
     missing = sorted((t.term for i, t in enumerate(terms) if i not in in_prompt), key=lambda t: (t.casefold(), t))
     if missing and strict:
         listed = ", ".join(repr(t) for t in missing)
@@ -636,64 +716,114 @@ def compile_context(
             f"{'them' if len(missing) > 1 else 'it'} or pass strict=False (CLI: --no-strict)",
             terms=missing,
         )
+    return terms, chunks
 
-    # Identifiers: by first occurrence over the prompt, then over every section with content, so they
-    # do not move when the budget changes which sections are inlined.
-    section_chunks = [
-        _Chunk("section", s.title, 0, 1, contents[s.id].replace("\r\n", "\n"), s.id)
-        for s in ordered
-        if s.id in contents
-    ]
+
+@dataclass(frozen=True, slots=True)
+class _Identifiers:
+    first_seen: list[int]
+    """Term indexes in order of first occurrence (prompt, then sections with content)."""
+    record: dict[str, object]
+    """The manifest's ``identifiers`` entry."""
+
+
+def _identifiers(build: _Build, text: str) -> _Identifiers:
+    """Number the terms by first occurrence over the prompt, then over every section with content.
+
+    So identifiers do not move when the budget changes which sections are inlined; the prefix is one
+    that occurs nowhere in the inputs.
+    """
     first_seen: list[int] = []
-    for chunk in chunks + section_chunks:
-        for index, _, _ in matcher.finditer(chunk.text):
+    for chunk in build.chunks + build.section_chunks:
+        for index, _, _ in build.matcher.finditer(chunk.text):
             if index not in first_seen:
                 first_seen.append(index)
     corpus = "\n".join(
         [text]
-        + [f"{t.term}\n{t.definition}" for t in terms]
-        + [f"{s.id}\n{s.title}\n{s.summary}\n{' '.join(s.tags)}" for s in ordered]
-        + [contents[i] for i in sorted(contents)]
+        + [f"{t.term}\n{t.definition}" for t in build.terms]
+        + [f"{s.id}\n{s.title}\n{s.summary}\n{' '.join(s.tags)}" for s in build.ordered]
+        + [build.contents[i] for i in sorted(build.contents)]
     )
     prefix, rejected = _choose_prefix(len(first_seen), corpus)
-    states = {index: _TermState(f"{prefix}{n}") for n, index in enumerate(first_seen, start=1)}
+    build.states = {index: _TermState(f"{prefix}{n}") for n, index in enumerate(first_seen, start=1)}
+    record: dict[str, object] = {
+        "prefix": prefix,
+        "pattern": f"{prefix}<n>",
+        "rejected_prefixes": rejected,
+        "checked_against_chars": len(corpus),
+    }
+    return _Identifiers(first_seen, record)
 
-    # Render the prompt once; its definitions and aliases do not depend on the budget.
-    defined: dict[int, int] = {}
-    prompt_parts: list[str] = []
-    chunk_records: list[dict[str, object]] = []
-    for n, chunk in enumerate(chunks):
-        rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, defined, n)
-        prompt_parts.append(rewritten)
-        chunk_records.append(_chunk_record(n, chunk, rewritten, defines, aliases))
 
-    content_sections = [s for s in ordered if s.id in contents]
-    closing = _task_block(task, query) if task is not None or query is not None else None
-    stub_lines_of = {s.id: _stub_line(s, contents.get(s.id)) for s in ordered}
+_Inlined = tuple[list[str], list[dict[str, object]], dict[int, int]]
+"""Inlined blocks, their chunk records, and where each term was defined (term index -> chunk number)."""
 
-    def _inline(section: Section, chunk: _Chunk, n: int, state: dict[int, int]) -> tuple[str, dict[str, object]]:
-        rewritten, defines, aliases = _rewrite(chunk.text, matcher, states, alias_style, state, n)
-        block = _section_block(section, rewritten)
+
+@dataclass(slots=True)
+class _Build:
+    """The state the phases of :func:`compile_context` share: the catalog, terms, chunks and renders."""
+
+    ordered: list[Section]
+    contents: dict[str, str]
+    terms: list[_Term]
+    chunks: list[_Chunk]
+    alias_style: AliasStyle
+    states: dict[int, _TermState] = field(default_factory=dict)
+    defined: dict[int, int] = field(default_factory=dict)
+    prompt_parts: list[str] = field(default_factory=list)
+    chunk_records: list[dict[str, object]] = field(default_factory=list)
+    matcher: _Matcher = field(init=False)
+    content_sections: list[Section] = field(init=False)
+    section_chunks: list[_Chunk] = field(init=False)
+    stub_lines_of: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matcher = _Matcher(self.terms)
+        self.content_sections = [s for s in self.ordered if s.id in self.contents]
+        self.section_chunks = [
+            _Chunk("section", s.title, 0, 1, self.contents[s.id].replace("\r\n", "\n"), s.id)
+            for s in self.content_sections
+        ]
+        self.stub_lines_of = {s.id: _stub_line(s, self.contents.get(s.id)) for s in self.ordered}
+
+    def render_prompt(self) -> None:
+        """Render the prompt once: its definitions and aliases do not depend on the budget."""
+        for n, chunk in enumerate(self.chunks):
+            rewritten, defines, aliases = _rewrite(
+                chunk.text, self.matcher, self.states, self.alias_style, self.defined, n
+            )
+            self.prompt_parts.append(rewritten)
+            self.chunk_records.append(_chunk_record(n, chunk, rewritten, defines, aliases))
+
+    def inline(self, j: int, state: dict[int, int]) -> tuple[str, dict[str, object]]:
+        """The block of the ``j``-th section with content, rewritten after what ``state`` already defines."""
+        chunk, n = self.section_chunks[j], len(self.chunks) + j
+        rewritten, defines, aliases = _rewrite(chunk.text, self.matcher, self.states, self.alias_style, state, n)
+        block = _section_block(self.content_sections[j], rewritten)
         return block, _chunk_record(n, chunk, block, defines, aliases)
 
-    # Sections are rewritten one after another, each after those already inlined, so a block (and the
-    # definitions it carries) never changes once placed; inlining stops at the first that does not fit.
-    blocks: list[str] = []
-    section_records: list[dict[str, object]] = []
-    final_defined = dict(defined)
-    if budget_tokens is None:
-        for j, section in enumerate(content_sections):
-            block, record = _inline(section, section_chunks[j], len(chunks) + j, final_defined)
+    def inline_all(self) -> _Inlined:
+        """Every section with content, rewritten one after another (no budget)."""
+        blocks: list[str] = []
+        records: list[dict[str, object]] = []
+        defined = dict(self.defined)
+        for j in range(len(self.content_sections)):
+            block, record = self.inline(j, defined)
             blocks.append(block)
-            section_records.append(record)
-    else:
-        # The budget bounds the static part: a task block must never change which sections are inlined.
-        # Bytes and words add up over the parts, so each step costs one section, not a whole render.
-        prompt_counts = text_counts("\n\n".join(prompt_parts)) if prompt_parts else None
+            records.append(record)
+        return blocks, records, defined
+
+    def inline_within(self, budget_tokens: int) -> _Inlined:
+        """Sections inlined in order while the static part fits; stops at the first that does not.
+
+        The budget bounds the static part: a task block must never change which sections are inlined.
+        Bytes and words add up over the parts, so each step costs one section, not a whole render. A
+        block (and the definitions it carries) never changes once placed.
+        """
+        prompt_counts = text_counts("\n\n".join(self.prompt_parts)) if self.prompt_parts else None
         # Running totals (bytes, words, count) of the inlined blocks and of the stub lines still shown.
-        inl = [0, 0, 0]
-        stub = [0, 0, 0]
-        for line in stub_lines_of.values():
+        inl, stub = [0, 0, 0], [0, 0, 0]
+        for line in self.stub_lines_of.values():
             nbytes, nwords = text_counts(line)
             stub = [stub[0] + nbytes, stub[1] + nwords, stub[2] + 1]
         floor = _static_tokens(prompt_counts, inl, stub)
@@ -702,108 +832,80 @@ def compile_context(
                 f"the token budget of {budget_tokens} is below the {floor} tokens the prompt and the "
                 "section stubs need on their own"
             )
-        for j, section in enumerate(content_sections):
-            trial = dict(final_defined)
-            block, record = _inline(section, section_chunks[j], len(chunks) + j, trial)
+        blocks: list[str] = []
+        records: list[dict[str, object]] = []
+        defined = dict(self.defined)
+        for j, section in enumerate(self.content_sections):
+            trial = dict(defined)
+            block, record = self.inline(j, trial)
             block_bytes, block_words = text_counts(block)
-            line_bytes, line_words = text_counts(stub_lines_of[section.id])
+            line_bytes, line_words = text_counts(self.stub_lines_of[section.id])
             trial_inl = [inl[0] + block_bytes, inl[1] + block_words, inl[2] + 1]
             trial_stub = [stub[0] - line_bytes, stub[1] - line_words, stub[2] - 1]
             if _static_tokens(prompt_counts, trial_inl, trial_stub) > budget_tokens:
                 break
             blocks.append(block)
-            section_records.append(record)
-            final_defined, inl, stub = trial, trial_inl, trial_stub
+            records.append(record)
+            defined, inl, stub = trial, trial_inl, trial_stub
+        return blocks, records, defined
 
-    def assemble(k: int) -> tuple[str, list[str]]:
-        inlined_ids = {s.id for s in content_sections[:k]}
-        lines = [stub_lines_of[s.id] for s in ordered if s.id not in inlined_ids]
-        parts = list(prompt_parts)
+    def assemble(self, blocks: Sequence[str], k: int) -> tuple[str, list[str]]:
+        """The static part with the first ``k`` blocks inlined, and the stub lines it shows."""
+        inlined_ids = {s.id for s in self.content_sections[:k]}
+        lines = [self.stub_lines_of[s.id] for s in self.ordered if s.id not in inlined_ids]
+        parts = list(self.prompt_parts)
         if k:
             parts.append("\n\n".join([INLINED_HEADING, *blocks[:k]]))
         if lines:
             parts.append(_stubs_block(lines))
         return ("\n\n".join(parts) + "\n" if parts else ""), lines
 
-    k = len(blocks)
-    static, stub_lines = assemble(k)
-    # The counts feed estimate_tokens' own formula (tokens_from_counts); the joins are mirrored by
-    # hand, so should the renderer's joins ever change, back off to be safe.
-    while budget_tokens is not None and k and estimate_tokens(static) > budget_tokens:
-        k -= 1
-        static, stub_lines = assemble(k)
-    if k < len(blocks):
-        del blocks[k:], section_records[k:]
-        final_defined = {i: c for i, c in final_defined.items() if c < len(chunks) + k}
-    full = static
-    if closing is not None:
-        full = static + ("\n" if static else "") + closing + "\n"
+    def assemble_within(self, blocks: Sequence[str], budget_tokens: int | None) -> tuple[int, str, list[str]]:
+        """How many blocks stay, the static part and its stub lines, checked on the rendered text.
 
-    inlined = tuple(s.id for s in content_sections[:k])
-    inlined_set = set(inlined)
-    stubs = tuple(s for s in ordered if s.id not in inlined_set)
-    all_records = chunk_records + section_records
-    alias_counts = [cast(dict[str, int], r["aliases"]) for r in all_records]
-    chunk_ids = [str(r["id"]) for r in all_records]
-    term_records: list[dict[str, object]] = []
-    for index in first_seen:
-        term = terms[index]
-        where = final_defined.get(index)
-        aliases_total = sum(aliases.get(states[index].ident, 0) for aliases in alias_counts)
-        term_records.append(
-            {
-                "id": states[index].ident,
-                "term": term.term,
-                "definition": term.definition,
-                "origin": term.origin,
-                "defined_in": chunk_ids[where] if where is not None else None,
-                "aliases": aliases_total,
-            }
-        )
-    unused = sorted((t.term for i, t in enumerate(terms) if i not in states), key=lambda t: (t.casefold(), t))
-    sha = _sha256(full)
-    manifest: dict[str, object] = {
-        "format": MANIFEST_FORMAT,
-        "sha256": sha,
+        The counts feed estimate_tokens' own formula (tokens_from_counts); the joins are mirrored by
+        hand, so should the renderer's joins ever change, this backs off to be safe.
+        """
+        k = len(blocks)
+        static, stub_lines = self.assemble(blocks, k)
+        while budget_tokens is not None and k and estimate_tokens(static) > budget_tokens:
+            k -= 1
+            static, stub_lines = self.assemble(blocks, k)
+        return k, static, stub_lines
+
+
+def _size_stats(full: str, static: str) -> dict[str, object]:
+    return {
+        "sha256": _sha256(full),
         "static_sha256": _sha256(static),
         "static_bytes": len(utf8(static)),
         "static_tokens": estimate_tokens(static),
         "bytes": len(utf8(full)),
         "tokens": estimate_tokens(full),
-        "tokens_before": {
-            "prompt": estimate_tokens(text),
-            "definitions": sum(estimate_tokens(t.definition) for t in terms) if glossary is not None else 0,
-            "sections": sum(estimate_tokens(contents[s.id]) for s in content_sections),
-        },
-        "options": {
-            "alias_style": alias_style,
-            "budget_tokens": budget_tokens,
-            "max_chunk_tokens": max_chunk_tokens,
-            "strict": strict,
-        },
-        "identifiers": {
-            "prefix": prefix,
-            "pattern": f"{prefix}<n>",
-            "rejected_prefixes": rejected,
-            "checked_against_chars": len(corpus),
-        },
-        "chunks": all_records,
-        "terms": term_records,
-        "unused_terms": unused,
-        "inlined": [
-            {"id": s.id, "title": s.title, "tokens": estimate_tokens(contents[s.id])} for s in content_sections[:k]
-        ],
-        "stubs": [{"id": s.id, "title": s.title, "line": line} for s, line in zip(stubs, stub_lines, strict=True)],
-        "task": {"task": task, "query": query} if closing is not None else None,
     }
-    return CompiledContext(
-        text=full,
-        sha256=sha,
-        manifest=manifest,
-        stubs=stubs,
-        inlined=inlined,
-        tokens=estimate_tokens(full),
-    )
+
+
+def _term_records(
+    build: _Build, first_seen: Sequence[int], defined: Mapping[int, int], records: Sequence[dict[str, object]]
+) -> list[dict[str, object]]:
+    """The manifest's ``terms``: each numbered term, where it was defined and how often it was aliased."""
+    alias_counts = [cast(dict[str, int], r["aliases"]) for r in records]
+    chunk_ids = [str(r["id"]) for r in records]
+    out: list[dict[str, object]] = []
+    for index in first_seen:
+        term, ident = build.terms[index], build.states[index].ident
+        where = defined.get(index)
+        out.append(
+            {
+                "id": ident,
+                "term": term.term,
+                "definition": term.definition,
+                "origin": term.origin,
+                "defined_in": chunk_ids[where] if where is not None else None,
+                "aliases": sum(aliases.get(ident, 0) for aliases in alias_counts),
+            }
+        )
+    return out
 
 
 def _terms_from_prompt(lines: Sequence[str], fenced: Sequence[bool]) -> tuple[list[_Term], set[int]]:

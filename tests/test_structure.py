@@ -24,7 +24,6 @@ PRIVATE_NAMES_OF_OTHERS = {"os._exit"}
 """Private-looking names that are a documented API of their owner (``os._exit``: exit without cleanup)."""
 
 LONG_FUNCTIONS_ALLOWED = {
-    "core/_compile.py: compile_context",
     "core/_ensemble.py: fit",
     "core/_redis.py: __init__",
     "core/cli/_compile_cmd.py: compile_command",
