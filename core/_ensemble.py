@@ -17,7 +17,10 @@ traces are split into folds **grouped by task** (``_validation.grouped_folds``: 
 on the other folds. A grouped validation split carved from the training traces chooses the L2
 strength and measures calibration; test data is never needed. Until fitted (or with fewer
 than ``min_sessions`` traces) the ensemble ranks with fixed weights over the lexical and sequential
-signals only, so a fresh engine still prefetches sensibly.
+signals, so a fresh engine still prefetches sensibly; with some traces but too few to fit, those
+scores are shrunk towards the trace model's counted P(next call) by ``n / (n + min_sessions)``
+for ``n`` recorded sessions, so the first sessions count at once (no fitted constant: the counts
+weigh half when the ranker would take over).
 """
 
 from __future__ import annotations
@@ -204,7 +207,8 @@ class EnsemblePredictor:
         validation: share of training sessions (whole groups) held out to choose the L2 strength and
             measure calibration.
         candidates: how many top sections each signal contributes to the candidate set.
-        min_sessions: below this many training sessions the ranker keeps its fallback weights.
+        min_sessions: below this many training sessions the ranker keeps its fallback weights, shrunk
+            towards the trace counts as sessions accrue.
         seed: seeds the grouped fold assignment (the only randomness).
         signals: extra predictors whose candidates are blended in when they speak; fitted and told of
             finished turns with it. Default: the graph-aware :class:`WorkflowPredictor`, which speaks
@@ -338,14 +342,24 @@ class EnsemblePredictor:
         with self._lock:
             learned, model = self.fitted, self._model
             fitted = _Fitted(self.trace, self.usage, self.neighbor)
-        view, pos, x = self._rows(state, fitted, learned)
+            sessions = self.fit_report.sessions
+        counts = not learned and sessions > 0
+        view, pos, x = self._rows(state, fitted, learned or counts)
         if len(pos) == 0 or k <= 0:
             return []
         p_used, p_next = model.proba(x)
+        if counts:
+            # Too few sessions to fit the ranker: shrink the fallback towards the counted P(next).
+            share = sessions / (sessions + self.min_sessions)
+            nxt = x[:, FEATURES.index("next")]
+            p_used = (1.0 - share) * p_used + share * nxt
+            p_next = (1.0 - share) * p_next + share * nxt
         order = np.lexsort((pos, -p_used, -p_next))[:k]
         reason = (
             "learned ranker over trace, usage, lexical and sequential signals"
             if learned
+            else "lexical and sequential signals blended with trace counts (too few sessions to fit)"
+            if counts
             else "lexical and sequential signals (not fitted yet)"
         )
         return [Candidate(section_id=view.ids[pos[j]], probability=float(p_used[j]), reason=reason) for j in order]

@@ -296,6 +296,20 @@ def test_unfitted_ensemble_falls_back_to_lexical_and_sequential() -> None:
     assert ids(e.predict(state(cat, "reset password"), 1)) == ["accounts/password"]
 
 
+def test_ensemble_too_small_to_fit_still_learns_from_the_trace_counts() -> None:
+    """Below ``min_sessions`` the ranker is not fitted, yet the recorded transitions count at once."""
+    cat = catalog()
+    e = ph.default_predictor()
+    assert isinstance(e, ph.EnsemblePredictor)
+    after_invoices = state(cat, "", task_type="mixed", calls=["billing/invoices"])
+    assert ids(e.predict(after_invoices, 1)) != ["accounts/2fa"]  # document order alone says otherwise
+    e.fit(WORKFLOWS, cat)  # 15 sessions: too few for the ranker
+    assert not e.fitted
+    assert ids(e.predict(after_invoices, 1)) == ["accounts/2fa"]
+    # A turn the traces say nothing about still ranks by its words.
+    assert ids(e.predict(state(cat, "reset password", task_type="other"), 1)) == ["accounts/password"]
+
+
 def _coverage(predictor: ph.Predictor, traces: Sequence[ph.SessionTrace], cat: ph.Catalog, width: int) -> float:
     """Share of calls whose section was among the top ``width`` at some earlier point of the turn."""
     calls = covered = 0
