@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from ._sections import Section
 
-__all__ = ["Follower", "LiveSource", "SectionChanges", "merge_changes"]
+__all__ = ["Follower", "LiveSource", "SectionChanges", "diff_sections", "merge_changes"]
 
 logger = logging.getLogger("prehydrate.live")
 
@@ -48,6 +48,16 @@ class LiveSource(Protocol):
     def changes(self) -> AsyncIterator[SectionChanges]:
         """Yield each change set as it is observed; runs until cancelled."""
         ...
+
+
+def diff_sections(before: Mapping[str, Section], after: Sequence[Section]) -> SectionChanges:
+    """What changed between two listings of one source: added and changed stubs, removed ids."""
+    now = {s.id: s for s in after}
+    return SectionChanges(
+        added=tuple(s for s in after if s.id not in before),
+        changed=tuple(s for s in after if s.id in before and s.version != before[s.id].version),
+        removed=tuple(sid for sid in before if sid not in now),
+    )
 
 
 def merge_changes(sections: Sequence[Section], changes: SectionChanges, source: str) -> list[Section]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, SourceError, UnknownSectionError
-from ._live import SectionChanges
+from ._live import SectionChanges, diff_sections
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._sources import INDEX_TEXT_CHARS, check_section_id
 from ._text import utf8
@@ -188,13 +188,9 @@ class SqlSource:
 
     def poll(self) -> SectionChanges:
         """Read the rows again: the stubs added or changed (new version) and the ids removed since the last look."""
-        now = {s.id: s for s in self._build()}
-        before, self._known = self._known, now
-        return SectionChanges(
-            added=tuple(s for k, s in now.items() if k not in before),
-            changed=tuple(s for k, s in now.items() if k in before and s.version != before[k].version),
-            removed=tuple(k for k in before if k not in now),
-        )
+        after = self._build()
+        before, self._known = self._known, {s.id: s for s in after}
+        return diff_sections(before, after)
 
     async def changes(self) -> AsyncIterator[SectionChanges]:
         """Poll every ``poll_interval_s`` and yield each non-empty change set (runs until cancelled)."""

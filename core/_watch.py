@@ -10,13 +10,13 @@ and the difference (by id and version) is yielded as one :class:`~prehydrate.Sec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Callable, Sequence, Set
 from pathlib import Path
 
-from ._live import SectionChanges
+from ._live import SectionChanges, diff_sections
 from ._sections import Section
 
-__all__ = ["diff_sections", "watch_paths"]
+__all__ = ["watch_paths"]
 
 DEBOUNCE_MS = 200
 """At most this long from a batch's first file event to its re-listing."""
@@ -24,16 +24,6 @@ STEP_MS = 30
 """A batch ends after this long without a new file event."""
 WAKE_MS = 250
 """How often the watcher thread checks in, so cancelling a watch takes at most this long."""
-
-
-def diff_sections(before: Mapping[str, Section], after: Sequence[Section]) -> SectionChanges:
-    """What changed between two listings of one source: added and changed stubs, removed ids."""
-    now = {s.id: s for s in after}
-    return SectionChanges(
-        added=tuple(s for s in after if s.id not in before),
-        changed=tuple(s for s in after if s.id in before and s.version != before[s.id].version),
-        removed=tuple(sid for sid in before if sid not in now),
-    )
 
 
 async def watch_paths(
