@@ -81,6 +81,17 @@ def split_groups(groups: Iterable[str], *, test_share: float, seed: str) -> set[
     return set(ranked[: round(test_share * len(distinct))])
 
 
+def split_sessions(
+    sessions: Sequence[dict[str, Any]], *, test_share: float, seed: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Deal converted sessions into ``{"train": [...], "test": [...]}`` by whole groups (``split_groups``), in order."""
+    test_groups = split_groups((s["group"] for s in sessions), test_share=test_share, seed=seed)
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    for session in sessions:
+        splits["test" if session["group"] in test_groups else "train"].append(session)
+    return splits
+
+
 def group_of(row: dict[str, Any]) -> str:
     """A session's group: its ``group`` field, else its task type and task query (the design's default)."""
     group = row.get("group")

