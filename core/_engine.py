@@ -117,14 +117,16 @@ class Engine:
     async def apply_changes(self, src: LiveSource, changes: SectionChanges) -> None:
         """Fold a live source's change set into the catalog, so the next lookup uses the new versions.
 
-        The new catalog and its lexical index are built off the event loop and swapped in whole;
-        running prefetches of old versions are cancelled; a tier shared by replicas (Redis) gets the
-        new versions stamped; subscribers get :class:`SectionsChanged`.
+        Added or removed sections: a new catalog and its lexical index are built off the event loop
+        and swapped in whole. Only new versions: the stubs are swapped in place at once and the
+        index is rebuilt off the loop afterwards. Running prefetches of old versions are cancelled;
+        a tier shared by replicas (Redis) gets the new versions stamped; subscribers get
+        :class:`SectionsChanged`.
         """
         async with self._changes_lock:
             catalog = self.catalog
             if changes.added or changes.removed or any(s.id not in catalog for s in changes.changed):
-                sections = merge_changes(self.catalog.sections, changes, src.name)
+                sections = merge_changes(catalog.sections, changes, src.name)
                 self._catalog = await asyncio.to_thread(lambda: Catalog(sections).warm())
             else:
                 # Only versions changed: swap the stubs in place now (a lookup by id sees them at
