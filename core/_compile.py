@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from ._errors import ConfigError, InputError, MalformedInputError
+from ._markdown import fenced_lines, is_heading, split_sections
 from ._sections import Section, estimate_tokens, one_line_summary
 from ._text import text_counts, tokens_from_counts, utf8
 
@@ -75,9 +76,6 @@ TASK_HEADING = "## Current task"
 
 _MAX_TERM_CHARS = 200
 
-_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S")
-_HEADING_LEVEL = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _BOLD_DEF = re.compile(
     r"^[ \t]*(?:[-*+][ \t]+)?\*\*(?P<term>[^*\n]+?)(?::\*\*|\*\*[ \t]*:)[ \t]*(?P<definition>\S.*?)[ \t]*$"
 )
@@ -226,31 +224,12 @@ class _Detected:
     """0-based prompt lines the definition occupies (removed when the term is used elsewhere)."""
 
 
-def _fenced_lines(lines: Sequence[str]) -> list[bool]:
-    """Which lines are inside (or open/close) a fenced code block."""
-    inside: list[bool] = []
-    fence: str | None = None
-    for line in lines:
-        match = _FENCE.match(line)
-        if fence is None:
-            if match:
-                fence = match.group(1)[0] * 3
-                inside.append(True)
-                continue
-            inside.append(False)
-        else:
-            inside.append(True)
-            if match and match.group(1).startswith(fence):
-                fence = None
-    return inside
-
-
 def _detect_definitions(lines: Sequence[str], fenced: Sequence[bool]) -> list[_Detected]:
     """Find ``**Term**: definition`` lines and Markdown definition lists outside code blocks."""
     found: list[_Detected] = []
     i = 0
     while i < len(lines):
-        if fenced[i] or _HEADING.match(lines[i]):
+        if fenced[i] or is_heading(lines[i]):
             i += 1
             continue
         bold = _BOLD_DEF.match(lines[i])
@@ -311,34 +290,34 @@ class _Chunk:
 def _chunk_prompt(lines: Sequence[str], fenced: Sequence[bool], removed: set[int], max_tokens: int) -> list[_Chunk]:
     """Cut the prompt at headings, then cut long chunks at blank lines outside code blocks.
 
-    ``removed`` lines (definitions moved to their first use) are left out; a heading whose whole
-    body was such definitions has nothing left to say and is dropped with them.
+    ``removed`` lines (definitions moved to their first use) are left out before the cut, so they
+    never start a chunk; a heading whose whole body was such definitions has nothing left to say
+    and is dropped with them.
     """
-    groups: list[tuple[str, int, list[tuple[str, bool]], list[bool]]] = [("", 0, [], [False])]
-    for n, (line, in_fence) in enumerate(zip(lines, fenced, strict=True)):
-        if n in removed:
-            groups[-1][3][0] = True
-        elif not in_fence and _HEADING.match(line):
-            match = _HEADING_LEVEL.match(line)
-            heading, level = (match.group(2), len(match.group(1))) if match else (line.strip(), 1)
-            groups.append((heading, level, [(line, in_fence)], [False]))
-        else:
-            groups[-1][2].append((line, in_fence))
+    kept = [n for n in range(len(lines)) if n not in removed]
+    parts = split_sections([lines[n] for n in kept])
+    bounds = [0, *(kept[p.start] for p in parts[1:]), len(lines)]
     chunks: list[_Chunk] = []
-    for heading, level, body, lost_lines in groups:
+    for part, first, stop in zip(parts, bounds[:-1], bounds[1:], strict=True):
+        body = [(lines[kept[i]], fenced[kept[i]]) for i in range(part.start, part.end)]
         paragraphs = _paragraphs(body)
-        if not paragraphs or (lost_lines[0] and _is_bare_heading("\n".join(paragraphs))):
+        lost = any(first <= n < stop for n in removed)
+        if not paragraphs or (lost and _is_bare_heading("\n".join(paragraphs))):
             continue
-        parts: list[list[str]] = [[]]
-        for paragraph in paragraphs:
-            current = "\n\n".join(parts[-1] + [paragraph])
-            if parts[-1] and estimate_tokens(current) > max_tokens:
-                parts.append([paragraph])
-            else:
-                parts[-1].append(paragraph)
-        for number, part in enumerate(parts, start=1):
-            chunks.append(_Chunk("prompt", heading, level, number, "\n\n".join(part)))
+        chunks.extend(_cut(part.heading or "", part.level, paragraphs, max_tokens))
     return chunks
+
+
+def _cut(heading: str, level: int, paragraphs: Sequence[str], max_tokens: int) -> list[_Chunk]:
+    """One heading's paragraphs as chunks of at most ``max_tokens`` (a longer paragraph stays whole)."""
+    parts: list[list[str]] = [[]]
+    for paragraph in paragraphs:
+        current = "\n\n".join(parts[-1] + [paragraph])
+        if parts[-1] and estimate_tokens(current) > max_tokens:
+            parts.append([paragraph])
+        else:
+            parts[-1].append(paragraph)
+    return [_Chunk("prompt", heading, level, number, "\n\n".join(part)) for number, part in enumerate(parts, start=1)]
 
 
 def _paragraphs(body: Sequence[tuple[str, bool]]) -> list[str]:
@@ -412,10 +391,10 @@ def _masked_spans(text: str) -> list[tuple[int, int]]:
     """Sorted, merged spans never rewritten: headings, fenced code, inline code, links, tags."""
     spans: list[tuple[int, int]] = []
     lines = text.split("\n")
-    fenced = _fenced_lines(lines)
+    fenced = fenced_lines(lines)
     offset = 0
     for line, in_fence in zip(lines, fenced, strict=True):
-        if in_fence or _HEADING.match(line):
+        if in_fence or is_heading(line):
             spans.append((offset, offset + len(line)))
         offset += len(line) + 1
     spans.extend(m.span() for m in _INLINE_MASKS.finditer(text))
@@ -696,7 +675,7 @@ def _prompt_terms(
 ) -> tuple[list[_Term], list[_Chunk]]:
     """The glossary terms and the prompt's chunks; (strict) a term the prompt never uses is an error."""
     lines = text.split("\n") if text else []
-    fenced = _fenced_lines(lines)
+    fenced = fenced_lines(lines)
     removed: set[int] = set()
     terms: list[_Term]
     if glossary is not None:
@@ -955,7 +934,7 @@ def _static_tokens(prompt: tuple[int, int] | None, blocks: Sequence[int], stubs:
 
 
 def _is_bare_heading(text: str) -> bool:
-    return all(not line.strip() or _HEADING.match(line) for line in text.split("\n"))
+    return all(not line.strip() or is_heading(line) for line in text.split("\n"))
 
 
 def _chunk_record(

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from ._markdown import split_sections
 from ._sections import estimate_tokens
 
 __all__ = [
@@ -62,9 +63,7 @@ MIN_TOKENS = 8
 MAX_CLASS_TOKENS = 1500
 """A Python class above this many tokens is split into its head and one section per method."""
 
-_HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$")
 _PY_TOP = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,24 +151,16 @@ def _merge_tiny(chunks: list[Chunk]) -> list[Chunk]:
 
 
 def _split_markdown(text: str, file_title: str) -> list[Chunk]:
-    """Split at ATX headings (levels 1-3), ignoring headings inside fenced code blocks."""
-    parts: list[tuple[str | None, list[str]]] = [(None, [])]  # (heading, lines)
-    in_fence = False
-    for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        m = None if in_fence else _HEADING.match(line.rstrip("\n"))
-        if m:
-            parts.append((m.group(2).strip(), [line]))
-        else:
-            parts[-1][1].append(line)
+    """Split at ATX headings (levels 1-3) outside fenced code blocks (``core/_markdown.py``'s rules)."""
+    lines = text.splitlines(keepends=True)
     chunks: list[Chunk] = []
-    for heading, lines in parts:
-        body = "".join(lines)
+    for part in split_sections(text.splitlines(), max_level=3):
+        body = "".join(lines[part.start : part.end])
         if not body.strip():
             continue
-        anchor = None if not chunks else _slug(heading or "")
-        chunks.append(Chunk(anchor, heading or file_title, body.strip("\n") + "\n"))
+        title = (part.heading or "").strip()
+        anchor = None if not chunks else _slug(title)
+        chunks.append(Chunk(anchor, title or file_title, body.strip("\n") + "\n"))
     return chunks
 
 
