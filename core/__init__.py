@@ -76,6 +76,7 @@ from ._sources import (
     sources_from_paths,
 )
 from ._sql import SqlSource
+from ._text import read_text, utf8
 from ._trace_store import TraceRetention, TraceStore
 from ._traces import Call, SessionTrace, TaskSpec, TurnTrace, read_traces, write_traces
 from ._turn import ContextResult, Turn
@@ -181,6 +182,7 @@ __all__ = [
     "load_glossary",
     "load_model",
     "one_line_summary",
+    "read_text",
     "read_traces",
     "replay",
     "run_replay",
@@ -188,5 +190,6 @@ __all__ = [
     "sample_traces_path",
     "save_model",
     "sources_from_paths",
+    "utf8",
     "write_traces",
 ]

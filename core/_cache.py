@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import CacheError, ConfigError
+from ._text import from_utf8, utf8
 
 __all__ = [
     "CacheEntry",
@@ -73,7 +74,7 @@ class CacheKey:
     @property
     def digest(self) -> str:
         """SHA-256 of :attr:`raw`: a fixed-length key for stores with key limits (Redis)."""
-        return hashlib.sha256(self.raw.encode("utf-8", "surrogatepass")).hexdigest()
+        return hashlib.sha256(utf8(self.raw)).hexdigest()
 
     @classmethod
     def from_parts(cls, parts: object) -> CacheKey:
@@ -93,7 +94,7 @@ class CacheKey:
 
 
 def _checksum(content: str) -> str:
-    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(utf8(content)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,7 +130,7 @@ class CacheEntry:
     @property
     def size_bytes(self) -> int:
         """UTF-8 size of the content."""
-        return len(self.content.encode("utf-8", "surrogatepass"))
+        return len(utf8(self.content))
 
     def expired(self, now: float | None = None) -> bool:
         """True once the entry's TTL has passed."""
@@ -141,7 +142,7 @@ class CacheEntry:
 
     def to_bytes(self) -> bytes:
         """Serialise as JSON (never pickle: a shared tier must not execute what it reads)."""
-        return json.dumps(
+        text = json.dumps(
             {
                 "k": self.key.parts,
                 "c": self.content,
@@ -152,7 +153,8 @@ class CacheEntry:
                 "s": self.checksum,
             },
             ensure_ascii=False,
-        ).encode("utf-8", "surrogatepass")
+        )
+        return utf8(text)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CacheEntry:
@@ -162,7 +164,7 @@ class CacheEntry:
             CacheError: the bytes are not a complete entry (torn or foreign write).
         """
         try:
-            obj = json.loads(data.decode("utf-8", "surrogatepass"))
+            obj = json.loads(from_utf8(data))
             return cls(
                 key=CacheKey.from_parts(obj["k"]),
                 content=str(obj["c"]),

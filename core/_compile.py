@@ -47,13 +47,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 from typing import Literal, cast
 
 from ._errors import ConfigError, InputError, MalformedInputError
 from ._markdown import fenced_lines, is_heading, split_sections
 from ._sections import Section, estimate_tokens, one_line_summary
-from ._text import text_counts, tokens_from_counts, utf8
+from ._text import check_text, read_text, text_counts, tokens_from_counts, utf8
 
 __all__ = [
     "CompiledContext",
@@ -146,11 +145,9 @@ def load_glossary(path: str | PathLike[str]) -> dict[str, str]:
     """
     name = str(path)
     try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GlossaryError(f"glossary file {name} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GlossaryError(f"cannot read glossary file {name}: {exc}") from exc
+        raw = read_text(path, "glossary file")
+    except InputError as exc:
+        raise GlossaryError(str(exc)) from exc
     try:
         data: object = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -191,8 +188,11 @@ def _validated_glossary(glossary: Mapping[str, str], *, origin: str) -> list[tup
     for raw_term, raw_definition in glossary.items():
         if not isinstance(raw_term, str) or not isinstance(raw_definition, str):
             raise GlossaryError(f"{origin}: terms and definitions must be strings, got {raw_term!r}")
-        term = _WS.sub(" ", raw_term).strip()
-        definition = _WS.sub(" ", raw_definition).strip()
+        try:
+            term = _WS.sub(" ", check_text(raw_term, f"{origin}: a term")).strip()
+            definition = _WS.sub(" ", check_text(raw_definition, f"{origin}: the definition of {term!r}")).strip()
+        except InputError as exc:  # a lone surrogate: the compiled text could not be written as UTF-8
+            raise GlossaryError(str(exc), terms=[raw_term]) from exc
         if not term:
             raise GlossaryError(f"{origin}: a term is empty", terms=[raw_term])
         if len(term) > _MAX_TERM_CHARS:
@@ -568,7 +568,18 @@ def compile_context(
         'Refunds follow the window <def id="D1" term="window">30 days.</def>.\\n'
     """
     options = _Options(alias_style, budget_tokens, max_chunk_tokens, strict)
+    _check_texts(prompt, contents, task, query)
     return _compile(prompt, glossary, sections, dict(contents or {}), options, task, query)
+
+
+def _check_texts(prompt: str | None, contents: Mapping[str, str] | None, task: str | None, query: str | None) -> None:
+    """Refuse a lone surrogate in any text argument: the prefix must be UTF-8 bytes a model can read."""
+    for where, text in (("prompt", prompt), ("task", task), ("query", query)):
+        if isinstance(text, str):
+            check_text(text, where)
+    for section_id, content in (contents or {}).items():
+        if isinstance(content, str):
+            check_text(content, f"contents[{section_id!r}]")
 
 
 @dataclass(frozen=True, slots=True)

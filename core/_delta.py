@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 
+from ._text import utf8
+
 __all__ = ["unified_delta"]
 
 
@@ -28,4 +30,4 @@ def unified_delta(section_id: str, old: str, new: str, *, old_version: str, new_
         tofile=f"{section_id}@{new_version}",
     )
     diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return diff if len(diff.encode("utf-8")) < len(new.encode("utf-8")) else None
+    return diff if len(utf8(diff)) < len(utf8(new)) else None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ModelFileError
+from ._text import encode_text
 
 __all__ = ["MODEL_FORMAT_VERSION", "Persistable", "load_model", "save_model"]
 
@@ -57,7 +58,9 @@ def save_model(predictor: Persistable, path: str | Path, *, sessions: int = 0) -
         "saved_at": time.time(),
         "state": predictor.state_dict(),
     }
-    data = gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
+    data = gzip.compress(
+        encode_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")), f"model file {path}"), 6
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from ._cache import CacheEntry, CacheKey, CacheTier, FillLease
 from ._errors import CacheError, ConfigError
+from ._text import encode_text, from_utf8, utf8
 
 __all__ = ["RedisTier"]
 
@@ -174,7 +175,7 @@ class RedisTier(CacheTier):
                 raise ConfigError(f"RedisTier {what} must be positive")
         if secret is not None and len(secret) < 16:
             raise ConfigError("RedisTier secret must be at least 16 characters (use e.g. secrets.token_hex(32))")
-        self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
+        self._secret = encode_text(secret, "RedisTier secret") if isinstance(secret, str) else secret
         self.url = url
         self.prefix = prefix
         self.ttl_s = ttl_s
@@ -231,7 +232,7 @@ class RedisTier(CacheTier):
 
     def stamp_key(self, section_id: str) -> str:
         """The Redis key of a section's version stamp (not scoped by tenant: the catalog is shared)."""
-        return f"{self.prefix}:v:{hashlib.sha256(section_id.encode('utf-8')).hexdigest()}"
+        return f"{self.prefix}:v:{hashlib.sha256(utf8(section_id)).hexdigest()}"
 
     # -- circuit breaker -----------------------------------------------------------------------------
 
@@ -376,7 +377,7 @@ class RedisTier(CacheTier):
             pipe = c.pipeline(transaction=False)
             for sid, version in versions.items():
                 # The leading time lets the script compare; the sealed copy is what a reader trusts.
-                value = f"{time_ns} ".encode() + self._seal(f"{time_ns} {sid} {version}".encode())
+                value = utf8(f"{time_ns} ") + self._seal(utf8(f"{time_ns} {sid} {version}"))
                 pipe.eval(_STAMP_SCRIPT, 1, self.stamp_key(sid), str(time_ns), value)
             await pipe.execute()
 
@@ -391,7 +392,10 @@ class RedisTier(CacheTier):
         data = self._open_value(bytes(raw).partition(b" ")[2])  # with a secret, a forged stamp is refused
         if data is None:
             return None
-        head, _, rest = data.decode("utf-8", "replace").partition(" ")
+        try:
+            head, _, rest = from_utf8(data).partition(" ")
+        except ValueError:  # not what a replica wrote: no stamp
+            return None
         sid, _, version = rest.rpartition(" ")
         return (int(head), version) if head.isdigit() and sid == section_id else None
 

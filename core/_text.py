@@ -1,27 +1,38 @@
 """UTF-8 text: the one rule for turning text into bytes, and for reading bytes back as text.
 
-Sizes and hashes encode with ``surrogatepass``, so they never raise, whatever a ``str`` holds.
-Reading is strict, and every failure is an :class:`InputError` naming where: a file that is not
-UTF-8, or a string that is not Unicode text (a lone surrogate, which JSON's ``\\ud800`` escape can
-produce and which no UTF-8 writer, MCP client or tokenizer accepts), is bad input, never a
-``UnicodeError`` from deep inside the library.
+Three uses, one function each, so nothing in the package spells out an encoding or an error mode:
+
+- **Sizes, hashes and the package's own stores** (:func:`utf8`, :func:`from_utf8`) pass lone
+  surrogates through, so they never raise whatever a ``str`` holds, and round-trip what they wrote.
+- **Input and output files and arguments** are strict, and every failure is an :class:`InputError`
+  naming the file or argument (:func:`read_text`, :func:`decode_utf8`, :func:`write_text`,
+  :func:`encode_text`, :func:`check_text`): a file that is not UTF-8, or a string that is not Unicode
+  text (a lone surrogate, which JSON's ``\\ud800`` escape can produce and which no UTF-8 writer, MCP
+  client or tokenizer accepts), is bad input, never a ``UnicodeError`` from deep inside the library.
+- **Logs for people** (:func:`log_text`) show bytes that are not UTF-8 as ``\\x`` escapes and never raise.
 """
 
 from __future__ import annotations
 
 import re
+from os import PathLike
 from pathlib import Path
 
 from ._errors import InputError
 
 __all__ = [
+    "check_text",
     "decode_utf8",
+    "encode_text",
     "estimate_tokens",
     "first_lone_surrogate",
+    "from_utf8",
+    "log_text",
     "read_text",
     "text_counts",
     "tokens_from_counts",
     "utf8",
+    "write_text",
 ]
 
 _WORD = re.compile(r"\S+")
@@ -41,6 +52,34 @@ def first_lone_surrogate(text: str) -> int | None:
     return None
 
 
+def from_utf8(data: bytes) -> str:
+    """Bytes the package wrote with :func:`utf8` back to text (lone surrogates come back as they went).
+
+    Raises:
+        UnicodeDecodeError: ``data`` is not UTF-8 at all (a torn or foreign write in a store): a
+            ``ValueError`` the store reading it treats as a miss.
+    """
+    return data.decode("utf-8", "surrogatepass")
+
+
+def log_text(data: bytes) -> str:
+    """``data`` for a person to read (a log): bytes that are not UTF-8 shown as ``\\x`` escapes."""
+    return data.decode("utf-8", "backslashreplace")
+
+
+def check_text(text: str, where: str) -> str:
+    """``text`` itself when it is Unicode text; a lone surrogate is an :class:`InputError` naming ``where``."""
+    at = first_lone_surrogate(text)
+    if at is not None:
+        raise InputError(f"{where}: not Unicode text (lone surrogate {text[at]!a} at character {at})")
+    return text
+
+
+def encode_text(text: str, where: str) -> bytes:
+    """The UTF-8 bytes of ``text`` for a file or a peer; a lone surrogate is an :class:`InputError` naming ``where``."""
+    return check_text(text, where).encode("utf-8")
+
+
 def decode_utf8(data: bytes, where: str) -> str:
     """``data`` as text; bytes that are not UTF-8 raise an :class:`InputError` naming ``where`` and the byte."""
     try:
@@ -49,7 +88,7 @@ def decode_utf8(data: bytes, where: str) -> str:
         raise InputError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-def read_text(path: str | Path, what: str) -> str:
+def read_text(path: str | PathLike[str], what: str) -> str:
     """Read a UTF-8 text file; a missing, unreadable or non-UTF-8 file is an :class:`InputError`.
 
     Args:
@@ -58,9 +97,24 @@ def read_text(path: str | Path, what: str) -> str:
     """
     try:
         data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     return decode_utf8(data, str(path))
+
+
+def write_text(path: str | PathLike[str], text: str, what: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, byte for byte (no newline translation).
+
+    Raises:
+        InputError: ``text`` is not Unicode text, or the file cannot be written; names the file.
+    """
+    data = encode_text(text, f"{what} {path}")
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
 
 
 def text_counts(text: str) -> tuple[int, int]:

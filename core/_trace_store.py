@@ -43,6 +43,7 @@ from typing import BinaryIO
 
 from ._errors import ConfigError, MalformedInputError
 from ._sections import DEFAULT_TENANT
+from ._text import from_utf8, log_text, utf8
 from ._traces import SessionTrace, parse_line
 
 try:  # POSIX advisory locks; without them (Windows) appends still go through one os.write each
@@ -88,7 +89,7 @@ class TraceRetention:
 
 def tenant_file_stem(tenant: str) -> str:
     """A file name stem for a tenant that cannot leave its directory (no dots, no separators)."""
-    raw = tenant.encode("utf-8", "surrogatepass")
+    raw = utf8(tenant)
     enc = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
     if len(enc) > 120:
         enc = "h-" + hashlib.sha256(raw).hexdigest()
@@ -163,7 +164,7 @@ class TraceStore:
         name = live.name[: -len(".jsonl")]
         if not name.startswith("h-"):
             with contextlib.suppress(UnicodeDecodeError, ValueError):
-                return _unquote(name).decode("utf-8", "surrogatepass")
+                return from_utf8(_unquote(name))
             return None
         for trace in self._recent(live, 1):  # a hashed name: the lines carry the tenant
             return trace.tenant
@@ -212,7 +213,7 @@ class TraceStore:
             fd, name = tempfile.mkstemp(prefix="prehydrate-traces-", suffix=".jsonl")
             with os.fdopen(fd, "wb") as fh:
                 for t in self._pending:
-                    fh.write((t.dumps() + "\n").encode("utf-8", "surrogatepass"))
+                    fh.write(utf8(t.dumps() + "\n"))
             kept = len(self._pending)
             logger.warning("%d session(s) could not be recorded in %s; written to %s", kept, self.path, name)
             self._pending.clear()
@@ -221,7 +222,7 @@ class TraceStore:
     def _try_write(self, trace: SessionTrace, *, quiet: bool) -> bool:
         live = self.path_for(trace.tenant)
         try:
-            self._write_line(live, (trace.dumps() + "\n").encode("utf-8", "surrogatepass"))
+            self._write_line(live, utf8(trace.dumps() + "\n"))
         except OSError as exc:
             if not quiet:
                 logger.warning(
@@ -348,9 +349,9 @@ class TraceStore:
         try:
             with side.open("ab") as out:
                 for b in sorted(bad, key=lambda b: b.offset):
-                    text = b.raw.decode("utf-8", "backslashreplace")[:_QUARANTINED_LINE_CHARS]
+                    text = log_text(b.raw)[:_QUARANTINED_LINE_CHARS]
                     where = f"{path}:{b.line}"
-                    out.write((json.dumps({"where": where, "reason": b.reason, "line": text}) + "\n").encode())
+                    out.write(utf8(json.dumps({"where": where, "reason": b.reason, "line": text}) + "\n"))
             with _locked(path, append=False) as fd:
                 now = os.fstat(fd).st_size
                 # Rotated since it was read: the offsets belong to another file now, repair nothing.

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import MalformedInputError
 from ._jsonl import iter_jsonl, parse_jsonl_line
+from ._text import encode_text
 
 __all__ = ["Call", "SessionTrace", "TaskSpec", "TurnTrace", "parse_line", "read_traces", "write_traces"]
 
@@ -190,13 +191,21 @@ def read_traces(path: str | Path) -> list[SessionTrace]:
 
 
 def write_traces(path: str | Path, traces: Iterable[SessionTrace]) -> None:
-    """Write traces as JSONL (replacing the file atomically)."""
+    """Write traces as JSONL (replacing the file atomically).
+
+    Raises:
+        InputError: a trace holds a string that is not Unicode text (it could not be read back);
+            names the file and the session. The file is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for t in traces:
-            fh.write(t.dumps() + "\n")
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            for t in traces:
+                fh.write(encode_text(t.dumps() + "\n", f"{path}: session {t.session!r}"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # The store lives in its own module; re-exported for modules that import it from here.

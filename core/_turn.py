@@ -45,6 +45,7 @@ from ._predict import Candidate, ContextRequest, PredictionState, Predictor
 from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
 from ._sections import Scope, Section, estimate_tokens
 from ._sources import check_section_id
+from ._text import utf8
 from ._traces import Call
 from ._workflow import WorkflowDAG
 
@@ -338,7 +339,7 @@ class Turn:
             raise InputError("a query must be a non-empty string")
         limit = self.engine.limits.max_query_chars
         if len(query) > limit:
-            raise RequestTooLargeError("query", len(query.encode("utf-8", "replace")), limit)
+            raise RequestTooLargeError("query", len(utf8(query)), limit)
         if "\x00" in query:
             raise InputError("a query may not contain NUL bytes")
         return catalog.resolve(query)

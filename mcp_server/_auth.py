@@ -44,7 +44,7 @@ _MIN_TOKEN_CHARS = 16
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    return hashlib.sha256(ph.utf8(token)).digest()
 
 
 def client_key(digest: bytes) -> str:
@@ -120,9 +120,9 @@ def load_tokens(path: str | Path | None = None, *, env: Mapping[str, str] | None
     if path is not None:
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ph.ConfigError(f"cannot read the token file {str(p)!r}: {exc.strerror}") from exc
+            text = ph.read_text(p, "the token file")
+        except ph.InputError as exc:  # missing, unreadable or not UTF-8
+            raise ph.ConfigError(str(exc)) from exc
         tokens.update(_parse(text, str(p)))
     environ = os.environ if env is None else env
     raw = environ.get(TOKENS_ENV)

@@ -145,7 +145,7 @@ class _SafeHandler(logging.Handler):
             self.inner.handle(record)
         except Exception:  # the one place a logging failure is allowed to stop: here
             try:
-                os.write(2, f"prehydrate: a log handler failed: {record.getMessage()[:300]}\n".encode())
+                os.write(2, ph.utf8(f"prehydrate: a log handler failed: {record.getMessage()[:300]}\n"))
             except Exception:  # noqa: S110  (stderr itself is gone: nothing left to tell)
                 pass
 
@@ -171,7 +171,7 @@ def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, 
         loop.default_exception_handler(context)
     except Exception:
         try:
-            os.write(2, f"prehydrate: event loop error: {context.get('message', '')[:300]}\n".encode())
+            os.write(2, ph.utf8(f"prehydrate: event loop error: {context.get('message', '')[:300]}\n"))
         except Exception:  # noqa: S110
             pass
 

@@ -13,9 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._compile import AliasStyle, CompiledContext, compile_context, load_glossary
-from .._errors import InputError, PrehydrateError
+from .._errors import PrehydrateError
 from .._sections import Scope, Section, estimate_tokens
 from .._sources import sources_from_paths
+from .._text import read_text, write_text
 from ._app import app, console, err_console
 
 __all__ = ["compile_command"]
@@ -54,24 +55,6 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def _read_prompt(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"prompt file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read prompt file {path}: {exc}") from exc
-
-
-def _write(path: Path, text: str) -> None:
-    # newline="" keeps the bytes identical on every platform: the hash in the manifest is of these bytes.
-    try:
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc}") from exc
 
 
 def _summary(cc: CompiledContext, inputs: Sequence[tuple[str, int]]) -> Table:
@@ -143,7 +126,7 @@ def compile_command(
         raise typer.Exit(2)
     style: AliasStyle = "natural" if alias_style == "natural" else "abstract"
     try:
-        text = _read_prompt(prompt)
+        text = read_text(prompt, "prompt file")
         terms = load_glossary(glossary) if glossary is not None else None
         catalog, contents = _run(_load_sections(sections or []))
         cc = compile_context(
@@ -159,9 +142,9 @@ def compile_command(
             strict=strict,
         )
         if output is not None:
-            _write(output, cc.text)
+            write_text(output, cc.text, "output file")
         if manifest is not None:
-            _write(manifest, cc.manifest_json())
+            write_text(manifest, cc.manifest_json(), "manifest file")
     except PrehydrateError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None

@@ -47,6 +47,8 @@ from .._demo import (
     select_sessions,
 )
 from .._errors import PrehydrateError
+from .._jsonl import iter_jsonl
+from .._text import log_text, write_text
 from ._app import app, console, err_console, print_error
 from ._extras import missing_extra, require_extra
 from ._otel import OtelFlag
@@ -339,7 +341,7 @@ def demo_command(
             else:
                 without, with_prefetch = asyncio.run(both(None))
         except Exception as exc:  # a failed server or call: show what the servers printed
-            log = errlog_path.read_text(encoding="utf-8", errors="replace") if errlog_path.exists() else ""
+            log = log_text(errlog_path.read_bytes()) if errlog_path.exists() else ""
             err_console.print(f"[red]error:[/red] the demo failed: {type(exc).__name__}: {exc}")
             if log.strip():
                 err_console.print(log[-4000:], markup=False, highlight=False)
@@ -347,7 +349,7 @@ def demo_command(
         for run, name in ((without, "without"), (with_prefetch, "with")):
             path = workdir / f"reports-{name}.jsonl"
             if path.exists():
-                run.reports = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                run.reports = [report for _, report in iter_jsonl(path, "turn reports file")]
 
     result = compare(without, with_prefetch)
     console.print(summary_table(without, with_prefetch))
@@ -365,7 +367,11 @@ def demo_command(
     )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        try:
+            write_text(json_out, json.dumps(result, indent=2) + "\n", "JSON output file")
+        except PrehydrateError as exc:
+            print_error(str(exc))
+            raise typer.Exit(2) from None
     if plot is not None:
         written = plot_comparison(without, with_prefetch, plot)
         console.print(f"chart saved to {written}")

@@ -31,6 +31,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .._errors import InputError
+from .._text import encode_text, read_text
 from ._app import app, err_console, print_error
 
 __all__ = ["Host", "config_path", "merge_server", "server_entry"]
@@ -79,7 +81,7 @@ def config_path(host: Host, *, home: Path | None = None, platform: str | None = 
     return Path.cwd() / ".vscode" / "mcp.json"
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(InputError):
     """The host's config file exists but is not a JSON object we can merge into."""
 
 
@@ -95,8 +97,10 @@ def merge_server(path: Path, host: Host, name: str, entry: dict[str, Any]) -> Pa
     backup: Path | None = None
     if path.exists():
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except (ValueError, UnicodeDecodeError) as exc:
+            loaded = json.loads(read_text(path, "host config file") or "{}")
+        except InputError as exc:  # not UTF-8, or unreadable
+            raise ConfigFileError(f"{exc}; add the block by hand") from exc
+        except ValueError as exc:
             raise ConfigFileError(f"{path} is not plain JSON ({exc}); add the block by hand") from exc
         if not isinstance(loaded, dict) or not isinstance(loaded.get(key, {}), dict):
             raise ConfigFileError(f"{path}: expected a JSON object with an object under {key!r}")
@@ -106,9 +110,8 @@ def merge_server(path: Path, host: Host, name: str, entry: dict[str, Any]) -> Pa
     config.setdefault(key, {})[name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(config, fh, indent=2)
-        fh.write("\n")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(encode_text(json.dumps(config, indent=2) + "\n", str(path)))
     if backup is not None:
         shutil.copymode(backup, tmp)
     os.replace(tmp, path)

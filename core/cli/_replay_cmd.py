@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .._errors import PrehydrateError
 from .._replay import POLICIES, ReplayResult, replay
+from .._text import write_text
 from ._app import app, console, err_console
 from ._extras import require_extra
 
@@ -77,8 +78,7 @@ def replay_command(
         log.removeHandler(handler)
     console.print(_table(result))
     if json_out is not None:
-        json_out.write_text(json.dumps(result.json, indent=2) + "\n", encoding="utf-8")
-        err_console.print(f"wrote {escape(str(json_out))}")
+        _write_json(json_out, result)
     if plot is not None:
         write_plot(result, plot)
         err_console.print(f"wrote {escape(str(plot))}")
@@ -153,3 +153,13 @@ def write_plot(result: ReplayResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
+
+
+def _write_json(path: Path, result: ReplayResult) -> None:
+    """The replay JSON (the format other tools read) to ``path``; a failed write is one line, exit 2."""
+    try:
+        write_text(path, json.dumps(result.json, indent=2) + "\n", "JSON output file")
+    except PrehydrateError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    err_console.print(f"wrote {escape(str(path))}")

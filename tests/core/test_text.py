@@ -7,7 +7,18 @@ from pathlib import Path
 import pytest
 
 import prehydrate as ph
-from prehydrate._text import decode_utf8, read_text, text_counts, tokens_from_counts
+from prehydrate._text import (
+    check_text,
+    decode_utf8,
+    encode_text,
+    from_utf8,
+    log_text,
+    read_text,
+    text_counts,
+    tokens_from_counts,
+    utf8,
+    write_text,
+)
 
 
 def test_the_token_estimate_of_text_with_a_lone_surrogate_does_not_raise() -> None:
@@ -29,10 +40,51 @@ def test_bytes_that_are_not_utf8_name_where_and_the_byte() -> None:
 
 
 def test_reading_a_missing_or_non_utf8_file_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(ph.InputError, match="cannot read glossary file"):
+    with pytest.raises(ph.InputError, match=r"^glossary file .*missing\.json does not exist$"):
         read_text(tmp_path / "missing.json", "glossary file")
+    with pytest.raises(ph.InputError, match="^cannot read notes "):
+        read_text(tmp_path, "notes")  # a folder
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
     with pytest.raises(ph.InputError, match="latin1.txt: not UTF-8 text"):
         read_text(tmp_path / "latin1.txt", "notes")
     (tmp_path / "ok.txt").write_text("café ✓", encoding="utf-8")
     assert read_text(tmp_path / "ok.txt", "notes") == "café ✓"
+
+
+def test_a_lone_surrogate_is_refused_by_name_on_the_way_out_and_round_trips_in_stores(tmp_path: Path) -> None:
+    with pytest.raises(ph.InputError, match=r"^query: not Unicode text \(lone surrogate '\\ud800' at character 3\)$"):
+        check_text("abc\ud800", "query")
+    assert encode_text("café", "x") == "café".encode()
+    out = tmp_path / "out.txt"
+    with pytest.raises(ph.InputError, match=r"^output file .*out\.txt: not Unicode text"):
+        write_text(out, "ok \udfff", "output file")
+    assert not out.exists()
+    write_text(out, "line\r\n✓", "output file")
+    assert out.read_bytes() == "line\r\n✓".encode()  # byte for byte: no newline translation
+    assert from_utf8(utf8("bad \ud800 ✓")) == "bad \ud800 ✓"  # the package's own stores round-trip
+    assert log_text(b"ok \xff") == "ok \\xff"
+    with pytest.raises(ph.InputError, match="^cannot write output file "):
+        write_text(tmp_path / "missing" / "out.txt", "x", "output file")
+
+
+def test_writing_traces_with_a_lone_surrogate_names_the_file_and_session(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    ph.write_traces(path, [ph.SessionTrace(session="s0")])
+    before = path.read_bytes()
+    bad = ph.SessionTrace(session="s1", task=ph.TaskSpec(query="refund \ud800"))
+    with pytest.raises(ph.InputError, match=r"traces\.jsonl: session 's1': not Unicode text"):
+        ph.write_traces(path, [ph.SessionTrace(session="s0"), bad])  # was a raw UnicodeEncodeError
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_text_arguments_of_the_compiler_with_a_lone_surrogate_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(ph.InputError, match=r"^prompt: not Unicode text"):
+        ph.compile_context("# A\n\nbad \ud800")
+    with pytest.raises(ph.InputError, match=r"^contents\['a'\]: not Unicode text"):
+        ph.compile_context("x", sections=[ph.Section(id="a", title="A")], contents={"a": "\udc80"})
+    glossary = tmp_path / "glossary.json"
+    glossary.write_text('{"SLA": "reply \\ud800 fast"}', encoding="utf-8")  # valid JSON, not Unicode text
+    with pytest.raises(ph.GlossaryError, match=r"glossary file .*glossary\.json: the definition of 'SLA': not Unicode"):
+        ph.load_glossary(glossary)
+    with pytest.raises(ph.InputError, match=r"^RedisTier secret: not Unicode text"):
+        ph.RedisTier("redis://127.0.0.1:1", secret="\ud800" * 16)

@@ -133,8 +133,11 @@ async def test_load_tokens_from_file_and_env(tmp_path: Path) -> None:
         "tok-env2-0123456789abcdef": "c",
     }
     assert load_tokens(env={}) == {}
-    with pytest.raises(ph.ConfigError, match="cannot read the token file"):
+    with pytest.raises(ph.ConfigError, match=r"^the token file .*missing\.json does not exist$"):
         load_tokens(tmp_path / "missing.json", env={})
+    (tmp_path / "latin1.json").write_bytes('{"tok-café-0123456789": "a"}'.encode("latin-1"))
+    with pytest.raises(ph.ConfigError, match=r"latin1\.json: not UTF-8 text"):  # was a raw UnicodeDecodeError
+        load_tokens(tmp_path / "latin1.json", env={})
 
 
 async def test_a_call_racing_the_session_expiry_gets_a_fresh_session() -> None:
