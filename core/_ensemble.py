@@ -39,7 +39,7 @@ from ._catalog import Catalog
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._neighbors import NeighborPredictor
-from ._predict import Candidate, Learner, PredictionState, Predictor
+from ._predict import Candidate, Learner, PredictionState, Predictor, fresh_like
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
 from ._validation import grouped_folds
@@ -437,13 +437,19 @@ class EnsemblePredictor:
     # -- persistence -------------------------------------------------------------------------------
 
     def fresh(self) -> EnsemblePredictor:
-        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``)."""
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``).
+
+        Its signals are fresh too (their ``fresh()``), so a tenant's graph runs stay its own; a
+        signal without ``fresh()`` is shared as it is.
+        """
         return EnsemblePredictor(
             folds=self.folds,
             validation=self.validation,
             candidates=self.candidates,
             min_sessions=self.min_sessions,
             seed=self.seed,
+            signals=tuple(fresh_like(s) or s for s in self.signals),
+            signal_base_weight=self.signal_base_weight,
             max_stacked_sessions=self.max_stacked_sessions,
         )
 

@@ -37,6 +37,7 @@ from ._predict import Learner, Predictor
 from ._sections import DEFAULT_TENANT
 from ._trace_store import TraceStore, tenant_file_stem
 from ._traces import SessionTrace
+from ._workflow import FinishedTurn, TurnObserver
 
 __all__ = ["Learning", "LearningPolicy"]
 
@@ -156,6 +157,21 @@ class Learning:
             # tenant without a model of its own, so a flood of new tenant names costs one object.
             model = self._blank = self._factory()
         return model
+
+    def observe(self, tenant: str, turn: FinishedTurn) -> None:
+        """Teach ``tenant``'s predictor one finished graph run (online learning), and no one else's.
+
+        A tenant still served by the shared unfitted (or shared-corpus) predictor first gets one of
+        its own, so what its run teaches reaches neither the other tenants nor the default one.
+        """
+        model = self.default
+        if tenant != DEFAULT_TENANT and self._factory is not None and self.learns:
+            with self._cond:
+                model = self._models.get(tenant) or self._factory()
+                if tenant not in self._models:
+                    self._models = {**self._models, tenant: model}
+        if isinstance(model, TurnObserver):
+            model.observe_turn(turn)
 
     # -- fitting -----------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ __all__ = [
     "PredictionState",
     "Predictor",
     "SequentialPredictor",
+    "fresh_like",
 ]
 
 
@@ -101,6 +102,18 @@ class Learner(Protocol):
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
         """Learn from ``traces``; calling it again replaces what was learned."""
         ...
+
+
+def fresh_like(predictor: Predictor) -> Predictor | None:
+    """An unfitted predictor configured like ``predictor`` (its ``fresh()``), or None when it has none.
+
+    Tenant-private learning gives each tenant its own copy; what a copy learns never reaches the original.
+    """
+    make = getattr(predictor, "fresh", None)
+    if not callable(make):
+        return None
+    made = make()
+    return made if isinstance(made, Predictor) else None
 
 
 class SequentialPredictor:

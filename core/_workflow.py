@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 
 from ._catalog import Catalog, tokenize
 from ._errors import ConfigError
-from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor
+from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, fresh_like
 from ._traces import Call, SessionTrace
 
 __all__ = [
@@ -368,6 +368,26 @@ class WorkflowPredictor:
         return self._counts.turns
 
     # -- learning ----------------------------------------------------------------------------------
+
+    def fresh(self) -> WorkflowPredictor:
+        """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``).
+
+        The same default graph and settings, no counts, so one tenant's graph runs never rank
+        another's sections; the fallback is made fresh too when it can be (its ``fresh()``), else
+        shared (a fallback that learns nothing, like lexical, is safe to share).
+        """
+        fallback = None if self.fallback is None else fresh_like(self.fallback) or self.fallback
+        return WorkflowPredictor(
+            self.dag,
+            fallback=fallback,
+            discount=self.discount,
+            smoothing=self.smoothing,
+            backoff=self.backoff,
+            declared_probability=self.declared_probability,
+            fallback_weight=self.fallback_weight,
+            query_smoothing=self.query_smoothing,
+            rate_smoothing=self.rate_smoothing,
+        )
 
     def attach(self, dag: WorkflowDAG) -> None:
         """Use ``dag`` for predictions that come without a graph (what was learned is kept)."""

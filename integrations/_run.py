@@ -481,15 +481,15 @@ class Prehydrator:
         await self.engine.conversations.close(session)
 
     def learn(self, turn: ph.Turn, visited: Iterable[str]) -> None:
-        """Tell the engine's predictor about a finished run (when it learns online)."""
+        """Tell the predictor of the run's tenant about the finished run (when it learns online)."""
         predictor = self.engine.predictor
         if not isinstance(predictor, ph.TurnObserver):
             return
         finished = ph.FinishedTurn(
             request=turn.request, calls=tuple(turn.calls), workflow=self.dag, visited=tuple(visited)
         )
-        try:
-            predictor.observe_turn(finished)
+        try:  # to the tenant's own predictor: one tenant's runs never shape another's prefetches
+            self.engine.learning.observe(turn.scope.tenant, finished)
         except Exception:  # learning must never break a run that already finished
             logger.exception("prehydrate: learning from the finished run failed")
 

@@ -345,7 +345,7 @@ async def test_traces_record_the_node_and_a_restarted_engine_predicts_from_them(
     engine2 = make_engine(make_source(latency=0.05), traces=ph.TraceStore(store))  # a new process
     prehydrator2 = Prehydrator(engine2, app)
     async with engine2:
-        async with prehydrator2.run("s2", tenant="b", query="q") as ctx2:
+        async with prehydrator2.run("s2", tenant="a", query="q") as ctx2:  # tenant a learns from its own runs
             await app.ainvoke({"route": "api"}, context=ctx2)
     assert ctx2.report is not None and ctx2.report.hits == 2
 

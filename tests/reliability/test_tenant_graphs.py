@@ -1,0 +1,82 @@
+"""Tenant-private learning on the LangGraph path: one tenant's graph runs never shape another's prefetches.
+
+A compiled graph routes each run to a specialist node that asks for its sections. The workflow
+signal learns those runs online (which branch the router took, which sections the node asked for);
+under tenant-private learning (the default, with a TraceStore) each tenant learns only its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import prehydrate as ph
+from prehydrate.integrations.langgraph import Prehydrator, WorkflowDAG, WorkflowPredictor
+from tests.integrations.test_langgraph import build, make_source
+
+NO_REFIT = ph.LearningPolicy(refit_delay_s=3600)
+"""Only online learning from the graph runs acts during a test (no background refit from traces)."""
+
+
+def engine_on(tmp_path: Path, predictor: ph.Predictor) -> ph.Engine:
+    return ph.Engine(
+        sources=[make_source(latency=0.05)],
+        predictor=predictor,
+        policy=ph.PrefetchPolicy(top_n=4, max_inflight=4),
+        traces=ph.TraceStore(tmp_path / "traces.jsonl"),
+        learning=NO_REFIT,
+    )
+
+
+async def run_as(prehydrator: Prehydrator, app: Any, tenant: str, n: int) -> ph.TurnReport:
+    async with prehydrator.run(f"{tenant}-{n}", tenant=tenant, query="zebra") as ctx:
+        await app.ainvoke({"route": "billing"}, context=ctx)
+    assert ctx.report is not None
+    return ctx.report
+
+
+def workflow_signal(predictor: ph.Predictor) -> WorkflowPredictor:
+    found = predictor if isinstance(predictor, WorkflowPredictor) else getattr(predictor, "signals", ())[0]
+    assert isinstance(found, WorkflowPredictor)
+    return found
+
+
+async def test_tenant_b_gets_no_hit_from_a_graph_path_only_tenant_a_ran(tmp_path: Path) -> None:
+    app = build()
+    engine = engine_on(tmp_path, WorkflowPredictor())
+    prehydrator = Prehydrator(engine, app)
+    async with engine:
+        a = [await run_as(prehydrator, app, "A", n) for n in range(3)]
+        b = await run_as(prehydrator, app, "B", 0)
+    assert a[0].misses == 2 and a[1].hits == 2  # A learned its path (the second run's sections were prefetched)
+    assert (b.prefetched, b.hits, b.misses) == (0, 0, 2)  # B starts from nothing of A's
+    assert workflow_signal(engine.predictor_for("A")).turns_learned == 3
+    assert workflow_signal(engine.predictor_for("B")).turns_learned == 1  # its own run only
+
+
+async def test_the_default_ensemble_keeps_each_tenants_graph_runs_apart(tmp_path: Path) -> None:
+    app = build()
+    engine = engine_on(tmp_path, ph.default_predictor())
+    prehydrator = Prehydrator(engine, app)
+    async with engine:
+        for n in range(3):
+            await run_as(prehydrator, app, "A", n)
+        await run_as(prehydrator, app, "B", 0)
+    assert workflow_signal(engine.predictor_for("A")).turns_learned == 3
+    assert workflow_signal(engine.predictor_for("B")).turns_learned == 1
+    assert workflow_signal(engine.predictor).turns_learned == 0  # nor the default tenant's
+
+
+def test_fresh_copies_carry_fresh_signals_configured_alike() -> None:
+    dag = WorkflowDAG.from_edges([("__start__", "a"), ("a", "__end__")], name="g")
+    usage = ph.UsagePredictor()
+    signal = WorkflowPredictor(dag, fallback=usage, discount=0.7, rate_smoothing=2.0)
+    signal.observe_turn(ph.FinishedTurn(request=ph.ContextRequest(), calls=(ph.Call(key="x", node="a"),)))
+    ensemble = ph.EnsemblePredictor(signals=[signal], signal_base_weight=0.3)
+    copy = ensemble.fresh()
+    [fresh] = copy.signals
+    assert isinstance(fresh, WorkflowPredictor) and fresh is not signal
+    assert (fresh.dag, fresh.discount, fresh.rate_smoothing) == (dag, 0.7, 2.0)
+    assert isinstance(fresh.fallback, ph.UsagePredictor) and fresh.fallback is not usage
+    assert fresh.turns_learned == 0 and signal.turns_learned == 1
+    assert copy.signal_base_weight == 0.3
