@@ -19,6 +19,11 @@ A server learns from the sessions it records. Three rules shape how:
 With ``model_dir`` set, every fitted model is persisted (see :mod:`prehydrate._models`) and loaded
 at the next start before any refit; a damaged or incompatible file is refused with a one-sentence
 warning and the tenant is refitted.
+
+At most ``max_tenant_models`` tenants' predictors are kept in memory, the least recently used
+evicted first (a flood of tenant names cannot exhaust memory). An evicted tenant is served by the
+shared unfitted predictor while the worker brings its model back: loaded from its persisted file
+when there is one, else refitted from its recorded sessions.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +69,15 @@ class LearningPolicy:
     fit (a burst of sessions causes one refit), and never sooner than four fit durations after it."""
     model_dir: Path | None = None
     """Persist fitted models here and load them at start (None: nothing is persisted)."""
+    max_tenant_models: int = 256
+    """Tenants whose predictors are kept in memory at most, least recently used evicted first. An
+    evicted tenant's model comes back on its next request (from ``model_dir``, else refitted)."""
 
     def __post_init__(self) -> None:
         if self.refit_delay_s < 0:
             raise ConfigError("LearningPolicy: refit_delay_s must not be negative")
+        if self.max_tenant_models < 1:
+            raise ConfigError("LearningPolicy: max_tenant_models must be at least 1")
 
 
 def _factory_for(predictor: Predictor) -> Callable[[], Predictor] | None:
@@ -98,7 +109,10 @@ class Learning:
         self.policy = policy
         self._made_for: Predictor | None = None
         self._factory_cache: Callable[[], Predictor] | None = None
-        self._models: dict[str, Predictor] = {}
+        self._models: OrderedDict[str, Predictor] = OrderedDict()
+        """Tenants' own predictors, least recently used first; guarded by ``_cond``."""
+        self._evicted: set[str] = set()
+        """Tenants whose model was evicted: their next request brings it back."""
         self._shared: tuple[SessionTrace, ...] = ()
         self._blank: Predictor | None = None
         self._shared_model: Predictor | None = None
@@ -145,12 +159,18 @@ class Learning:
         """The predictor that serves ``tenant`` now."""
         if tenant == DEFAULT_TENANT or self._factory is None or not self.learns:
             return self.default  # no store to learn from: the predictor is the caller's, fitted by them
-        model = self._models.get(tenant) or self._shared_model
-        if model is None and self._shared:
-            with self._cond:  # fitted on first need, in the worker: most servers never have such a tenant
-                if self._worker is not None and _SHARED not in self._due:
-                    self._due[_SHARED] = 0.0
-                    self._cond.notify()
+        with self._cond:
+            own = self._models.get(tenant)
+            if own is not None:
+                self._models.move_to_end(tenant)
+                return own
+            if tenant in self._evicted:  # the worker brings it back; unfitted meanwhile
+                if self._due.get(tenant, 0.0) > 0.0:  # a refit is due (not just this job): moved up, it brings
+                    self._evicted.discard(tenant)  # the model back with every session in it
+                self._schedule(tenant)
+            model = self._shared_model
+            if model is None and self._shared:
+                self._schedule(_SHARED)  # fitted on first need: most servers never have such a tenant
         model = model or self._blank
         if model is None:
             # Unfitted (lexical and document order only, nothing of any tenant), shared by every
@@ -167,9 +187,10 @@ class Learning:
         model = self.default
         if tenant != DEFAULT_TENANT and self._factory is not None and self.learns:
             with self._cond:
-                model = self._models.get(tenant) or self._factory()
-                if tenant not in self._models:
-                    self._models = {**self._models, tenant: model}
+                found = self._models.get(tenant)
+            model = found or self._factory()
+            if found is None:
+                self._install(tenant, model)
         if isinstance(model, TurnObserver):
             model.observe_turn(turn)
 
@@ -198,6 +219,9 @@ class Learning:
         if not self.learns:
             return 0
         with self._fit_lock:  # one fit at a time: a fit is CPU-bound, two would only slow each other
+            with self._cond:  # this fit reads every session recorded so far: a refit due for them is done
+                if self._due.get(tenant, 0.0) > time.monotonic():
+                    del self._due[tenant]
             began = time.monotonic()
             traces = self.window(tenant)
             if not traces:
@@ -207,8 +231,7 @@ class Learning:
             assert isinstance(model, Learner)
             model.fit(traces, catalog)  # the default predictor's fit replaces its state under its lock
             if fresh:
-                with self._cond:
-                    self._models = {**self._models, tenant: model}  # atomic: readers see old or new
+                self._install(tenant, model)  # swapped in whole: readers see the old model or the new
             self.fits += 1
             self._fitted_here.add(tenant)
             self._last_fit[tenant] = (time.monotonic(), time.monotonic() - began)
@@ -250,24 +273,52 @@ class Learning:
         A damaged or incompatible file is refused with a one-sentence warning (the tenant keeps its
         unfitted predictor until its refit).
         """
-        restored = []
-        for tenant in self.tenants():
-            path = self.model_path(tenant)
-            if tenant in self._fitted_here or path is None or not path.exists():
-                continue
-            fresh = self.default if tenant == DEFAULT_TENANT or self._factory is None else self._factory()
-            if not isinstance(fresh, Persistable):
-                continue
-            try:
-                load_model(fresh, path)
-            except (ModelFileError, FileNotFoundError) as exc:
-                logger.warning("%s; refitting instead", exc)
-                continue
-            if fresh is not self.default:
-                with self._cond:
-                    self._models = {**self._models, tenant: fresh}
-            restored.append(tenant)
-        return restored
+        return [t for t in self.tenants() if t not in self._fitted_here and self._load(t)]
+
+    def _load(self, tenant: str) -> bool:
+        """Load ``tenant``'s persisted model and make it serve; False when there is none to load."""
+        path = self.model_path(tenant)
+        if path is None or not path.exists():
+            return False
+        fresh = self.default if tenant == DEFAULT_TENANT or self._factory is None else self._factory()
+        if not isinstance(fresh, Persistable):
+            return False
+        try:
+            load_model(fresh, path)
+        except (ModelFileError, FileNotFoundError) as exc:
+            logger.warning("%s; refitting instead", exc)
+            return False
+        if fresh is not self.default:
+            self._install(tenant, fresh)
+        return True
+
+    # -- the models kept in memory -----------------------------------------------------------------
+
+    def resident(self) -> list[str]:
+        """Tenants whose own predictor is in memory now, least recently used first."""
+        with self._cond:
+            return list(self._models)
+
+    def _install(self, tenant: str, model: Predictor) -> None:
+        """Make ``model`` serve ``tenant``, evicting the least recently used beyond the cap."""
+        with self._cond:
+            self._models[tenant] = model
+            self._models.move_to_end(tenant)
+            self._evicted.discard(tenant)
+            while len(self._models) > self.policy.max_tenant_models:
+                gone, _ = self._models.popitem(last=False)
+                self._evicted.add(gone)
+
+    def _schedule(self, job: str) -> None:
+        """Run ``job`` (a tenant to bring back, or the shared fit) in the worker now; holds ``_cond``."""
+        if self._worker is not None and self._due.get(job, 1.0) > 0.0:
+            self._due[job] = 0.0
+            self._cond.notify()
+
+    def _bring_back(self, catalog: Catalog, tenant: str) -> None:
+        """An evicted tenant's model again: its persisted file, else a refit on its sessions."""
+        if not self._load(tenant):
+            self.fit(catalog, tenant)
 
     # -- background --------------------------------------------------------------------------------
 
@@ -295,6 +346,7 @@ class Learning:
         with self._cond:
             if self._worker is None or tenant in self._due:
                 return  # a refit is already due: this session will be in it (steady traffic cannot postpone it)
+            self._evicted.discard(tenant)  # the refit brings an evicted model back, with this session in it
             # Not sooner than the delay, nor than 4 fit durations after the last fit ended, so
             # online refits use at most a fifth of a core however busy the server is.
             last_end, took = self._last_fit.get(tenant, (0.0, 0.0))
@@ -317,14 +369,18 @@ class Learning:
                     return
                 for t in ready:
                     del self._due[t]
+                back = self._evicted.intersection(ready)
+                self._evicted -= back  # taken: a request meanwhile must not schedule it again
                 catalog = self._catalog
             assert catalog is not None
             for t in ready:
                 try:
                     if t == _SHARED:
                         self._fit_shared(catalog())
-                        continue
-                    self.fit(catalog(), t)
+                    elif t in back:
+                        self._bring_back(catalog(), t)
+                    else:
+                        self.fit(catalog(), t)
                 except Exception:  # a failed refit keeps the previous model; the server goes on
                     logger.exception("refitting the predictor of tenant %r failed; keeping the previous one", t)
 

@@ -155,3 +155,58 @@ async def test_serve_answers_before_its_first_fit_has_finished(tmp_path: Path) -
             out = await client.call_tool("request_context", {"section": "billing/refunds"})
             assert not out.is_error
         assert not model.exists()  # answered while the fit of 5,000 sessions was still running
+
+
+WORKFLOWS = {"A": SEQUENCE, "B": ("doc/22", "doc/9", "doc/28"), "C": ("doc/14", "doc/27", "doc/6")}
+"""Each tenant's own workflow: what its model, and only its model, prefetches."""
+
+
+async def record(engine: ph.Engine, tenant: str, n: int) -> None:
+    for i in range(n):
+        async with engine.session(f"{tenant}-{i}", tenant=tenant, task_type="ops") as session:
+            async with session.turn(query=f"{QUERY} {i}") as turn:
+                for key in WORKFLOWS[tenant]:
+                    await turn.request_context(key)
+
+
+async def tenant_outcomes(engine: ph.Engine, tenant: str, name: str) -> list[str]:
+    async with engine.session(name, tenant=tenant, task_type="ops", record=False) as session:
+        async with session.turn(query=QUERY) as turn:
+            out = []
+            for key in WORKFLOWS[tenant]:
+                await asyncio.sleep(0.1)
+                out.append((await turn.request_context(key)).outcome)
+    return out
+
+
+async def wait_resident(engine: ph.Engine, tenant: str) -> None:
+    deadline = time.monotonic() + 60
+    while tenant not in engine.learning.resident() and time.monotonic() < deadline:
+        engine.predictor_for(tenant)  # a request of the tenant brings its model back
+        await asyncio.sleep(0.02)
+    assert tenant in engine.learning.resident(), f"{tenant}'s model never came back"
+
+
+@pytest.mark.parametrize("persisted", [True, False], ids=["from-model-file", "refitted"])
+async def test_tenant_models_are_bounded_and_an_evicted_one_comes_back(tmp_path: Path, persisted: bool) -> None:
+    """N + 1 tenants with N = 2 models in memory: the least recently used goes, and returns on its next use."""
+    policy = ph.LearningPolicy(
+        max_tenant_models=2, refit_delay_s=3600, model_dir=tmp_path / "models" if persisted else None
+    )
+    async with engine_on(tmp_path / "traces.jsonl", learning=policy) as engine:
+        for tenant in WORKFLOWS:
+            await record(engine, tenant, 30)
+        await engine.learn()  # fits A, B, C in turn: A is evicted
+        assert engine.learning.resident() == ["B", "C"]
+        fits = engine.learning.fits
+        assert not getattr(engine.predictor_for("A"), "fitted", True)  # unfitted until the worker brings it back
+        await wait_resident(engine, "A")
+        assert engine.learning.resident() == ["C", "A"]  # B was the least recently used
+        assert (await tenant_outcomes(engine, "A", "a-back"))[1:] == ["hit", "hit"]
+        assert engine.learning.fits == fits + (0 if persisted else 1)  # a model file is loaded, not refitted
+        assert (await tenant_outcomes(engine, "C", "c"))[1:] == ["hit", "hit"]
+
+
+def test_max_tenant_models_must_be_positive() -> None:
+    with pytest.raises(ph.ConfigError, match="max_tenant_models"):
+        ph.LearningPolicy(max_tenant_models=0)
