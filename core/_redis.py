@@ -36,6 +36,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from ._cache import CacheEntry, CacheKey, CacheTier, FillLease
@@ -84,18 +85,61 @@ class _Lease:
     """A held fill lock; released with compare-and-delete so an expired lock retaken by another
     process is never deleted from under it."""
 
-    __slots__ = ("_key", "_tier", "_token")
+    __slots__ = ("_release",)
 
-    def __init__(self, tier: RedisTier, key: str, token: str) -> None:
-        self._tier = tier
-        self._key = key
-        self._token = token
+    def __init__(self, release: Callable[[], Awaitable[object]]) -> None:
+        self._release = release
 
     async def release(self) -> None:
         try:
-            await self._tier._run("release", lambda c: c.eval(_RELEASE_SCRIPT, 1, self._key, self._token))
+            await self._release()
         except CacheError:
             pass  # the lock expires on its own (lock_ttl_s); waiters then hydrate themselves
+
+
+def _check_settings(
+    *,
+    prefix: object,
+    ttl_s: float | None,
+    max_value_bytes: int,
+    positive: Mapping[str, float],
+    secret: str | bytes | None,
+) -> None:
+    """Refuse out-of-range ``RedisTier`` arguments, one :class:`ConfigError` naming the argument."""
+    try:
+        import redis  # noqa: F401, TID251  (optional dependency: say which extra installs it)
+    except ImportError as exc:
+        raise ConfigError("RedisTier needs redis-py: pip install 'prehydrate[redis]'") from exc
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError("RedisTier prefix must be a non-empty string")
+    if max_value_bytes <= 0:
+        raise ConfigError("RedisTier max_value_bytes must be positive")
+    if ttl_s is not None and ttl_s <= 0:
+        raise ConfigError("RedisTier ttl_s must be positive or None")
+    for what, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"RedisTier {what} must be positive")
+    if secret is not None and len(secret) < 16:
+        raise ConfigError("RedisTier secret must be at least 16 characters (use e.g. secrets.token_hex(32))")
+
+
+def _connect(url: str, socket_timeout_s: float, connect_timeout_s: float) -> Any:
+    """A ``redis.asyncio.Redis`` for ``url`` that never retries on its own; a bad URL is a :class:`ConfigError`."""
+    import redis.asyncio as aioredis  # noqa: TID251  (optional dependency, imported on use)
+    from redis.asyncio.retry import Retry  # noqa: TID251
+    from redis.backoff import NoBackoff  # noqa: TID251
+
+    try:
+        return aioredis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            # No retries inside redis-py: the breaker decides when to try again, so a dead
+            # Redis costs one timeout, not retries x backoff on every call.
+            retry=Retry(NoBackoff(), 0),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis URL {url!r}: {exc}") from exc
 
 
 class RedisTier(CacheTier):
@@ -134,6 +178,23 @@ class RedisTier(CacheTier):
 
     name = "redis"
 
+    # Counters (class-level zeros; each instance counts in its own attribute from the first increment).
+    failures: int = 0
+    """Commands that failed (connection refused, timeout, Redis error)."""
+    skipped: int = 0
+    """Calls answered without touching Redis because the breaker was open."""
+    declined: int = 0
+    """Entries not stored because they exceeded ``max_value_bytes``."""
+    fills: int = 0
+    """Fill locks acquired (this process hydrated for everyone)."""
+    fill_waits: int = 0
+    """Times this process waited for another process's fill."""
+    fill_timeouts: int = 0
+    """Waits that ran out (the holder was slow or gone) before the entry appeared."""
+    forged: int = 0
+    """Values refused because their HMAC did not verify under ``secret`` (planted or altered)."""
+    _forgery_logged: bool = False
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
@@ -151,30 +212,21 @@ class RedisTier(CacheTier):
         secret: str | bytes | None = None,
     ) -> None:
         super().__init__()
-        try:
-            import redis.asyncio as aioredis  # noqa: TID251  (optional dependency, imported on use)
-            from redis.asyncio.retry import Retry  # noqa: TID251
-            from redis.backoff import NoBackoff  # noqa: TID251
-            from redis.exceptions import RedisError  # noqa: TID251
-        except ImportError as exc:
-            raise ConfigError("RedisTier needs redis-py: pip install 'prehydrate[redis]'") from exc
-        if not isinstance(prefix, str) or not prefix:
-            raise ConfigError("RedisTier prefix must be a non-empty string")
-        if max_value_bytes <= 0:
-            raise ConfigError("RedisTier max_value_bytes must be positive")
-        if ttl_s is not None and ttl_s <= 0:
-            raise ConfigError("RedisTier ttl_s must be positive or None")
-        for what, value in (
-            ("socket_timeout_s", socket_timeout_s),
-            ("connect_timeout_s", connect_timeout_s),
-            ("backoff_s", backoff_s),
-            ("lock_ttl_s", lock_ttl_s),
-            ("fill_wait_s", fill_wait_s),
-        ):
-            if value <= 0:
-                raise ConfigError(f"RedisTier {what} must be positive")
-        if secret is not None and len(secret) < 16:
-            raise ConfigError("RedisTier secret must be at least 16 characters (use e.g. secrets.token_hex(32))")
+        _check_settings(
+            prefix=prefix,
+            ttl_s=ttl_s,
+            max_value_bytes=max_value_bytes,
+            positive={
+                "socket_timeout_s": socket_timeout_s,
+                "connect_timeout_s": connect_timeout_s,
+                "backoff_s": backoff_s,
+                "lock_ttl_s": lock_ttl_s,
+                "fill_wait_s": fill_wait_s,
+            },
+            secret=secret,
+        )
+        from redis.exceptions import RedisError  # noqa: TID251  (optional dependency, checked above)
+
         self._secret = encode_text(secret, "RedisTier secret") if isinstance(secret, str) else secret
         self.url = url
         self.prefix = prefix
@@ -189,36 +241,9 @@ class RedisTier(CacheTier):
         # Bound a whole command, not only each socket read: connect + send + read.
         self._op_timeout_s = connect_timeout_s + 2 * socket_timeout_s
         self._own_client = client is None
-        if client is None:
-            try:
-                client = aioredis.Redis.from_url(
-                    url,
-                    socket_timeout=socket_timeout_s,
-                    socket_connect_timeout=connect_timeout_s,
-                    # No retries inside redis-py: the breaker decides when to try again, so a dead
-                    # Redis costs one timeout, not retries x backoff on every call.
-                    retry=Retry(NoBackoff(), 0),
-                )
-            except ValueError as exc:
-                raise ConfigError(f"invalid Redis URL {url!r}: {exc}") from exc
-        self._client: Any = client
+        self._client: Any = _connect(url, socket_timeout_s, connect_timeout_s) if client is None else client
         self._consecutive_failures = 0
         self._open_until = 0.0
-        self.failures = 0
-        """Commands that failed (connection refused, timeout, Redis error)."""
-        self.skipped = 0
-        """Calls answered without touching Redis because the breaker was open."""
-        self.declined = 0
-        """Entries not stored because they exceeded ``max_value_bytes``."""
-        self.fills = 0
-        """Fill locks acquired (this process hydrated for everyone)."""
-        self.fill_waits = 0
-        """Times this process waited for another process's fill."""
-        self.fill_timeouts = 0
-        """Waits that ran out (the holder was slow or gone) before the entry appeared."""
-        self.forged = 0
-        """Values refused because their HMAC did not verify under ``secret`` (planted or altered)."""
-        self._forgery_logged = False
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -410,7 +435,11 @@ class RedisTier(CacheTier):
         if not acquired:
             return None
         self.fills += 1
-        return _Lease(self, name, token)
+        return _Lease(partial(self._release_fill, name, token))
+
+    async def _release_fill(self, name: str, token: str) -> None:
+        """Delete the lock ``name`` only while it still holds ``token`` (ours, not a retaken one)."""
+        await self._run("release", lambda c: c.eval(_RELEASE_SCRIPT, 1, name, token))
 
     async def wait_fill(self, key: CacheKey) -> bool:
         """Poll until the entry appears or the lock goes away; False after ``fill_wait_s``."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -68,54 +69,103 @@ def _summary(cc: CompiledContext, inputs: Sequence[tuple[str, int]]) -> Table:
     return table
 
 
+_Prompt = Annotated[Path, typer.Argument(help="The master prompt (Markdown).", show_default=False)]
+_Output = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the compiled prefix here (default: standard output).")
+]
+_Manifest = Annotated[Path | None, typer.Option("--manifest", help="Write the JSON manifest here.")]
+_Glossary = Annotated[
+    Path | None,
+    typer.Option(
+        "--glossary",
+        help="JSON object term -> definition. Without it, **Term**: definition lines and "
+        "definition lists in the prompt are used.",
+    ),
+]
+_Sections = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--sections",
+        help="A directory or .jsonl sections file (repeatable); inlined while the budget allows, "
+        "the rest become stubs.",
+    ),
+]
+_Budget = Annotated[
+    int | None,
+    typer.Option(
+        "--budget-tokens",
+        min=0,
+        help="Upper bound on the tokens of the static prefix (a --task/--query block comes on top).",
+    ),
+]
+_AliasStyleOption = Annotated[
+    str,
+    typer.Option(
+        "--alias-style",
+        metavar="natural|abstract",
+        help="natural: keep the word and add <D1/>; abstract: replace later occurrences by <D1/>.",
+    ),
+]
+_MaxChunk = Annotated[int, typer.Option("--max-chunk-tokens", min=1, help="Cut chunks longer than this at paragraphs.")]
+_Task = Annotated[str | None, typer.Option("--task", help="Task line for the closing block.")]
+_Query = Annotated[str | None, typer.Option("--query", help="Query line for the closing block.")]
+_Strict = Annotated[bool, typer.Option("--strict/--no-strict", help="Refuse glossary terms the prompt never uses.")]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What the command read: the prompt, the glossary and the sections' catalog and contents."""
+
+    text: str
+    terms: dict[str, str] | None
+    catalog: list[Section]
+    contents: dict[str, str]
+
+    def token_rows(self) -> list[tuple[str, int]]:
+        """The summary's input rows: tokens of the prompt, the definitions and the section contents."""
+        rows = [("prompt (input)", estimate_tokens(self.text))]
+        if self.terms:
+            rows.append(("glossary definitions (input)", sum(estimate_tokens(d) for d in self.terms.values())))
+        if self.contents:
+            total = sum(estimate_tokens(c) for c in self.contents.values())
+            rows.append((f"section contents (input, {len(self.contents)})", total))
+        return rows
+
+
+def _read_inputs(prompt: Path, glossary: Path | None, sections: Sequence[Path]) -> _Inputs:
+    """Read the prompt file, the glossary file and every section (errors are :class:`PrehydrateError`)."""
+    text = read_text(prompt, "prompt file")
+    terms = load_glossary(glossary) if glossary is not None else None
+    catalog, contents = _run(_load_sections(sections))
+    return _Inputs(text, terms, catalog, contents)
+
+
+def _print_summary(cc: CompiledContext, inputs: _Inputs, out: Console) -> None:
+    """The token table and one line of counts (stdout, or stderr when stdout carries the prefix)."""
+    out.print(_summary(cc, inputs.token_rows()))
+    chunks, terms_made = cc.manifest["chunks"], cc.manifest["terms"]
+    assert isinstance(chunks, list) and isinstance(terms_made, list)
+    out.print(
+        f"{len(chunks)} chunks, {len(terms_made)} terms, {len(cc.inlined)} sections inlined, "
+        f"{len(cc.stubs)} stubs; sha256 {cc.sha256}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("compile")
 def compile_command(
-    prompt: Annotated[Path, typer.Argument(help="The master prompt (Markdown).", show_default=False)],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the compiled prefix here (default: standard output)."),
-    ] = None,
-    manifest: Annotated[Path | None, typer.Option("--manifest", help="Write the JSON manifest here.")] = None,
-    glossary: Annotated[
-        Path | None,
-        typer.Option(
-            "--glossary",
-            help="JSON object term -> definition. Without it, **Term**: definition lines and "
-            "definition lists in the prompt are used.",
-        ),
-    ] = None,
-    sections: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--sections",
-            help="A directory or .jsonl sections file (repeatable); inlined while the budget allows, "
-            "the rest become stubs.",
-        ),
-    ] = None,
-    budget_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--budget-tokens",
-            min=0,
-            help="Upper bound on the tokens of the static prefix (a --task/--query block comes on top).",
-        ),
-    ] = None,
-    alias_style: Annotated[
-        str,
-        typer.Option(
-            "--alias-style",
-            metavar="natural|abstract",
-            help="natural: keep the word and add <D1/>; abstract: replace later occurrences by <D1/>.",
-        ),
-    ] = "natural",
-    max_chunk_tokens: Annotated[
-        int, typer.Option("--max-chunk-tokens", min=1, help="Cut chunks longer than this at paragraphs.")
-    ] = 400,
-    task: Annotated[str | None, typer.Option("--task", help="Task line for the closing block.")] = None,
-    query: Annotated[str | None, typer.Option("--query", help="Query line for the closing block.")] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict/--no-strict", help="Refuse glossary terms the prompt never uses.")
-    ] = True,
+    prompt: _Prompt,
+    output: _Output = None,
+    manifest: _Manifest = None,
+    glossary: _Glossary = None,
+    sections: _Sections = None,
+    budget_tokens: _Budget = None,
+    alias_style: _AliasStyleOption = "natural",
+    max_chunk_tokens: _MaxChunk = 400,
+    task: _Task = None,
+    query: _Query = None,
+    strict: _Strict = True,
 ) -> None:
     """Compile a master prompt into a static, byte-stable prefix (definitions at first use, stubs).
 
@@ -126,14 +176,12 @@ def compile_command(
         raise typer.Exit(2)
     style: AliasStyle = "natural" if alias_style == "natural" else "abstract"
     try:
-        text = read_text(prompt, "prompt file")
-        terms = load_glossary(glossary) if glossary is not None else None
-        catalog, contents = _run(_load_sections(sections or []))
+        inputs = _read_inputs(prompt, glossary, sections or [])
         cc = compile_context(
-            text,
-            glossary=terms,
-            sections=catalog,
-            contents=contents,
+            inputs.text,
+            glossary=inputs.terms,
+            sections=inputs.catalog,
+            contents=inputs.contents,
             budget_tokens=budget_tokens,
             alias_style=style,
             task=task,
@@ -151,20 +199,4 @@ def compile_command(
     if output is None:
         # The prefix itself goes to stdout untouched (no rich markup or wrapping); the summary to stderr.
         typer.echo(cc.text, nl=False)
-    inputs = [("prompt (input)", estimate_tokens(text))]
-    if terms:
-        inputs.append(("glossary definitions (input)", sum(estimate_tokens(d) for d in terms.values())))
-    if contents:
-        inputs.append(
-            (f"section contents (input, {len(contents)})", sum(estimate_tokens(c) for c in contents.values()))
-        )
-    out = console if output is not None else err_console
-    out.print(_summary(cc, inputs))
-    chunks, terms_made = cc.manifest["chunks"], cc.manifest["terms"]
-    assert isinstance(chunks, list) and isinstance(terms_made, list)
-    out.print(
-        f"{len(chunks)} chunks, {len(terms_made)} terms, {len(cc.inlined)} sections inlined, "
-        f"{len(cc.stubs)} stubs; sha256 {cc.sha256}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_summary(cc, inputs, console if output is not None else err_console)

@@ -264,19 +264,11 @@ def demo_command(
     otel: OtelFlag = False,
 ) -> None:
     """Play the bundled sample sessions against a real MCP server, without and then with prefetch."""
-    import prehydrate as ph
-
-    try:
-        settings = DemoSettings(speed=speed, hydrate_ms=hydrate_ms, sessions=sessions, concurrency=concurrency)
-        plan = select_sessions(ph.read_traces(ph.sample_traces_path("test")), settings.sessions)
-    except PrehydrateError as exc:
-        print_error(str(exc))
-        raise typer.Exit(code=2) from exc
+    settings, plan = _demo_plan(sessions, speed, hydrate_ms, concurrency)
     if importlib.util.find_spec("mcp") is None:
         raise missing_extra(ModuleNotFoundError(name="mcp"), "prehydrate demo", "mcp")
     if plot is not None:
         require_extra("matplotlib", "--plot", "plot")
-
     n_calls = sum(len(turn.calls) for t in plan for turn in t.turns)
     n_turns = sum(len(t.turns) for t in plan)
     console.print(
@@ -284,73 +276,100 @@ def demo_command(
         f"calls) against `prehydrate serve` over stdio; hydration takes {settings.hydrate_ms:g} ms; "
         f"played {1 / settings.speed:g}x faster than recorded."
     )
-    view = _LiveView(n_calls)
+    without, with_prefetch = _play_both(plan, settings, _LiveView(n_calls), otel=otel)
+    _report(without, with_prefetch, settings, json_out=json_out, plot=plot)
+
+
+def _demo_plan(
+    sessions: int | None, speed: float, hydrate_ms: float, concurrency: int
+) -> tuple[DemoSettings, list[SessionTrace]]:
+    """The checked settings and the bundled test sessions to play; bad options are one line, exit 2."""
+    import prehydrate as ph
+
+    try:
+        settings = DemoSettings(speed=speed, hydrate_ms=hydrate_ms, sessions=sessions, concurrency=concurrency)
+        return settings, select_sessions(ph.read_traces(ph.sample_traces_path("test")), settings.sessions)
+    except PrehydrateError as exc:
+        print_error(str(exc))
+        raise typer.Exit(code=2) from exc
+
+
+_LABELS = ("without prefetch", "with prefetch")
+
+
+def _play_both(
+    plan: list[SessionTrace], settings: DemoSettings, view: _LiveView, *, otel: bool
+) -> tuple[DemoRun, DemoRun]:
+    """Both servers in a scratch folder; on a failure, what they printed; then their turn reports."""
     with tempfile.TemporaryDirectory(prefix="prehydrate-demo-") as tmp, _client_otel(otel):
         workdir = Path(tmp)
         errlog_path = workdir / "servers.log"
-        labels = ("without prefetch", "with prefetch")
-        argvs = {
-            labels[0]: _server_argv(settings, workdir, "without", prefetch=False, otel=otel),
-            labels[1]: _server_argv(settings, workdir, "with", prefetch=True, otel=otel),
-        }
-
-        def started(label: str) -> None:
-            view.status = f"playing {label}"
-            if not console.is_terminal:  # no live view: say what is going on, once per run
-                console.print(f"playing {label} ...")
-
-        async def both(live: Live | None) -> tuple[DemoRun, DemoRun]:
-            def on_call(call: DemoCall) -> None:
-                view.add(call)
-                if live is not None:
-                    live.refresh()
-
-            with errlog_path.open("w", encoding="utf-8") as errlog:
-                first_done = asyncio.Event()
-
-                async def baseline() -> DemoRun:
-                    try:
-                        return await _play(
-                            labels[0], argvs[labels[0]], plan, settings, errlog,
-                            gate=None, on_call=on_call, on_start=started,
-                        )  # fmt: skip
-                    finally:
-                        first_done.set()
-
-                # The second server starts (and fits its predictor) while the baseline plays.
-                async with asyncio.TaskGroup() as tg:
-                    a = tg.create_task(baseline())
-                    b = tg.create_task(
-                        _play(
-                            labels[1],
-                            argvs[labels[1]],
-                            plan,
-                            settings,
-                            errlog,
-                            gate=first_done,
-                            on_call=on_call,
-                            on_start=started,
-                        )  # fmt: skip
-                    )
-                return a.result(), b.result()
-
+        argvs = (
+            _server_argv(settings, workdir, "without", prefetch=False, otel=otel),
+            _server_argv(settings, workdir, "with", prefetch=True, otel=otel),
+        )
         try:
             if console.is_terminal:
                 with Live(view, console=console, refresh_per_second=8, transient=True) as live:
-                    without, with_prefetch = asyncio.run(both(live))
+                    runs = asyncio.run(_both(plan, settings, argvs, errlog_path, view, live))
             else:
-                without, with_prefetch = asyncio.run(both(None))
+                runs = asyncio.run(_both(plan, settings, argvs, errlog_path, view, None))
         except Exception as exc:  # a failed server or call: show what the servers printed
             log = log_text(errlog_path.read_bytes()) if errlog_path.exists() else ""
             err_console.print(f"[red]error:[/red] the demo failed: {type(exc).__name__}: {exc}")
             if log.strip():
                 err_console.print(log[-4000:], markup=False, highlight=False)
             raise typer.Exit(code=1) from exc
-        for run, name in ((without, "without"), (with_prefetch, "with")):
+        for run, name in zip(runs, ("without", "with"), strict=True):
             path = workdir / f"reports-{name}.jsonl"
             if path.exists():
                 run.reports = [report for _, report in iter_jsonl(path, "turn reports file")]
+    return runs
 
+
+async def _both(
+    plan: list[SessionTrace],
+    settings: DemoSettings,
+    argvs: tuple[list[str], list[str]],
+    errlog_path: Path,
+    view: _LiveView,
+    live: Live | None,
+) -> tuple[DemoRun, DemoRun]:
+    """The baseline, then the prefetching server (which starts, and fits, while the baseline plays)."""
+
+    def on_call(call: DemoCall) -> None:
+        view.add(call)
+        if live is not None:
+            live.refresh()
+
+    def started(label: str) -> None:
+        view.status = f"playing {label}"
+        if not console.is_terminal:  # no live view: say what is going on, once per run
+            console.print(f"playing {label} ...")
+
+    with errlog_path.open("w", encoding="utf-8") as errlog:  # the SDK wants a text file for the servers' stderr
+        first_done = asyncio.Event()
+
+        async def baseline() -> DemoRun:
+            try:
+                return await _play(
+                    _LABELS[0], argvs[0], plan, settings, errlog, gate=None, on_call=on_call, on_start=started
+                )
+            finally:
+                first_done.set()
+
+        async with asyncio.TaskGroup() as tg:
+            a = tg.create_task(baseline())
+            b = tg.create_task(
+                _play(_LABELS[1], argvs[1], plan, settings, errlog, gate=first_done, on_call=on_call, on_start=started)
+            )
+        return a.result(), b.result()
+
+
+def _report(
+    without: DemoRun, with_prefetch: DemoRun, settings: DemoSettings, *, json_out: Path | None, plot: Path | None
+) -> None:
+    """The table, two lines of numbers, and the JSON and chart files when asked for."""
     result = compare(without, with_prefetch)
     console.print(summary_table(without, with_prefetch))
     cut = result["wait_cut"]
