@@ -18,11 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import MalformedInputError
+from ._errors import InputError, MalformedInputError
 from ._jsonl import iter_jsonl, parse_jsonl_line
 from ._text import encode_text
 
-__all__ = ["Call", "SessionTrace", "TaskSpec", "TurnTrace", "parse_line", "read_traces", "write_traces"]
+__all__ = [
+    "Call",
+    "SessionTrace",
+    "TaskSpec",
+    "TurnTrace",
+    "parse_line",
+    "read_traces",
+    "read_traces_tolerant",
+    "write_traces",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,6 +197,35 @@ def read_traces(path: str | Path) -> list[SessionTrace]:
             Nothing is skipped silently.
     """
     return list(_iter_file(Path(path)))
+
+
+def read_traces_tolerant(path: str | Path) -> tuple[list[SessionTrace], list[MalformedInputError]]:
+    """Every valid session of a traces file, and one error (naming file:line) per bad line; read-only.
+
+    What a checker needs from a file a server may have damaged (a crash mid-append leaves a torn
+    last line, a stray write binary garbage): it reads on past bad lines instead of stopping at the
+    first, and changes nothing (the server's TraceStore repairs its own files when it loads them).
+
+    Raises:
+        InputError: the file cannot be opened.
+    """
+    try:
+        fh = Path(path).open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read traces file {path}: {exc.strerror or exc}") from exc
+    good: list[SessionTrace] = []
+    bad: list[MalformedInputError] = []
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                good.append(parse_line(raw, str(path), lineno))
+            except MalformedInputError as exc:
+                if not raw.endswith(b"\n"):  # the last line, unterminated: an interrupted write
+                    exc = MalformedInputError(str(path), lineno, f"torn last line (an interrupted write): {exc.reason}")
+                bad.append(exc)
+    return good, bad
 
 
 def write_traces(path: str | Path, traces: Iterable[SessionTrace]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-__all__ = ["app", "console", "err_console", "print_error"]
+__all__ = ["app", "console", "err_console", "print_error", "print_warning"]
 
 app = typer.Typer(
     name="prehydrate",
@@ -25,3 +25,8 @@ def print_error(message: str) -> None:
     would read as markup tags, and a non-terminal stderr would be wrapped at 80 columns.
     """
     err_console.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    """Print ``warning: message`` to stderr as one line, taken literally (see :func:`print_error`)."""
+    err_console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)

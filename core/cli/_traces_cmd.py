@@ -13,8 +13,8 @@ from rich.table import Table
 
 from .._errors import PrehydrateError
 from .._sources import sources_from_paths
-from .._traces import SessionTrace, read_traces
-from ._app import app, console, print_error
+from .._traces import SessionTrace, read_traces_tolerant
+from ._app import app, console, print_error, print_warning
 
 __all__: list[str] = []
 
@@ -52,9 +52,20 @@ def traces(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     top: Annotated[int, typer.Option(help="How many of the most requested sections to list.")] = 10,
 ) -> None:
-    """Check trace files (a bad line names file and line) and summarise them."""
+    """Check trace files and summarise them; each bad line gets one warning naming file and line.
+
+    A bad line (a torn last line from an interrupted write, binary garbage, a wrong type) does not
+    stop the check: the summary covers the good lines and the exit code is 1. Files are only read.
+    """
     try:
-        loaded = [t for f in files for t in read_traces(f)]
+        loaded: list[SessionTrace] = []
+        problems = 0
+        for f in files:
+            good, bad = read_traces_tolerant(f)
+            loaded.extend(good)
+            problems += len(bad)
+            for problem in bad:
+                print_warning(f"{problem}; line skipped")
         known: set[str] | None = None
         if sections:
             known = {s.id for src in sources_from_paths(sections) for s in src.list_sections()}
@@ -74,5 +85,5 @@ def traces(
         if known is not None:
             table.add_row("unknown keys", ", ".join(summary["unknown_keys"]) or "none")
         console.print(table)
-    if known is not None and summary["unknown_keys"]:
+    if (known is not None and summary["unknown_keys"]) or problems:
         raise typer.Exit(code=1)

@@ -6,6 +6,8 @@ import json
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,39 @@ def test_a_tenant_whose_file_just_rotated_is_still_listed(tmp_path: Path) -> Non
     store.append(session("s-0", tenant="acme"))  # past the bound: rotated to .1, no live file left
     assert not store.path_for("acme").exists()
     assert store.tenants() == ["acme"] and [t.session for t in store.load("acme")] == ["s-0"]
+
+
+def test_the_traces_command_reads_a_damaged_file_on_with_one_warning_per_bad_line(tmp_path: Path) -> None:
+    """``prehydrate traces`` on what a crash leaves: binary garbage, a NUL line, a torn last line."""
+    good = [
+        ph.SessionTrace(session=f"s-{i}", turns=(ph.TurnTrace(query="q", calls=(ph.Call(key="a"),)),)) for i in range(3)
+    ]
+    path = tmp_path / "traces.jsonl"
+    torn = good[2].dumps()[:25]
+    path.write_bytes(
+        b"".join(
+            [
+                (good[0].dumps() + "\n").encode(),
+                b"\xff\xfe\x00garbage\x81\n",
+                b"\x00\x00\x00\n",
+                (good[1].dumps() + "\n").encode(),
+                torn.encode(),  # the last append, cut off by a full disk or a crash
+            ]
+        )
+    )
+    before = path.read_bytes()
+    out = subprocess.run(
+        [sys.executable, "-c", "from prehydrate.cli import main; main()", "traces", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["sessions"] == 2  # the good lines, around the bad ones
+    warnings = out.stderr.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("warning: ") for w in warnings), out.stderr
+    assert [w.split(": ", 2)[1] for w in warnings] == [f"{path}:2", f"{path}:3", f"{path}:5"]
+    assert "torn last line" in warnings[2]
+    assert "Traceback" not in out.stderr
+    assert path.read_bytes() == before  # a check changes nothing
