@@ -9,7 +9,9 @@ one that is not, it only hydrates from it on demand.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
+import functools
 import inspect
 import logging
 import os
@@ -523,7 +525,11 @@ def _as_sections(sections: Iterable[Section | str], source: str) -> list[Section
 
 
 async def _call(fn: HydrateFn, section_id: str, scope: Scope) -> Hydrated:
-    result = fn(section_id, scope)
+    return await _hydrated(fn(section_id, scope), section_id)
+
+
+async def _hydrated(result: str | Hydrated | Awaitable[str | Hydrated], section_id: str) -> Hydrated:
+    """What a hydrate function returned (awaited when it is awaitable), as a :class:`Hydrated`."""
     if inspect.isawaitable(result):
         result = await result
     if isinstance(result, Hydrated):
@@ -536,11 +542,21 @@ async def _call(fn: HydrateFn, section_id: str, scope: Scope) -> Hydrated:
     return Hydrated(section_id=section_id, content=result, version=content_version(result))
 
 
+def _is_async(fn: object) -> bool:
+    """Whether calling ``fn`` only makes a coroutine (an ``async def``, or an object whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
 class CallableSource:
     """A Python callable (sync or async) as a source: ``fn(section_id, scope) -> str | Hydrated``.
 
     ``speculative`` defaults to False because an arbitrary callable may have side effects; pass
     True when it is read-only and idempotent so the engine may prefetch from it.
+
+    A synchronous ``fn`` never runs on the event loop: it runs on this source's own ``max_threads``
+    worker threads (with the caller's context variables), so one that blocks (a slow API client,
+    a lock, a hung socket) holds at most those threads while every other source, and this one's
+    other sections as long as a thread is free, keeps being served. An ``async def`` runs on the loop.
     """
 
     def __init__(
@@ -550,12 +566,17 @@ class CallableSource:
         *,
         name: str = "callable",
         speculative: bool = False,
+        max_threads: int = 4,
     ) -> None:
+        if max_threads < 1:
+            raise ConfigError("CallableSource max_threads must be at least 1")
         self.fn = fn
         self.name = name
         self.speculative = speculative
+        self.max_threads = max_threads
         self._sections = _as_sections(sections, name)
         self._ids = {s.id for s in self._sections}
+        self._pool: ThreadPoolExecutor | None = None
 
     def list_sections(self) -> Sequence[Section]:
         return list(self._sections)
@@ -563,10 +584,18 @@ class CallableSource:
     async def hydrate(self, section_id: str, *, scope: Scope) -> Hydrated:
         if section_id not in self._ids:
             raise UnknownSectionError(section_id)
-        return await _call(self.fn, section_id, scope)
+        if _is_async(self.fn):
+            return await _call(self.fn, section_id, scope)
+        if self._pool is None:  # made on first use, and again after aclose()
+            self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="prehydrate-callable")
+        run = functools.partial(contextvars.copy_context().run, self.fn, section_id, scope)
+        return await _hydrated(await asyncio.get_running_loop().run_in_executor(self._pool, run), section_id)
 
     async def aclose(self) -> None:
-        return None
+        """Release the worker threads; a call stuck in ``fn`` is abandoned, not waited for."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class MockSource:

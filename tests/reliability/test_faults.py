@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +88,39 @@ async def test_hanging_source_times_out_and_is_cancelled() -> None:
                 assert (await turn.request_context("doc/4")).content == "content doc/4"
         assert src.active == 0 and no_tasks_left(before) and engine.fetches_running == 0
         assert turn.report is not None and (turn.report.errors, turn.report.failed) == (2, 1)
+
+
+async def test_a_blocking_sync_callable_holds_its_own_threads_never_the_event_loop() -> None:
+    """A sync callable that blocks (here on an Event) stalls neither another source nor its own other sections."""
+    release = threading.Event()
+    timer = threading.Timer(5.0, release.set)  # ends the block if it ever holds the loop (the bug)
+    timer.start()
+
+    def blocking(sid: str, scope: ph.Scope) -> str:
+        if sid == "slow":
+            release.wait(30)
+        return f"content {sid}"
+
+    callable_src = ph.CallableSource(blocking, ["slow", "fast"], name="api", max_threads=2)
+    other = ph.MockSource(lambda sid, scope: f"content {sid}", ["other"])
+    engine = ph.Engine(sources=[callable_src, other], policy=ph.PrefetchPolicy(enabled=False))
+    try:
+        async with engine, engine.session("s") as session, session.turn() as turn:
+            slow = asyncio.create_task(turn.request_context("slow"))
+            await asyncio.sleep(0.2)  # the slow call is blocking in fn now
+            assert (await turn.request_context("other")).content == "content other"
+            assert (await turn.request_context("fast")).content == "content fast"  # the second thread
+            assert not release.is_set(), "the other sections waited for the blocked call"
+            release.set()
+            assert (await slow).content == "content slow"
+    finally:
+        release.set()
+        timer.cancel()
+
+
+def test_callable_source_max_threads_must_be_positive() -> None:
+    with pytest.raises(ph.ConfigError, match="max_threads"):
+        ph.CallableSource(lambda sid, scope: "", ["a"], max_threads=0)
 
 
 async def test_bailout_cancels_a_hanging_prefetch_nobody_asked_for() -> None:
