@@ -150,6 +150,31 @@ async def test_connections_beyond_the_cap_are_closed_at_once_and_the_rest_served
         assert (await _call(f"http://127.0.0.1:{port}/mcp"))["section"] == "billing/refunds"
 
 
+async def test_requests_beyond_the_concurrency_limit_get_503_at_once_not_a_queue() -> None:
+    """Beyond ``max_requests`` (uvicorn's ``limit_concurrency``) a request is answered ``503`` when its head arrives.
+
+    The socket timeout (5 s) is far below the request-head deadline (60 s here): a request that was
+    queued or left waiting instead of refused would time out on the client's read.
+    """
+    engine = ph.Engine(sources=[ph.JsonlSource(ph.sample_sections_path())])
+    limits = HttpLimits(max_connections=16, max_requests=2, header_timeout_s=60)
+    async with engine, _running(create_server(engine), limits) as port:
+        await asyncio.sleep(0.5)  # the port probe's connection is gone
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            extra.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+            head = await asyncio.to_thread(extra.recv, 200)
+        finally:
+            extra.close()
+        assert head.startswith(b"HTTP/1.1 503"), head
+        for s in held:
+            s.close()
+        await asyncio.sleep(0.3)
+        assert (await _call(f"http://127.0.0.1:{port}/mcp"))["section"] == "billing/refunds"
+
+
 async def test_tool_calls_beyond_the_bound_get_a_fast_busy_error_and_later_calls_are_served() -> None:
     sections = [ph.Section(id=f"doc/{i}", title=f"Doc {i}", order=i) for i in range(8)]
     source = ph.MockSource(lambda sid, scope: f"content of {sid}", sections, latency_s=1.0)
