@@ -188,6 +188,9 @@ class Learning:
         if tenant != DEFAULT_TENANT and self._factory is not None and self.learns:
             with self._cond:
                 found = self._models.get(tenant)
+                if found is None and tenant in self._evicted:
+                    self._schedule(tenant)  # a new model would replace its fitted one: bring that back
+                    return  # instead (this run's calls are in its recorded session for the next refit)
             model = found or self._factory()
             if found is None:
                 self._install(tenant, model)

@@ -199,6 +199,8 @@ async def test_tenant_models_are_bounded_and_an_evicted_one_comes_back(tmp_path:
         await engine.learn()  # fits A, B, C in turn: A is evicted
         assert engine.learning.resident() == ["B", "C"]
         fits = engine.learning.fits
+        # A graph run of A while evicted must not replace A's fitted model with a new, empty one.
+        engine.learning.observe("A", ph.FinishedTurn(request=ph.ContextRequest(task_type="ops"), calls=()))
         assert not getattr(engine.predictor_for("A"), "fitted", True)  # unfitted until the worker brings it back
         await wait_resident(engine, "A")
         assert engine.learning.resident() == ["C", "A"]  # B was the least recently used
