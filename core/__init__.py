@@ -53,6 +53,7 @@ from ._events import (
     TurnStarted,
 )
 from ._inputs import EngineLimits
+from ._keeper import ConversationKeeper, ConversationPolicy, OpenCall
 from ._learning import Learning, LearningPolicy
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._live import LiveSource, SectionChanges
@@ -100,6 +101,8 @@ __all__ = [
     "ConfigError",
     "ContextRequest",
     "ContextResult",
+    "ConversationKeeper",
+    "ConversationPolicy",
     "Conversations",
     "DirectorySource",
     "DiskTier",
@@ -129,6 +132,7 @@ __all__ = [
     "ModelFileError",
     "NeighborPredictor",
     "NoMatchError",
+    "OpenCall",
     "OraclePredictor",
     "PathTraversalError",
     "Persistable",

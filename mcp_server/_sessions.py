@@ -24,34 +24,27 @@ can never reach into another tenant's session or cache.
 (``idle_gap_s``, default 30 s); it stays open across calls, and after answering each call the turn
 re-predicts and prefetches in the idle time before the next one. The bailout runs when the idle gap
 passes, when the session expires (``session_ttl_s``) and on server shutdown; closing a session
-records it.
+records it. Those rules and their timers are the core's (:class:`prehydrate.ConversationKeeper`, the
+same for every front end); this module only maps requests to sessions and bounds calls in progress.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 import secrets
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import prehydrate as ph
 
 __all__ = ["SessionKey", "SessionManager", "SessionPolicy", "SessionOrigin"]
 
-logger = logging.getLogger("prehydrate.mcp_server")
-
 SessionOrigin = Literal["meta", "principal", "mcp-session-id", "connection"]
 
 MAX_SESSION_ID_CHARS = 200
 """Longest client-supplied session id accepted from ``_meta``."""
-
-REPREDICT_DELAY_S = 0.001
-"""How long after a call returns its re-prediction runs: long enough for the response to leave
-first (so prediction never adds to the model's wait), far shorter than any model's think time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +82,15 @@ class SessionPolicy:
         if not self.meta_key:
             raise ph.ConfigError("SessionPolicy.meta_key must be a non-empty string")
 
+    def conversations(self) -> ph.ConversationPolicy:
+        """The core's rules for turns and session lifetimes, from this policy."""
+        return ph.ConversationPolicy(
+            idle_gap_s=self.idle_gap_s,
+            session_ttl_s=self.session_ttl_s,
+            max_sessions=self.max_sessions,
+            record=self.record,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionKey:
@@ -99,36 +101,26 @@ class SessionKey:
     origin: SessionOrigin
 
 
-@dataclass(slots=True, eq=False)
-class _Entry:
-    key: SessionKey
-    session: ph.Session
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    active: int = 0
-    last_activity: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-    closed: bool = False
-    pending: asyncio.TimerHandle | None = None
-    pending_fn: Callable[[], None] | None = None
-
-
 class SessionManager:
     """Maps MCP requests to engine sessions and keeps each session's turn open between calls."""
 
     def __init__(self, engine: ph.Engine, policy: SessionPolicy | None = None) -> None:
         self.engine = engine
         self.policy = policy if policy is not None else SessionPolicy()
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self.keeper = ph.ConversationKeeper(engine.conversations, self.policy.conversations())
+        """Turns and session lifetimes: the core's, shared with every front end."""
         self._conn_ids: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self._peer_ids: dict[str, str] = {}
         self._counter = itertools.count(1)
         self._run = secrets.token_hex(3)  # connection ids stay unique across server restarts in the trace store
-        self._bg: set[asyncio.Task[Any]] = set()
         self._calls = 0
         self.busy = 0
         """Tool calls refused because ``max_concurrent_calls`` were in progress."""
-        self.reports: list[ph.TurnReport] = []
+
+    @property
+    def reports(self) -> list[ph.TurnReport]:
         """Reports of the turns that ended (most recent last, bounded)."""
+        return self.keeper.reports
 
     # -- identity ------------------------------------------------------------------------------------
 
@@ -196,30 +188,9 @@ class SessionManager:
         """The scope requests of ``key`` are served in (resource reads use it like the tool does)."""
         return ph.Scope(tenant=key.tenant, session=key.session_id, partition=self._partition(key))
 
-    # -- turns ---------------------------------------------------------------------------------------
+    # -- turns (the core's ConversationKeeper) -------------------------------------------------------
 
-    def _entry(self, key: SessionKey) -> _Entry:
-        k = (key.tenant, key.session_id)
-        entry = self._entries.get(k)
-        if entry is None or entry.closed or entry.session.closed:
-            session = self.engine.conversations.open(
-                key.session_id, tenant=key.tenant, partition=self._partition(key), record=self.policy.record
-            )
-            entry = _Entry(key=key, session=session)
-            self._entries[k] = entry
-            if len(self._entries) > self.policy.max_sessions:
-                oldest = min(
-                    (e for e in self._entries.values() if e.active == 0 and e is not entry),
-                    key=lambda e: e.last_activity,
-                    default=None,
-                )
-                if oldest is not None:
-                    self._spawn(self._close(oldest))
-        else:  # keep LRU order cheap: most recent at the end
-            self._entries[k] = self._entries.pop(k)
-        return entry
-
-    async def begin_call(self, key: SessionKey, *, query: str | None = None) -> tuple[ph.Turn, _Entry]:
+    async def begin_call(self, key: SessionKey, *, query: str | None = None) -> tuple[ph.Turn, ph.OpenCall]:
         """The turn a tool call runs in: the open one, or a new one after an idle gap.
 
         Pair every ``begin_call`` with :meth:`end_call`, which arms the idle timer again.
@@ -232,173 +203,33 @@ class SessionManager:
             raise ph.BusyError("tool calls", self.policy.max_concurrent_calls)
         self._calls += 1
         try:
-            return await self._begin_call(key, query)
+            return await self.keeper.begin_call(
+                key.session_id, tenant=key.tenant, partition=self._partition(key), query=query
+            )
         except BaseException:
             self._calls -= 1
             raise
 
-    async def _begin_call(self, key: SessionKey, query: str | None) -> tuple[ph.Turn, _Entry]:
-        while True:
-            entry = self._entry(key)
-            self._flush(entry)  # the previous call's re-prediction, if it has not run yet, runs first
-            entry.active += 1
-            self._disarm(entry)
-            try:
-                async with entry.lock:
-                    if entry.closed:  # expired or evicted while we waited: start over in a fresh session
-                        entry.active -= 1
-                        continue
-                    now = asyncio.get_running_loop().time()
-                    current = entry.session.current
-                    if current is not None and now - entry.last_activity > self.policy.idle_gap_s:
-                        await self._end_turn(current)
-                        current = None
-                    if current is None:
-                        current = entry.session.turn(query=query or "")
-                        await current.start()
-                    entry.last_activity = now
-                    return current, entry
-            except BaseException:
-                entry.active -= 1
-                raise
-
-    def end_call(self, entry: _Entry, *, then: Callable[[], None] | None = None) -> None:
-        """A call finished: remember when, and bail out if nothing follows within the idle gap.
-
-        Args:
-            entry: what :meth:`begin_call` returned.
-            then: work for the idle time after the response (the turn's re-prediction); it runs
-                :data:`REPREDICT_DELAY_S` later, or at the start of the session's next call if
-                that comes first, so it is never skipped and never delays the answer.
-        """
-        loop = asyncio.get_running_loop()
+    def end_call(self, call: ph.OpenCall, *, then: Callable[[], None] | None = None) -> None:
+        """A call finished (see :meth:`prehydrate.ConversationKeeper.end_call`)."""
         self._calls -= 1
-        entry.active -= 1
-        entry.last_activity = loop.time()
-        if then is not None:
-            self._flush(entry)
-            entry.pending_fn = then
-            entry.pending = loop.call_later(REPREDICT_DELAY_S, self._flush, entry)
-        if entry.active == 0:
-            self._arm(entry, self.policy.idle_gap_s, self._on_idle)
-
-    def _drop(self, entry: _Entry) -> None:
-        """Forget pending idle-time work: the turn it would prefetch for is about to end."""
-        if entry.pending is not None:
-            entry.pending.cancel()
-            entry.pending = None
-        entry.pending_fn = None
-
-    def _flush(self, entry: _Entry) -> None:
-        if entry.pending is not None:
-            entry.pending.cancel()
-            entry.pending = None
-        fn, entry.pending_fn = entry.pending_fn, None
-        if fn is not None:
-            try:
-                fn()
-            except Exception:  # a failing predictor must not break serving: the next call still works
-                logger.exception("re-prediction failed in session %r", entry.key.session_id)
+        self.keeper.end_call(call, then=then)
 
     async def new_turn(self, key: SessionKey, *, query: str, task_type: str | None) -> ph.Turn:
         """Start a fresh turn (the ``compiled_context`` prompt): bail out of the open one first."""
-        while True:
-            entry = self._entry(key)
-            self._disarm(entry)
-            self._drop(entry)
-            async with entry.lock:
-                if entry.closed:  # expired or evicted while we waited: start over in a fresh session
-                    continue
-                if entry.session.current is not None:
-                    await self._end_turn(entry.session.current)
-                turn = entry.session.turn(query=query, task_type=task_type or None)
-                await turn.start()
-                entry.last_activity = asyncio.get_running_loop().time()
-                break
-        if entry.active == 0:
-            self._arm(entry, self.policy.idle_gap_s, self._on_idle)
-        return turn
-
-    async def _end_turn(self, turn: ph.Turn) -> None:
-        report = await turn.end()
-        self.reports.append(report)
-        del self.reports[:-100]
-
-    # -- timers --------------------------------------------------------------------------------------
-
-    def _disarm(self, entry: _Entry) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
-
-    def _arm(self, entry: _Entry, delay: float, fn: Any) -> None:
-        self._disarm(entry)
-        entry.timer = asyncio.get_running_loop().call_later(delay, fn, entry)
-
-    def _on_idle(self, entry: _Entry) -> None:
-        entry.timer = None
-        if entry.closed or entry.active:
-            return
-        self._spawn(self._idle_bailout(entry))
-
-    async def _idle_bailout(self, entry: _Entry) -> None:
-        async with entry.lock:
-            if entry.active or entry.closed:
-                return
-            if entry.session.current is not None:
-                await self._end_turn(entry.session.current)
-        remaining = self.policy.session_ttl_s - self.policy.idle_gap_s
-        if not entry.closed and entry.active == 0:
-            self._arm(entry, max(remaining, 0.0), self._on_expired)
-
-    def _on_expired(self, entry: _Entry) -> None:
-        entry.timer = None
-        if not entry.closed and entry.active == 0:
-            self._spawn(self._close(entry))
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        self._bg.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._bg.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                logger.error("session housekeeping failed", exc_info=t.exception())
-
-        task.add_done_callback(done)
-
-    async def _close(self, entry: _Entry) -> None:
-        async with entry.lock:
-            if entry.closed:
-                return
-            entry.closed = True
-            self.engine.conversations.detach(entry.session)  # a call arriving while this closes gets a new one
-            self._disarm(entry)
-            self._drop(entry)
-            current = entry.session.current
-            if current is not None:
-                await self._end_turn(current)
-            await self.engine.conversations.close(entry.session)
-        k = (entry.key.tenant, entry.key.session_id)
-        if self._entries.get(k) is entry:
-            del self._entries[k]
+        return await self.keeper.new_turn(
+            key.session_id, tenant=key.tenant, partition=self._partition(key), query=query, task_type=task_type
+        )
 
     # -- introspection and shutdown ------------------------------------------------------------------
 
     def session(self, key: SessionKey) -> ph.Session | None:
         """The open engine session of ``key`` (``None`` if there is none)."""
-        entry = self._entries.get((key.tenant, key.session_id))
-        return entry.session if entry is not None and not entry.closed else None
+        return self.keeper.session(key.session_id, tenant=key.tenant)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.keeper)
 
     async def aclose(self) -> None:
         """Shutdown: bail out of every open turn and record every session."""
-        if self._bg:  # let running bailouts finish: cancelling one could lose its session's trace
-            await asyncio.gather(*self._bg, return_exceptions=True)
-        for entry in list(self._entries.values()):
-            try:
-                await self._close(entry)
-            except Exception as exc:  # an I/O error for one session must not lose the others
-                logger.warning("closing session %r failed: %s: %s", entry.key.session_id, type(exc).__name__, exc)
+        await self.keeper.aclose()

@@ -151,7 +151,7 @@ async def test_a_call_racing_the_session_expiry_gets_a_fresh_session() -> None:
         await turn.request_context("billing/plans")
         m.end_call(entry)
         async with entry.lock:  # the expiry holds the lock first; the call waits behind it
-            closing = asyncio.create_task(m._close(entry))
+            closing = asyncio.create_task(m.keeper._close(entry))
             calling = asyncio.create_task(m.begin_call(key))
             await asyncio.sleep(0)
         await closing
