@@ -38,10 +38,9 @@ def _bm25s() -> Any:
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Tokenize like the catalog index does (lowercase, English stopwords, Snowball stems)."""
-    bm25s = _bm25s()
-
     if not texts:
-        return []
+        return []  # before the import: an empty index (an unfitted predictor's) needs no bm25s
+    bm25s = _bm25s()
     out = bm25s.tokenize(
         list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
     )

@@ -79,6 +79,7 @@ class Engine:
         self._fetcher = Fetcher(self.cache, lambda: self.catalog, timeout_s=self.policy.timeout_s, limits=self.limits)
         self._turn_numbers = itertools.count(1)
         self._started = False
+        self._learning_started = False
         self._sessions: set[Session] = set()
         self.conversations = Conversations(self)
         """The open conversations by (tenant, id): the registry front ends map their sessions onto."""
@@ -172,23 +173,41 @@ class Engine:
 
         self._reindexing = asyncio.get_running_loop().create_task(rebuild())
 
-    async def start(self) -> None:
-        """Build the catalog and let the predictor learn from the recorded traces."""
+    async def start(self, *, warm_up: bool = True) -> None:
+        """List the sources, build the lexical index and let the predictor learn from the recorded traces.
+
+        Args:
+            warm_up: build the index and start learning now. ``False`` lists the sources only and
+                leaves both to :meth:`warm_up`, which a server calls once its port is open, so that
+                importing the index's libraries and reading traces never delay the first connection.
+        """
         if self._started:
             return
         # Build the catalog and its BM25 index off the loop now, so the first request by query does
         # not pay for indexing inside its measured wait.
-        await asyncio.to_thread(lambda: self.catalog.warm())
+        await asyncio.to_thread(lambda: self.catalog.warm() if warm_up else self.catalog)
         self._follower.start(self.sources)
+        if warm_up:
+            await self._start_learning()
+        self._started = True
+
+    async def warm_up(self) -> None:
+        """What ``start(warm_up=False)`` left: build the lexical index off the loop, then start learning."""
+        await asyncio.to_thread(lambda: self.catalog.warm())
+        await self._start_learning()
+
+    async def _start_learning(self) -> None:
+        if self._learning_started:
+            return
         policy = self.learning.policy
         if self.learn_on_start and policy.wait_at_start:
             await self.learn()
+        self._learning_started = True
         if self.learn_on_start and not policy.wait_at_start:
             # Serve at once: the worker loads persisted models, then fits every tenant, off the loop.
             self.learning.start_background(lambda: self.catalog, fit_now=True)
         elif policy.online:
             self.learning.start_background(lambda: self.catalog, fit_now=False)
-        self._started = True
 
     async def learn(self) -> int:
         """Fit every tenant's predictor on its recent sessions now; returns the sessions used.
@@ -221,6 +240,7 @@ class Engine:
         if self.traces is not None:
             self.traces.close()
         self._started = False
+        self._learning_started = False
 
     async def __aenter__(self) -> Self:
         await self.start()

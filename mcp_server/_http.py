@@ -14,7 +14,10 @@ needed a descriptor (Rich imports a module on first use), and the failure ended 
   idle connections between requests;
 - **uvicorn's ``limit_concurrency``**: requests beyond it are answered ``503`` at once;
 - **log handlers that cannot raise**: a handler failing (for want of a descriptor, a closed
-  stream) is reported on stderr by the logging module and the server goes on.
+  stream) is reported on stderr by the logging module and the server goes on;
+- **memory given back after a burst**: once requests have been served and none is in progress,
+  glibc's ``malloc_trim`` returns the freed heap pages to the system. Without it, the buffers of a
+  10,000-call burst stayed in the process (RSS +33 % after the burst, +17 % with it).
 
 Tool calls are bounded separately, per server (``SessionPolicy.max_concurrent_calls``), with a fast
 "busy" tool error.
@@ -23,8 +26,11 @@ Tool calls are bounded separately, per server (``SessionPolicy.max_concurrent_ca
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +171,36 @@ def _guard_log_handlers() -> dict[str, list[logging.Handler]]:
     return before
 
 
+_TRIM_EVERY_S = 5.0
+"""How often the server looks for a quiet moment after requests to give freed memory back."""
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` where the C library has none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # the C library this process runs on
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+async def _trim_when_quiet(state: Any, trim: Callable[[int], int], every_s: float = _TRIM_EVERY_S) -> None:
+    """Return freed heap memory to the system whenever requests were served and none is in progress.
+
+    ``state`` is uvicorn's ``ServerState`` (``total_requests``, ``tasks`` in progress). glibc keeps
+    the pages that a burst's request and response buffers freed; only ``malloc_trim`` hands them
+    back. It runs in a worker thread, once per quiet period, so a steady load pays nothing.
+    """
+    served = state.total_requests
+    while True:
+        await asyncio.sleep(every_s)
+        if state.total_requests != served and not state.tasks:
+            served = state.total_requests
+            await asyncio.to_thread(trim, 0)
+
+
 def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The loop's default report, made unable to raise (the loop must outlive any report)."""
     try:
@@ -176,7 +212,27 @@ def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, 
             pass
 
 
-async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | None = None) -> None:
+def _server_class(on_listening: Callable[[], object] | None) -> type[Any]:
+    """uvicorn's ``Server``, calling ``on_listening`` once its sockets accept connections."""
+    import uvicorn
+
+    class ListeningServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_listening is not None:
+                on_listening()
+
+    return ListeningServer
+
+
+async def run_http(
+    server: Any,
+    *,
+    host: str,
+    port: int,
+    limits: HttpLimits | None = None,
+    on_listening: Callable[[], object] | None = None,
+) -> None:
     """Serve ``server`` (an ``MCPServer``) over streamable HTTP until uvicorn stops (SIGINT/SIGTERM).
 
     Args:
@@ -184,6 +240,8 @@ async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | No
         host: bind address.
         port: TCP port.
         limits: admission control (defaults to ``HttpLimits()``).
+        on_listening: called once the port accepts connections (``prehydrate serve`` starts the
+            engine's warm-up there, so that nothing but the imports stands before the port).
     """
     import uvicorn
 
@@ -197,6 +255,7 @@ async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | No
         port=port,
         log_level=server.settings.log_level.lower(),
         http=_guarded_protocol(cap, limits.header_timeout_s),
+        ws="none",  # streamable HTTP has no WebSocket route; "auto" would import a WebSocket library
         limit_concurrency=limits.max_requests or cap,
         timeout_keep_alive=int(max(1, limits.keep_alive_s)),
         backlog=accept_batch(fd_limit),
@@ -204,13 +263,18 @@ async def run_http(server: Any, *, host: str, port: int, limits: HttpLimits | No
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
     loop.set_exception_handler(_loop_exception_handler)
-    userver = uvicorn.Server(config)
+    userver = _server_class(on_listening)(config)
     config.load()  # configures uvicorn's loggers now, so the guard below wraps them too
     handlers = _guard_log_handlers()
     logger.info("HTTP admission: %d connections, %d requests in progress at most", cap, config.limit_concurrency)
+    trim = _malloc_trim()
+    trimmer = asyncio.create_task(_trim_when_quiet(userver.server_state, trim)) if trim is not None else None
     try:
         await userver.serve()
     finally:  # also when cancelled (an embedding application stops us)
+        if trimmer is not None:
+            trimmer.cancel()
+            await asyncio.gather(trimmer, return_exceptions=True)
         for listener in userver.servers:
             listener.close()
         for name, kept in handlers.items():

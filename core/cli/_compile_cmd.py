@@ -6,12 +6,11 @@ import asyncio
 import dataclasses
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .._compile import AliasStyle, CompiledContext, compile_context, load_glossary
 from .._errors import PrehydrateError
@@ -19,6 +18,9 @@ from .._sections import Scope, Section, estimate_tokens
 from .._sources import sources_from_paths
 from .._text import read_text, write_text
 from ._app import app, console, err_console
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["compile_command"]
 
@@ -60,6 +62,8 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def _summary(cc: CompiledContext, inputs: Sequence[tuple[str, int]]) -> Table:
     """Token counts before and after, and what the prefix holds, for the terminal."""
+    from rich.table import Table
+
     table = Table(title="prehydrate compile", show_header=True, header_style="bold", title_justify="left")
     table.add_column("")
     table.add_column("tokens", justify="right")

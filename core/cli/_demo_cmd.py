@@ -29,10 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from .._demo import (
     CONCURRENCY,
@@ -54,6 +50,10 @@ from ._extras import missing_extra, require_extra
 from ._otel import OtelFlag
 
 if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.live import Live
+    from rich.table import Table
+
     from prehydrate import SessionTrace
 
 __all__ = ["demo_command"]
@@ -182,6 +182,10 @@ class _LiveView:
         t[call.outcome] += 1
 
     def __rich__(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(box=None, pad_edge=False, header_style="bold")
         for col in ("run", "session", "turn", "section", "outcome"):
             table.add_column(col)
@@ -211,6 +215,8 @@ def _pct(part: int, whole: int) -> str:
 
 def summary_table(without: DemoRun, with_prefetch: DemoRun) -> Table:
     """The comparison table the demo prints (and the README shows)."""
+    from rich.table import Table
+
     table = Table(title="request_context over MCP, simulated hydration latency", title_justify="left")
     table.add_column("")
     table.add_column("without prefetch", justify="right")
@@ -310,6 +316,8 @@ def _play_both(
         )
         try:
             if console.is_terminal:
+                from rich.live import Live
+
                 with Live(view, console=console, refresh_per_second=8, transient=True) as live:
                     runs = asyncio.run(_both(plan, settings, argvs, errlog_path, view, live))
             else:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .._errors import PrehydrateError
 from .._replay import POLICIES, ReplayResult, replay
 from .._text import write_text
 from ._app import app, console, err_console
 from ._extras import require_extra
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["replay_command", "write_plot"]
 
@@ -52,6 +52,8 @@ def replay_command(
     handler = _WarningsToConsole()
     log = logging.getLogger("prehydrate.replay")
     log.addHandler(handler)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     try:
         with Progress(
             TextColumn("{task.description:<20}"),
@@ -95,6 +97,9 @@ class _WarningsToConsole(logging.Handler):
 
 
 def _table(result: ReplayResult) -> Table:
+    from rich import box
+    from rich.table import Table
+
     doc = result.json
     calls = max((p["calls"] for p in doc["policies"].values()), default=0)
     table = Table(

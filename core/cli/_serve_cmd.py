@@ -16,6 +16,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -122,14 +123,22 @@ async def _serve(
     sessions: Any,
     report: Callable[[int | None], None] = lambda learned: None,
 ) -> None:
-    """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after."""
+    """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after.
+
+    Nothing but imports and listing the sources stands before the port: the lexical index and the
+    learning worker (which reads the trace store) start once the port accepts connections, so
+    neither competes with the start for the interpreter.
+    """
     loop = asyncio.get_running_loop()
     stdio_signals = (signal.SIGTERM, signal.SIGINT) if transport is Transport.stdio else ()
-    terminating: list[asyncio.Task[None]] = []  # a strong reference: the loop keeps tasks weakly
+    tasks: list[asyncio.Task[None]] = []  # strong references: the loop keeps tasks weakly
 
     def on_signal() -> None:
-        if not terminating:
-            terminating.append(loop.create_task(_terminate(engine, sessions)))
+        if not any(t.get_name() == "terminate" for t in tasks):
+            tasks.append(loop.create_task(_terminate(engine, sessions), name="terminate"))
+
+    def warm_up() -> None:
+        tasks.append(loop.create_task(_warm_up(engine), name="warm-up"))
 
     for sig in stdio_signals:
         # uvicorn handles signals itself for HTTP. On stdio the SDK reads stdin in a worker thread
@@ -137,169 +146,270 @@ async def _serve(
         # comes: run the shutdown work (bailout, recording, closing the engine) here instead.
         loop.add_signal_handler(sig, on_signal)
     try:
-        async with engine:  # the port opens before any fit: each tenant is fitted in the background
+        await engine.start(warm_up=False)
+        try:
             store = engine.traces
             report(len(await asyncio.to_thread(store.tenants)) if store is not None else 0)
-            if transport is Transport.stdio:
-                await server.run_stdio_async()
-            else:
-                from prehydrate.mcp_server import run_http  # admission control: connections, headers, 503s
-
-                await run_http(server, host=host, port=port)
+            await _transport(server, transport, host, port, warm_up)
+        finally:
+            for task in tasks:
+                if task.get_name() == "warm-up":
+                    task.cancel()
+            await engine.aclose()
     finally:
         _close_traces(engine)
         for sig in stdio_signals:
             loop.remove_signal_handler(sig)
 
 
+async def _warm_up(engine: Engine) -> None:
+    """The engine's warm-up (index, learning), reported if it fails: the server keeps serving."""
+    try:
+        await engine.warm_up()
+    except Exception:  # an unexpected fault: searches build the index on demand, learning stays off
+        logger.exception("warming up the engine failed; serving on, without learning")
+
+
+async def _transport(server: Any, transport: Transport, host: str, port: int, warm_up: Callable[[], None]) -> None:
+    """Serve over ``transport``; ``warm_up`` runs once clients can connect."""
+    if transport is Transport.stdio:
+        warm_up()
+        await server.run_stdio_async()
+        return
+    from prehydrate.mcp_server import run_http  # admission control: connections, headers, 503s
+
+    await run_http(server, host=host, port=port, on_listening=warm_up)
+
+
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Directories, text files and .jsonl section files (default: the sample corpus)."),
+]
+TransportOpt = Annotated[Transport, typer.Option(help="stdio for local hosts, http for streamable HTTP.")]
+HostOpt = Annotated[str, typer.Option(help="HTTP bind address.")]
+PortOpt = Annotated[int, typer.Option(help="HTTP port.")]
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Add a disk cache tier here (persists across restarts).")]
+RedisOpt = Annotated[
+    str | None,
+    typer.Option(help="Share the warm cache with other replicas through this Redis (redis://host:port/db)."),
+]
+RedisPrefixOpt = Annotated[str, typer.Option(help="This deployment's key prefix in Redis.")]
+RedisSecretOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="PREHYDRATE_REDIS_SECRET",
+        show_envvar=True,
+        help="Authenticate Redis entries with this key (HMAC-SHA256, same on every replica); "
+        "without it, whoever can write to Redis can serve any content to any tenant.",
+    ),
+]
+TracesOpt = Annotated[
+    Path | None,
+    typer.Option(help="Trace store to learn from and record into (default: $PREHYDRATE_HOME/traces.jsonl)."),
+]
+NoRecordOpt = Annotated[bool, typer.Option("--no-record", help="Do not record sessions in the trace store.")]
+IdleGapOpt = Annotated[float, typer.Option(help="Seconds of quiet after which the next call starts a new turn.")]
+TokensOpt = Annotated[
+    Path | None,
+    typer.Option(help="HTTP bearer tokens: a JSON file mapping token -> tenant (also $PREHYDRATE_TOKENS)."),
+]
+AllowRemoteOpt = Annotated[
+    bool, typer.Option("--allow-remote", help="Allow HTTP without tokens on a non-loopback address.")
+]
+LatencyOpt = Annotated[
+    float, typer.Option(help="Every hydration first sleeps this long (try prefetching on a fast corpus).")
+]
+NoPrefetchOpt = Annotated[
+    bool, typer.Option("--no-prefetch", help="No speculation: every request hydrates on demand (baseline).")
+]
+LearnOpt = Annotated[
+    list[Path] | None,
+    typer.Option(help="Also fit the predictor on this trace file at start (repeatable; not written to)."),
+]
+IsolateOpt = Annotated[
+    bool,
+    typer.Option("--isolate-sessions", help="A cache scope per session: nothing fetched for one is served to another."),
+]
+TurnReportsOpt = Annotated[
+    Path | None, typer.Option(help="Append every turn's report (hits, misses, waste, waits) here as JSON lines.")
+]
+ModelDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Persist fitted models here and serve with them at the next start (default: beside the traces)."),
+]
+RefitDelayOpt = Annotated[
+    float,
+    typer.Option(help="Seconds after a session ends until its tenant's predictor is refitted (one per burst)."),
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeOptions:
+    """What ``prehydrate serve`` was asked for (its options, see ``--help``)."""
+
+    paths: list[Path]
+    transport: Transport
+    host: str
+    port: int
+    cache_dir: Path | None
+    redis: str | None
+    redis_prefix: str
+    redis_secret: str | None
+    traces: Path | None
+    no_record: bool
+    idle_gap: float
+    tokens: Path | None
+    allow_remote: bool
+    otel: bool
+    simulate_latency_ms: float
+    no_prefetch: bool
+    learn: list[Path]
+    isolate_sessions: bool
+    turn_reports: Path | None
+    model_dir: Path | None
+    refit_delay: float
+
+
 @app.command("serve")
 def serve_command(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Directories, text files and .jsonl section files (default: the sample corpus)."),
-    ] = None,
-    transport: Annotated[Transport, typer.Option(help="stdio for local hosts, http for streamable HTTP.")] = (
-        Transport.stdio
-    ),
-    host: Annotated[str, typer.Option(help="HTTP bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Add a disk cache tier here (persists across restarts).")
-    ] = None,
-    redis: Annotated[
-        str | None,
-        typer.Option(help="Share the warm cache with other replicas through this Redis (redis://host:port/db)."),
-    ] = None,
-    redis_prefix: Annotated[str, typer.Option(help="This deployment's key prefix in Redis.")] = "prehydrate",
-    redis_secret: Annotated[
-        str | None,
-        typer.Option(
-            envvar="PREHYDRATE_REDIS_SECRET",
-            show_envvar=True,
-            help="Authenticate Redis entries with this key (HMAC-SHA256, same on every replica); "
-            "without it, whoever can write to Redis can serve any content to any tenant.",
-        ),
-    ] = None,
-    traces: Annotated[
-        Path | None,
-        typer.Option(help="Trace store to learn from and record into (default: $PREHYDRATE_HOME/traces.jsonl)."),
-    ] = None,
-    no_record: Annotated[bool, typer.Option("--no-record", help="Do not record sessions in the trace store.")] = False,
-    idle_gap: Annotated[
-        float, typer.Option(help="Seconds of quiet after which the next call starts a new turn.")
-    ] = 30.0,
-    tokens: Annotated[
-        Path | None,
-        typer.Option(help="HTTP bearer tokens: a JSON file mapping token -> tenant (also $PREHYDRATE_TOKENS)."),
-    ] = None,
-    allow_remote: Annotated[
-        bool, typer.Option("--allow-remote", help="Allow HTTP without tokens on a non-loopback address.")
-    ] = False,
+    paths: PathsArg = None,
+    transport: TransportOpt = Transport.stdio,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    cache_dir: CacheDirOpt = None,
+    redis: RedisOpt = None,
+    redis_prefix: RedisPrefixOpt = "prehydrate",
+    redis_secret: RedisSecretOpt = None,
+    traces: TracesOpt = None,
+    no_record: NoRecordOpt = False,
+    idle_gap: IdleGapOpt = 30.0,
+    tokens: TokensOpt = None,
+    allow_remote: AllowRemoteOpt = False,
     otel: OtelFlag = False,
-    simulate_latency_ms: Annotated[
-        float, typer.Option(help="Every hydration first sleeps this long (try prefetching on a fast corpus).")
-    ] = 0.0,
-    no_prefetch: Annotated[
-        bool, typer.Option("--no-prefetch", help="No speculation: every request hydrates on demand (baseline).")
-    ] = False,
-    learn: Annotated[
-        list[Path] | None,
-        typer.Option(help="Also fit the predictor on this trace file at start (repeatable; not written to)."),
-    ] = None,
-    isolate_sessions: Annotated[
-        bool,
-        typer.Option(
-            "--isolate-sessions", help="A cache scope per session: nothing fetched for one is served to another."
-        ),
-    ] = False,
-    turn_reports: Annotated[
-        Path | None, typer.Option(help="Append every turn's report (hits, misses, waste, waits) here as JSON lines.")
-    ] = None,
+    simulate_latency_ms: LatencyOpt = 0.0,
+    no_prefetch: NoPrefetchOpt = False,
+    learn: LearnOpt = None,
+    isolate_sessions: IsolateOpt = False,
+    turn_reports: TurnReportsOpt = None,
     log_level: LogLevelOption = None,
-    model_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Persist fitted models here and serve with them at the next start (default: beside the traces)."
-        ),
-    ] = None,
-    refit_delay: Annotated[
-        float,
-        typer.Option(help="Seconds after a session ends until its tenant's predictor is refitted (one per burst)."),
-    ] = 30.0,
+    model_dir: ModelDirOpt = None,
+    refit_delay: RefitDelayOpt = 30.0,
 ) -> None:
     """Serve the request_context tool over MCP (stdio or streamable HTTP)."""
     configure_logging(log_level)  # before the MCP SDK builds its server (it would install Rich logging)
-    import prehydrate as ph
-
+    options = ServeOptions(
+        paths=paths or [],
+        transport=transport,
+        host=host,
+        port=port,
+        cache_dir=cache_dir,
+        redis=redis,
+        redis_prefix=redis_prefix,
+        redis_secret=redis_secret or None,
+        traces=traces,
+        no_record=no_record,
+        idle_gap=idle_gap,
+        tokens=tokens,
+        allow_remote=allow_remote,
+        otel=otel,
+        simulate_latency_ms=simulate_latency_ms,
+        no_prefetch=no_prefetch,
+        learn=learn or [],
+        isolate_sessions=isolate_sessions,
+        turn_reports=turn_reports,
+        model_dir=model_dir,
+        refit_delay=refit_delay,
+    )
     try:
         from prehydrate import mcp_server
     except ImportError as exc:  # the optional extra is missing
         raise missing_extra(exc, "prehydrate serve", "mcp") from None
-
     try:
-        if not 0 < port < 65536:
-            raise typer.BadParameter("--port must be between 1 and 65535")
-        token_map = mcp_server.load_tokens(tokens)
-        if transport is Transport.stdio and tokens is not None:
-            raise typer.BadParameter("--tokens applies to --transport http only (stdio is a local pipe)")
-        if transport is Transport.http and not token_map and not _is_loopback(host) and not allow_remote:
-            err_console.print(
-                f"[red]error:[/red] refusing to serve without auth on {host!r}: pass --tokens FILE "
-                "(or set $PREHYDRATE_TOKENS), bind to 127.0.0.1, or pass --allow-remote"
-            )
-            raise typer.Exit(code=2)
-        if transport is Transport.http and not token_map and not _is_loopback(host):
-            err_console.print(
-                f"warning: serving without auth on {host!r} (--allow-remote): anyone who can reach this port "
-                "reads every section as the default tenant; pass --tokens FILE to require tokens",
-                style="yellow",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        store = traces if traces is not None else mcp_server.default_traces_path()
-        if refit_delay < 0:
-            raise typer.BadParameter("--refit-delay must not be negative")
-        engine = mcp_server.build_engine(
-            paths or [],
-            cache_dir=cache_dir,
-            traces=store,
-            # The port opens before any fit: persisted models are loaded and tenants refitted in the background.
-            learning=ph.LearningPolicy(
-                wait_at_start=False,
-                refit_delay_s=refit_delay,
-                model_dir=model_dir if model_dir is not None else store.with_name(store.stem + ".models"),
-            ),
-            policy=ph.PrefetchPolicy(enabled=False) if no_prefetch else None,
-            simulate_latency_s=simulate_latency_ms / 1000.0,
-            learn=learn or (),
-        )
-        if turn_reports is not None:
-            _record_turn_reports(engine, turn_reports)
-        settings = mcp_server.ServerSettings(
-            sessions=mcp_server.SessionPolicy(
-                idle_gap_s=idle_gap,
-                session_ttl_s=max(1800.0, idle_gap),
-                record=not no_record,
-                isolate=isolate_sessions,
-            )
-        )
-        if transport is Transport.http and token_map:
-            server = mcp_server.create_server(
-                engine,
-                settings,
-                token_verifier=mcp_server.TenantTokenVerifier(token_map),
-                auth=mcp_server.static_auth_settings(f"http://{_url_host(host)}:{port}"),
-            )
-        else:
-            server = mcp_server.create_server(engine, settings)
-        if redis is not None:
-            from .._redis import RedisTier
-
-            engine.cache.tiers.append(RedisTier(redis, prefix=redis_prefix, secret=redis_secret or None))
-        with otel_telemetry(engine, otel):  # service.name "prehydrate", as docs/tracing.md says
-            report = partial(_report_startup, engine, paths or [], store, not no_record)
-            asyncio.run(_serve(engine, server, transport, host, port, mcp_server.session_manager(server), report))
+        _run(options, mcp_server)
     except PrehydrateError as exc:
         print_error(str(exc))
         raise typer.Exit(code=2) from exc
+
+
+def _run(options: ServeOptions, mcp_server: Any) -> None:
+    """Check the options, build the engine and the server, and serve until stopped."""
+    token_map = _check_options(options, mcp_server)
+    store = options.traces if options.traces is not None else mcp_server.default_traces_path()
+    engine = _build_engine(options, mcp_server, store)
+    server = _create_server(options, mcp_server, engine, token_map)
+    if options.redis is not None:
+        from .._redis import RedisTier
+
+        engine.cache.tiers.append(RedisTier(options.redis, prefix=options.redis_prefix, secret=options.redis_secret))
+    with otel_telemetry(engine, options.otel):  # service.name "prehydrate", as docs/tracing.md says
+        report = partial(_report_startup, engine, options.paths, store, not options.no_record)
+        sessions = mcp_server.session_manager(server)
+        asyncio.run(_serve(engine, server, options.transport, options.host, options.port, sessions, report))
+
+
+def _check_options(options: ServeOptions, mcp_server: Any) -> dict[str, str]:
+    """Refuse contradictory or unsafe options before any work; returns the token map (maybe empty)."""
+    if not 0 < options.port < 65536:
+        raise typer.BadParameter("--port must be between 1 and 65535")
+    token_map: dict[str, str] = mcp_server.load_tokens(options.tokens)
+    if options.transport is Transport.stdio and options.tokens is not None:
+        raise typer.BadParameter("--tokens applies to --transport http only (stdio is a local pipe)")
+    unauthenticated_remote = options.transport is Transport.http and not token_map and not _is_loopback(options.host)
+    if unauthenticated_remote and not options.allow_remote:
+        err_console.print(
+            f"[red]error:[/red] refusing to serve without auth on {options.host!r}: pass --tokens FILE "
+            "(or set $PREHYDRATE_TOKENS), bind to 127.0.0.1, or pass --allow-remote"
+        )
+        raise typer.Exit(code=2)
+    if unauthenticated_remote:
+        err_console.print(
+            f"warning: serving without auth on {options.host!r} (--allow-remote): anyone who can reach this port "
+            "reads every section as the default tenant; pass --tokens FILE to require tokens",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if options.refit_delay < 0:
+        raise typer.BadParameter("--refit-delay must not be negative")
+    return token_map
+
+
+def _build_engine(options: ServeOptions, mcp_server: Any, store: Path) -> Engine:
+    """The engine: the sources, a cache, the trace store, learning that never delays the port."""
+    import prehydrate as ph
+
+    model_dir = options.model_dir if options.model_dir is not None else store.with_name(store.stem + ".models")
+    engine: Engine = mcp_server.build_engine(
+        options.paths,
+        cache_dir=options.cache_dir,
+        traces=store,
+        # The port opens before any fit: persisted models are loaded and tenants refitted in the background.
+        learning=ph.LearningPolicy(wait_at_start=False, refit_delay_s=options.refit_delay, model_dir=model_dir),
+        policy=ph.PrefetchPolicy(enabled=False) if options.no_prefetch else None,
+        simulate_latency_s=options.simulate_latency_ms / 1000.0,
+        learn=options.learn,
+    )
+    if options.turn_reports is not None:
+        _record_turn_reports(engine, options.turn_reports)
+    return engine
+
+
+def _create_server(options: ServeOptions, mcp_server: Any, engine: Engine, token_map: dict[str, str]) -> Any:
+    """The MCP server over ``engine``, with bearer-token auth on HTTP when tokens are given."""
+    settings = mcp_server.ServerSettings(
+        sessions=mcp_server.SessionPolicy(
+            idle_gap_s=options.idle_gap,
+            session_ttl_s=max(1800.0, options.idle_gap),
+            record=not options.no_record,
+            isolate=options.isolate_sessions,
+        )
+    )
+    if options.transport is Transport.http and token_map:
+        return mcp_server.create_server(
+            engine,
+            settings,
+            token_verifier=mcp_server.TenantTokenVerifier(token_map),
+            auth=mcp_server.static_auth_settings(f"http://{_url_host(options.host)}:{options.port}"),
+        )
+    return mcp_server.create_server(engine, settings)

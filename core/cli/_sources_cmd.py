@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .._engine import Engine
 from .._errors import PathTraversalError, PrehydrateError
@@ -48,6 +47,8 @@ def sections(
         for s in catalog:
             print(f"{s.id}\t{s.title}\t{s.tokens}\t{s.version}")
         return
+    from rich.table import Table  # here: only a terminal listing draws one (serve starts faster)
+
     table = Table(title=f"{len(catalog)} sections")
     table.add_column("id", no_wrap=True, min_width=longest)
     table.add_column("title", overflow="ellipsis", no_wrap=True)

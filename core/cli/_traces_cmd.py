@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .._errors import PrehydrateError
 from .._sources import sources_from_paths
@@ -76,6 +75,8 @@ def traces(
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
+        from rich.table import Table
+
         table = Table(title=f"{', '.join(str(f) for f in files)}", show_header=False)
         for key in ("sessions", "turns", "turns_without_calls", "calls", "calls_per_turn", "distinct_sections",
                     "think_ms_p50", "think_ms_p95"):  # fmt: skip

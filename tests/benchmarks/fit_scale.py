@@ -101,6 +101,9 @@ def serve_start(store: Path, home: Path) -> dict[str, float]:
     argv = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve", str(DATA / "sections.jsonl")]
     argv += ["--transport", "http", "--port", str(port), "--traces", str(store)]
     env = {**os.environ, "PREHYDRATE_HOME": str(home)}
+    # An installed package starts from its cached bytecode; a PYTHONDONTWRITEBYTECODE left in the
+    # environment (some sandboxes set it) would recompile every prehydrate module at every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     model = store.with_name(store.stem + ".models") / "default.model.json.gz"
     import mcp  # noqa: F401  # imported before the clock starts: the client's import is not the server's start
 

@@ -406,23 +406,45 @@ async def run_load(cfg: LoadConfig, workdir: Path | None = None) -> dict[str, An
         }
 
 
+_OPEN_AT_ONCE = 50
+"""Connections the burst opens at a time before it fires (below the server's listen backlog)."""
+
+
 async def _burst_calls(url: str, token: str, ids: list[str], n: int, connections: int) -> dict[str, Any]:
-    """Fire ``n`` tool calls at once over ``connections`` connections; count what became of them."""
+    """Fire ``n`` tool calls at once over ``connections`` connections; count what became of them.
+
+    Every call is started at once; call ``i`` goes out on connection ``i % connections``, each
+    connection its own client with a pool of one. One shared httpx pool for all of them cannot
+    take a burst: httpcore re-scans every queued request against every connection each time a
+    request is queued or finishes (O(queued x connections) per event), so 10,000 calls over 500
+    connections spent the load generator's CPU in the pool and never finished.
+
+    The connections are opened first (``server/discover`` on each, ``_OPEN_AT_ONCE`` at a time),
+    so the burst is one of calls: 500 connects in the same instant overflow the listen backlog,
+    and the kernel's resets made a few first calls fail with ``ReadError`` (a SYN flood, which
+    tests/reliability/test_admission.py covers as such).
+    """
+    import ssl
+
     import httpx
 
     counts = {"answered": 0, "busy": 0, "http_503": 0, "other_errors": 0}
     samples: list[str] = []
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-        session = RawSession(http, url, token)
-        await session.open()
+    # Kept open from the opening round to the burst (the server keeps idle connections 15 s).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=10.0)
+    tls = ssl.create_default_context()  # built once: httpx would load the CA bundle for every client
+    clients = [httpx.AsyncClient(limits=limits, timeout=120, verify=tls) for _ in range(connections)]
+    sessions = [RawSession(http, url, token) for http in clients]
+    try:
+        for start in range(0, connections, _OPEN_AT_ONCE):
+            await asyncio.gather(*(session.open() for session in sessions[start : start + _OPEN_AT_ONCE]))
 
         async def one(i: int) -> None:
             t0 = time.perf_counter()
             try:
                 meta = {"prehydrate/session": f"burst-{i % connections}"}  # one session per connection
-                is_error, out, text = await session.call(ids[i % len(ids)], meta)
+                is_error, out, text = await sessions[i % connections].call(ids[i % len(ids)], meta)
             except httpx.HTTPStatusError as exc:
                 key = "http_503" if exc.response.status_code == 503 else "other_errors"
                 counts[key] += 1
@@ -432,7 +454,7 @@ async def _burst_calls(url: str, token: str, ids: list[str], n: int, connections
             except Exception as exc:  # counted: the run reports every failure
                 counts["other_errors"] += 1
                 if len(samples) < 5:
-                    samples.append(f"{type(exc).__name__}: {exc}"[:200])
+                    samples.append(f"call {i}: {type(exc).__name__}: {exc}"[:200])
                 return
             if not is_error and out is not None:
                 counts["answered"] += 1
@@ -447,6 +469,8 @@ async def _burst_calls(url: str, token: str, ids: list[str], n: int, connections
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         elapsed = time.perf_counter() - t0
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients))
     return {
         **counts,
         "error_samples": samples,
