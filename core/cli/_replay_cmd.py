@@ -17,6 +17,7 @@ from ._app import app, console, err_console
 from ._extras import require_extra
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
 __all__ = ["replay_command", "write_plot"]
@@ -52,17 +53,8 @@ def replay_command(
     handler = _WarningsToConsole()
     log = logging.getLogger("prehydrate.replay")
     log.addHandler(handler)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
     try:
-        with Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
+        with _progress_bars() as bar:
             tasks: dict[str, TaskID] = {}
 
             def progress(name: str, done: int, total: int) -> None:
@@ -84,6 +76,14 @@ def replay_command(
     if plot is not None:
         write_plot(result, plot)
         err_console.print(f"wrote {escape(str(plot))}")
+
+
+def _progress_bars() -> Progress:
+    """One bar per policy on stderr (rich's progress module is imported only when a replay runs)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=err_console, transient=True)
 
 
 class _WarningsToConsole(logging.Handler):

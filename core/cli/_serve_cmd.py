@@ -125,9 +125,10 @@ async def _serve(
 ) -> None:
     """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after.
 
-    Nothing but imports and listing the sources stands before the port: the lexical index and the
-    learning worker (which reads the trace store) start once the port accepts connections, so
-    neither competes with the start for the interpreter.
+    On HTTP nothing but imports and listing the sources stands before the port: the lexical index
+    and the learning worker (which reads the trace store) start once the port accepts connections,
+    so neither competes with the start for the interpreter. On stdio (no port; the host starts the
+    server for one session) the engine warms up before the first message is read, as it always did.
     """
     loop = asyncio.get_running_loop()
     stdio_signals = (signal.SIGTERM, signal.SIGINT) if transport is Transport.stdio else ()
@@ -146,7 +147,7 @@ async def _serve(
         # comes: run the shutdown work (bailout, recording, closing the engine) here instead.
         loop.add_signal_handler(sig, on_signal)
     try:
-        await engine.start(warm_up=False)
+        await engine.start(warm_up=transport is Transport.stdio)
         try:
             store = engine.traces
             report(len(await asyncio.to_thread(store.tenants)) if store is not None else 0)
@@ -171,9 +172,8 @@ async def _warm_up(engine: Engine) -> None:
 
 
 async def _transport(server: Any, transport: Transport, host: str, port: int, warm_up: Callable[[], None]) -> None:
-    """Serve over ``transport``; ``warm_up`` runs once clients can connect."""
+    """Serve over ``transport``; on HTTP, ``warm_up`` runs once clients can connect."""
     if transport is Transport.stdio:
-        warm_up()
         await server.run_stdio_async()
         return
     from prehydrate.mcp_server import run_http  # admission control: connections, headers, 503s
