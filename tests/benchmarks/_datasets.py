@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,8 +29,46 @@ DEFAULT_THINK_MS = 400
 """Think time of a call when the source records none (the same 400 ms the issue's measurements used)."""
 
 
+DEV_ENV = "PREHYDRATE_BENCH_DEV"
+"""Set (to any non-empty value) by ``--dev``: every data set is replaced by its development split."""
+
+DEV_SHARE = 0.3
+"""Share of the training groups the development split holds out as its test side."""
+
+
 def dataset_paths(name: str) -> tuple[Path, Path, Path]:
-    """Return ``(sections, train, test)`` of a data set: ``sample`` (bundled) or one of ``CONVERTED``."""
+    """Return ``(sections, train, test)`` of a data set: ``sample`` (bundled) or one of ``CONVERTED``.
+
+    With :data:`DEV_ENV` set (the scripts' ``--dev``), the paths of :func:`dev_paths` instead.
+    """
+    if os.environ.get(DEV_ENV):
+        return dev_paths(name)
+    return _published_paths(name)
+
+
+def dev_paths(name: str) -> tuple[Path, Path, Path]:
+    """``(sections, train, test)`` of the development split: the training split's groups, dealt by
+    :func:`split_groups` (seed ``dev``) into a development train and test side.
+
+    Why: choosing between predictor changes by their numbers on the published test split tunes to
+    it. The development split never reads the test file, so a lever chosen on it is judged on the
+    test split once, as a user's unseen workload would judge it.
+    """
+    sections, train, _ = _published_paths(name)
+    lines = train.read_text(encoding="utf-8").splitlines()
+    held = split_groups((group_of(json.loads(x)) for x in lines), test_share=DEV_SHARE, seed="dev")
+    folder = Path(tempfile.gettempdir()) / "prehydrate-bench-dev" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    sides = {"train": [x for x in lines if group_of(json.loads(x)) not in held]}
+    sides["test"] = [x for x in lines if group_of(json.loads(x)) in held]
+    for side, rows in sides.items():  # written aside and renamed: parallel jobs never read a torn file
+        part = folder / f"{side}.{os.getpid()}.part"
+        part.write_text("".join(x + "\n" for x in rows), encoding="utf-8")
+        part.replace(folder / f"{side}.jsonl")
+    return sections, folder / "train.jsonl", folder / "test.jsonl"
+
+
+def _published_paths(name: str) -> tuple[Path, Path, Path]:
     if name == "sample":
         return (
             Path(ph.sample_sections_path()),

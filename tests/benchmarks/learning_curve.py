@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import all_datasets, dataset_paths, group_of, subset_by_group  # noqa: E402
+from _datasets import DEV_ENV, all_datasets, dataset_paths, group_of, subset_by_group  # noqa: E402
 from run_replay_tables import (  # noqa: E402
     REFERENCE,
     Run,
@@ -85,7 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", default=SEED, help="seed of the group order (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument("--jobs", type=int, default=1, help="replay this many points of the curve at once")
+    parser.add_argument("--dev", action="store_true", help="replay the development splits (never a test split)")
     args = parser.parse_args(argv)
+    if args.dev:
+        os.environ[DEV_ENV] = "1"  # read by dataset_paths, in this process and the workers
     names = parse_datasets(args.datasets)
     policies = curve_policies()
     note_missing_reference(policies)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import prehydrate as ph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import all_datasets, dataset_paths  # noqa: E402
+from _datasets import DEV_ENV, all_datasets, dataset_paths  # noqa: E402
 
 REFERENCE = "reference"
 """The counts-only baseline the default must beat (issue #14); added to prehydrate by its own change."""
@@ -267,7 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="replay this many data set x width runs at once")
     parser.add_argument("--plot", type=Path, help="write a top_n 3 plot (hit rates, wait CDF) here")
     parser.add_argument("--plot-dataset", default="tau2", help="the data set of --plot (default: %(default)s)")
+    parser.add_argument("--dev", action="store_true", help="replay the development splits (never a test split)")
     args = parser.parse_args(argv)
+    if args.dev:
+        os.environ[DEV_ENV] = "1"  # read by dataset_paths, in this process and the workers
     names = parse_datasets(args.datasets)
     widths = sorted(set(args.top_n or WIDTHS))
     policies = args.policy or table_policies(available_policies(), default_policy())
