@@ -15,7 +15,11 @@ Fitting is stacked, so the ranker never trains on signals that saw the same task
 traces are split into folds **grouped by task** (``_validation.grouped_folds``: the trace's
 ``group``, else task type + task query), and each fold's features come from base predictors fitted
 on the other folds. A grouped validation split carved from the training traces chooses the L2
-strength and measures calibration; test data is never needed. Until fitted (or with fewer
+strength, measures calibration, and decides whether the fit is kept at all: when the unfitted
+ranking puts the next call in its top 3 at least as often on those held-out tasks, the fit has
+learned nothing that carries over to new tasks (on a recorded LiveMCPBench run, 47 sessions of
+one-off tasks over 526 tools, it ranked below the unfitted words-first ranking), so the fallback
+ranks instead. Test data is never needed. Until fitted (or with fewer
 than ``min_sessions`` traces) the ensemble ranks with fixed weights over the lexical and sequential
 signals, so a fresh engine still prefetches sensibly; with some traces but too few to fit, those
 scores are shrunk towards the trace model's counted P(next call) by ``n / (n + min_sessions)``
@@ -28,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -88,6 +92,12 @@ class EnsembleFit:
     validation_log_loss: float = 0.0
     validation_ece: float = 0.0
     """Expected calibration error of P(used) on the validation split (10 bins)."""
+    validation_hit: float = 0.0
+    """Share of the validation split's prediction points whose next call is in the ranker's top 3."""
+    fallback_hit: float = 0.0
+    """The same share for the unfitted (lexical and sequential) ranking."""
+    fallback_chosen: bool = False
+    """The fallback ranked at least as well on the validation split, so it ranks instead of the fit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +109,23 @@ class _Model:
     used: Vector
     next: Vector
 
+    def proba_used(self, x: Matrix) -> Vector:
+        """P(used later in the turn) for each row of ``x``."""
+        return self.proba(x)[0]
+
     def proba(self, x: Matrix) -> tuple[Vector, Vector]:
         """P(used later in the turn) and P(next call) for each row of ``x``."""
         xs = (x - self.mean) / self.scale
         return _sigmoid(xs @ self.used[:-1] + self.used[-1]), _sigmoid(xs @ self.next[:-1] + self.next[-1])
+
+
+def _fallback_model() -> _Model:
+    """The ranking before (or instead of) a fit: fixed weights over raw lexical and sequential signals."""
+    w = np.zeros(len(FEATURES) + 1)
+    for name, v in _FALLBACK.items():
+        w[FEATURES.index(name)] = v
+    w[-1] = _FALLBACK_BIAS
+    return _Model(mean=np.zeros(len(FEATURES)), scale=np.ones(len(FEATURES)), used=w, next=w)
 
 
 def _sigmoid(z: Vector) -> Vector:
@@ -247,11 +270,7 @@ class EnsemblePredictor:
         self.neighbor = NeighborPredictor()
         self.seq_decay = 0.5
         self._lock = threading.Lock()
-        w = np.zeros(len(FEATURES) + 1)
-        for name, v in _FALLBACK.items():
-            w[FEATURES.index(name)] = v
-        w[-1] = _FALLBACK_BIAS
-        self._model = _Model(mean=np.zeros(len(FEATURES)), scale=np.ones(len(FEATURES)), used=w, next=w)
+        self._model = _fallback_model()
         self.fitted = False
         self.fit_report = EnsembleFit()
 
@@ -343,7 +362,8 @@ class EnsemblePredictor:
             learned, model = self.fitted, self._model
             fitted = _Fitted(self.trace, self.usage, self.neighbor)
             sessions = self.fit_report.sessions
-        counts = not learned and sessions > 0
+            chosen = self.fit_report.fallback_chosen
+        counts = not learned and sessions > 0 and not chosen
         view, pos, x = self._rows(state, fitted, learned or counts)
         if len(pos) == 0 or k <= 0:
             return []
@@ -373,13 +393,55 @@ class EnsemblePredictor:
             if isinstance(s, Learner):
                 s.fit(traces, catalog)
         whole = _Fitted.on(traces, catalog)
-        if len(traces) < self.min_sessions:
-            with self._lock:
-                self.trace, self.usage, self.neighbor = whole
-                self.fitted = False
-                self.fit_report = EnsembleFit(sessions=len(traces))
-            return
-        traces = traces[-self.max_stacked_sessions :]
+        recent = traces[-self.max_stacked_sessions :]
+        model, report = None, EnsembleFit(sessions=len(recent))
+        if len(traces) >= self.min_sessions:
+            model, report = self._fit_ranker(recent, catalog)
+        with self._lock:
+            self.trace, self.usage, self.neighbor = whole
+            self._model = model if model is not None else _fallback_model()
+            self.fitted = model is not None
+            self.fit_report = report
+
+    def _fit_ranker(self, traces: list[SessionTrace], catalog: Catalog) -> tuple[_Model | None, EnsembleFit]:
+        """The fitted ranker, or None when the fallback ranks better on the grouped validation split."""
+        rows_of = self._stacked_rows(traces, catalog)
+        # The validation split is grouped too: a task's variants never sit on both sides of it.
+        val_of = grouped_folds(traces, max(2, round(1 / self.validation)), self.seed + 1)
+        val_idx = set(int(i) for i in np.flatnonzero(val_of == 0))
+        train_rows = [r for i in range(len(traces)) if i not in val_idx for r in rows_of[i]]
+        val_rows = [r for i in sorted(val_idx) for r in rows_of[i]]
+        x_tr, y_tr, n_tr = _stack(train_rows)
+        if y_tr.sum() < 5 or y_tr.sum() == len(y_tr) or n_tr.sum() < 5:
+            return None, EnsembleFit(sessions=len(traces))
+        mean, scale = _standardise(x_tr)
+        val_loss, l2, w_used = _choose_l2(x_tr, y_tr, val_rows, mean, scale)
+        x_va, y_va, _ = _stack(val_rows)
+        report = EnsembleFit(
+            sessions=len(traces),
+            train_sessions=len(traces) - len(val_idx),
+            validation_sessions=len(val_idx),
+            l2=l2,
+            validation_log_loss=round(val_loss, 4),
+            validation_ece=round(_ece(_apply(x_va, mean, scale, w_used), y_va), 4) if len(y_va) else 0.0,
+            validation_hit=round(_hit_at(val_rows, lambda x: _apply(x, mean, scale, w_used)), 4),
+            fallback_hit=round(_hit_at(val_rows, _fallback_model().proba_used), 4),
+        )
+        if val_rows and report.fallback_hit >= report.validation_hit:
+            return None, dataclasses.replace(report, fallback_chosen=True)
+        x_all, y_all, n_all = _stack(train_rows + val_rows)
+        mean_all, scale_all = _standardise(x_all)
+        model = _Model(
+            mean=mean_all,
+            scale=scale_all,
+            used=_logistic(x_all, y_all, mean_all, scale_all, l2),
+            next=_logistic(x_all, n_all, mean_all, scale_all, l2),
+        )
+        weights = {name: round(float(v), 4) for name, v in zip((*FEATURES, "bias"), model.used, strict=True)}
+        return model, dataclasses.replace(report, weights=weights)
+
+    def _stacked_rows(self, traces: list[SessionTrace], catalog: Catalog) -> list[list[_Rows]]:
+        """Every session's labelled rows, its features from base predictors fitted on the other folds."""
         fold_of = grouped_folds(traces, self.folds, self.seed)
         rows_of: list[list[_Rows]] = [[] for _ in traces]
         for f in range(self.folds):
@@ -389,50 +451,7 @@ class EnsemblePredictor:
                     rows_of[i] = [
                         self._labelled(pt.state, pt.remaining, inside) for pt in prediction_points(t, catalog)
                     ]
-        # The validation split is grouped too: a task's variants never sit on both sides of it.
-        val_of = grouped_folds(traces, max(2, round(1 / self.validation)), self.seed + 1)
-        val_idx = set(int(i) for i in np.flatnonzero(val_of == 0))
-        n_val = len(val_idx)
-        train_rows = [r for i in range(len(traces)) if i not in val_idx for r in rows_of[i]]
-        val_rows = [r for i in sorted(val_idx) for r in rows_of[i]]
-        x_tr, y_tr, n_tr = _stack(train_rows)
-        x_va, y_va, _ = _stack(val_rows)
-        if y_tr.sum() < 5 or y_tr.sum() == len(y_tr) or n_tr.sum() < 5:
-            with self._lock:
-                (self.trace, self.usage, self.neighbor), self.fitted = whole, False
-                self.fit_report = EnsembleFit(sessions=len(traces))
-            return
-        mean, scale = _standardise(x_tr)
-        best: tuple[float, float, Vector] | None = None
-        for l2 in (0.01, 0.1, 1.0, 10.0):
-            w = _logistic(x_tr, y_tr, mean, scale, l2)
-            loss = _log_loss(_apply(x_va, mean, scale, w), y_va) if len(y_va) else 0.0
-            if best is None or loss < best[0] - 1e-12:
-                best = (loss, l2, w)
-        assert best is not None
-        val_loss, l2, w_used = best
-        ece = _ece(_apply(x_va, mean, scale, w_used), y_va) if len(y_va) else 0.0
-        x_all, y_all, n_all = _stack(train_rows + val_rows)
-        mean_all, scale_all = _standardise(x_all)
-        model = _Model(
-            mean=mean_all,
-            scale=scale_all,
-            used=_logistic(x_all, y_all, mean_all, scale_all, l2),
-            next=_logistic(x_all, n_all, mean_all, scale_all, l2),
-        )
-        with self._lock:
-            self.trace, self.usage, self.neighbor = whole
-            self._model = model
-            self.fitted = True
-            self.fit_report = EnsembleFit(
-                sessions=len(traces),
-                train_sessions=len(traces) - n_val,
-                validation_sessions=n_val,
-                l2=l2,
-                weights={name: round(float(v), 4) for name, v in zip((*FEATURES, "bias"), model.used, strict=True)},
-                validation_log_loss=round(val_loss, 4),
-                validation_ece=round(ece, 4),
-            )
+        return rows_of
 
     # -- persistence -------------------------------------------------------------------------------
 
@@ -551,6 +570,37 @@ def _logistic(x: Matrix, y: Vector, mean: Vector, scale: Vector, l2: float) -> V
         if f_old - f < 1e-10:
             break
     return w
+
+
+def _choose_l2(
+    x: Matrix, y: Vector, val_rows: Sequence[_Rows], mean: Vector, scale: Vector
+) -> tuple[float, float, Vector]:
+    """(validation log loss, L2 strength, weights) of the strength with the lowest validation loss."""
+    x_va, y_va, _ = _stack(val_rows)
+    best: tuple[float, float, Vector] | None = None
+    for l2 in (0.01, 0.1, 1.0, 10.0):
+        w = _logistic(x, y, mean, scale, l2)
+        loss = _log_loss(_apply(x_va, mean, scale, w), y_va) if len(y_va) else 0.0
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, l2, w)
+    assert best is not None
+    return best
+
+
+def _hit_at(rows: Sequence[_Rows], score: Callable[[Matrix], Vector], k: int = 3) -> float:
+    """Share of prediction points (with a next call) whose next call is among the ``k`` best by ``score``.
+
+    What the selection between the fitted ranker and the fallback compares: the replay's measure at
+    one point, free of how either is calibrated (the fallback's scores are not probabilities).
+    """
+    hits = points = 0
+    for r in rows:
+        if not r.y_next.any():
+            continue
+        points += 1
+        top = np.argsort(-score(r.x), kind="stable")[:k]
+        hits += int(r.y_next[top].any())
+    return hits / max(points, 1)
 
 
 def _log_loss(p: Vector, y: Vector) -> float:
