@@ -108,6 +108,13 @@ _TABLE: tuple[ReplayPolicy, ...] = (
         predictor=ReferencePredictor,
     ),
     ReplayPolicy(
+        name="reference-budget",
+        description="the reference under the default's waste budget (equal waste)",
+        predictor=ReferencePredictor,
+        prefetch=default_policy,
+        fits="reference",
+    ),
+    ReplayPolicy(
         name=DEFAULT_POLICY,
         description="the default: ph.default_predictor() under ph.default_policy()",
         predictor=default_predictor,

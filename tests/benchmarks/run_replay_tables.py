@@ -37,6 +37,8 @@ from _datasets import DEV_ENV, all_datasets, dataset_paths  # noqa: E402
 
 REFERENCE = "reference"
 """The counts-only baseline the default must beat (issue #14); added to prehydrate by its own change."""
+REFERENCE_BUDGET = "reference-budget"
+"""The reference under the default's waste budget: the comparison at equal waste."""
 ORACLE = "oracle"
 NONE = "none"
 WIDTHS = (1, 3, 5)
@@ -180,7 +182,8 @@ def table(run: Run) -> str:
 def summary(runs: Sequence[Run], top_n: int = 3) -> str:
     """One row per data set at one width: default against reference, the best single predictor and the oracle."""
     head = ["data set", "test calls", "default hit", "default wasted/req", "reference hit", "reference wasted/req"]
-    head += ["default - reference", "best single predictor (hit, wasted/req)", "oracle hit"]
+    head += ["default - reference", "reference at the default's budget (hit, wasted/req)"]
+    head += ["best single predictor (hit, wasted/req)", "oracle hit"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for run in runs:
         if top_n not in run.results:
@@ -196,6 +199,8 @@ def summary(runs: Sequence[Run], top_n: int = 3) -> str:
         row.append(_per_request(pols[default], "wasted"))
         row += [f"{ref['hit_rate']:.3f}", _per_request(ref, "wasted")] if ref else ["-", "-"]
         row.append(f"{pols[default]['hit_rate'] - ref['hit_rate']:+.3f}" if ref else "-")
+        budgeted = pols.get(REFERENCE_BUDGET)
+        row.append(f"{budgeted['hit_rate']:.3f}, {_per_request(budgeted, 'wasted')}" if budgeted else "-")
         row.append(f"{best} ({pols[best]['hit_rate']:.3f}, {_per_request(pols[best], 'wasted')})" if best else "-")
         row.append(f"{pols[ORACLE]['hit_rate']:.3f}" if ORACLE in pols else "-")
         lines.append("| " + " | ".join(row) + " |")
