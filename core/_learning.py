@@ -7,10 +7,13 @@ A server learns from the sessions it records. Three rules shape how:
   tenant on purpose (:meth:`Learning.share`, ``prehydrate serve --learn FILE``). One tenant's
   access pattern never shapes another tenant's prefetches.
 - **Never in the way of serving.** A fit reads a bounded window of recent sessions and runs in a
-  worker thread; the fitted predictor is swapped in as a whole (a new object, or a predictor whose
-  own ``fit`` replaces its state under its lock), so a prediction sees the old model or the new one,
-  never half of each. With ``wait_at_start=False`` (what ``prehydrate serve`` uses) the engine starts
-  without waiting for any fit: it serves with the last persisted model, or unfitted, meanwhile.
+  worker thread; the fitted state is swapped in as a whole (the predictor's own ``fit`` replaces
+  its state under its lock, or a new object is installed for a tenant without one), so a
+  prediction sees the old model or the new one, never half of each. A tenant's model in memory is
+  refitted in place, like the default one, so what it learned online from graph runs (which its
+  recorded sessions cannot teach again) survives the refit. With ``wait_at_start=False`` (what
+  ``prehydrate serve`` uses) the engine starts without waiting for any fit: it serves with the last
+  persisted model, or unfitted, meanwhile.
 - **Online.** A finished session schedules a refit of its tenant ``refit_delay_s`` later, unless
   one is already due (a burst of sessions causes one refit, and steady traffic cannot postpone it
   forever); refits of a tenant are spaced by at least four fit durations, so learning takes at most
@@ -229,17 +232,28 @@ class Learning:
             traces = self.window(tenant)
             if not traces:
                 return 0
-            fresh = not (tenant == DEFAULT_TENANT or self._factory is None)
-            model = self._factory() if fresh and self._factory is not None else self.default
+            model = self._refitted(tenant)
             assert isinstance(model, Learner)
-            model.fit(traces, catalog)  # the default predictor's fit replaces its state under its lock
-            if fresh:
-                self._install(tenant, model)  # swapped in whole: readers see the old model or the new
+            model.fit(traces, catalog)  # replaces its fitted state under its lock, keeps its online learning
+            if model is not self.default:
+                self._install(tenant, model)  # a new model is swapped in whole: readers see the old or the new
             self.fits += 1
             self._fitted_here.add(tenant)
             self._last_fit[tenant] = (time.monotonic(), time.monotonic() - began)
         self._persist(tenant, model, len(traces))
         return len(traces)
+
+    def _refitted(self, tenant: str) -> Predictor:
+        """The predictor a fit of ``tenant`` fits: the one serving it, or a new one when it has none.
+
+        Refitting in place keeps what the predictor learned online (a graph run's branch choices,
+        which no recorded session holds); a new one is made only for a tenant without its own.
+        """
+        if tenant == DEFAULT_TENANT or self._factory is None:
+            return self.default
+        with self._cond:
+            own = self._models.get(tenant)
+        return own if own is not None else self._factory()
 
     def fit_all(self, catalog: Catalog) -> int:
         """Fit every tenant's predictor (and the shared corpus's); returns the sessions used in all."""

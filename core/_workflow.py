@@ -17,6 +17,10 @@ The graph is an input of the prediction, not a setting of the predictor: a front
 running graph's :class:`WorkflowDAG` into :attr:`PredictionState.workflow`, so one predictor (and one
 engine) serves several graphs, each with its own learned counts (keyed by :attr:`WorkflowDAG.key`).
 What the TraceStore teaches (``fit``) carries no graph and backs every graph's counts off to it.
+The two are kept apart: a refit replaces what traces taught and keeps what graph runs taught
+online, since a recorded session has neither the graph nor the nodes a run passed without a call,
+so no fit could count those runs again (and a run both recorded and observed is counted once at
+each level, never twice at one).
 
 This module knows no framework; ``prehydrate.integrations.langgraph`` reads the DAG of a compiled app.
 """
@@ -214,7 +218,7 @@ _Scope = tuple[str, str | None]
 
 
 class _Counts:
-    """Branch and section counts; a predictor swaps a whole new one in when it refits."""
+    """Branch and section counts of one kind of evidence (traces, or graph runs observed online)."""
 
     def __init__(self) -> None:
         self.branch: dict[tuple[_Scope, str], Counter[str]] = defaultdict(Counter)
@@ -281,6 +285,14 @@ class _Counts:
                     self.word_branch[(scope, src, w)][t] += 1
 
 
+def _word_branch(counts: _Counts) -> Mapping[tuple[_Scope, str, str], Counter[str]]:
+    return counts.word_branch
+
+
+def _word_requests(counts: _Counts) -> Mapping[tuple[_Scope, str, str], Counter[str]]:
+    return counts.word_requests
+
+
 class WorkflowPredictor:
     """Ranks sections by the workflow: P(reach node) x P(section | node), nearer nodes first.
 
@@ -288,9 +300,10 @@ class WorkflowPredictor:
     prediction (:attr:`PredictionState.workflow`); without one the predictor says nothing (or only
     its ``fallback``), so it is safe inside an ensemble that also serves plain turns. Counts are
     kept per graph and per task type, backing off to the task-less, then to the trace-learned
-    (graph-less) counts while a graph or type has few runs. Fitting builds new counts aside and
-    swaps them in under a lock (runs observed meanwhile are replayed onto them), so a refit in a
-    worker thread never races the event loop's predictions and observations.
+    (graph-less) counts while a graph or type has few runs. Fitting builds new trace-learned counts
+    aside and swaps them in under a lock (graph-less runs observed meanwhile are replayed onto
+    them), so a refit in a worker thread never races the event loop's predictions and
+    observations; the counts of graph runs observed online are not the fit's and survive it.
 
     Example:
         >>> dag = WorkflowDAG.from_edges([("__start__", "router"), ("router", "billing", True),
@@ -347,7 +360,10 @@ class WorkflowPredictor:
         self.rate_smoothing = rate_smoothing
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, ...]] = {}
-        self._counts = _Counts()
+        self._traced = _Counts()
+        """Graph-less counts: what ``fit`` learned from traces (and runs observed without a graph)."""
+        self._graphs = _Counts()
+        """Per-graph counts from runs observed online; a fit never replaces them (traces hold no graph)."""
         self._since_fit: list[FinishedTurn] | None = None
 
     def _words(self, query: str) -> tuple[str, ...]:
@@ -364,8 +380,13 @@ class WorkflowPredictor:
 
     @property
     def turns_learned(self) -> int:
-        """Turns counted so far (from traces and from finished runs)."""
-        return self._counts.turns
+        """Turns counted so far: from traces, plus graph runs observed online (a run that is both
+        recorded and observed counts once at each level)."""
+        return self._traced.turns + self._graphs.turns
+
+    def _at(self, scope: _Scope) -> _Counts:
+        """The counts that hold ``scope``: per-graph ones for a graph's key, else the trace-learned ones."""
+        return self._traced if scope[0] == ANY_GRAPH else self._graphs
 
     # -- learning ----------------------------------------------------------------------------------
 
@@ -394,7 +415,11 @@ class WorkflowPredictor:
         self.dag = dag
 
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
-        """Learn from recorded sessions, replacing earlier learning (runs observed meanwhile are kept)."""
+        """Learn from recorded sessions, replacing what earlier fits learned from traces.
+
+        The graph runs observed online are kept: their sessions carry no graph, so this fit counts
+        them only at the graph-less level, as it counts every recorded session.
+        """
         with self._lock:
             self._since_fit = []
         counts = _Counts()
@@ -403,9 +428,9 @@ class WorkflowPredictor:
                 if any(c.node for c in turn.calls):  # only calls that name their node teach the workflow
                     counts.add(turn.calls, (), None, trace.task.type or None, self._words(turn.query))
         with self._lock:
-            for t in self._since_fit or ():
-                counts.add(t.calls, t.visited, t.workflow, t.request.task_type or None, self._words(t.request.query))
-            self._counts, self._since_fit = counts, None
+            for t in self._since_fit or ():  # graph-less runs that ended during the fit (not in ``traces``)
+                counts.add(t.calls, t.visited, None, t.request.task_type or None, self._words(t.request.query))
+            self._traced, self._since_fit = counts, None
         if self.fallback is not None and isinstance(self.fallback, Learner):
             self.fallback.fit(traces, catalog)
 
@@ -419,9 +444,10 @@ class WorkflowPredictor:
             turn = FinishedTurn(request=turn.request, calls=turn.calls, workflow=self.dag, visited=turn.visited)
         words = self._words(turn.request.query)
         with self._lock:
-            self._counts.add(turn.calls, turn.visited, turn.workflow, turn.request.task_type or None, words)
-            if self._since_fit is not None:
-                self._since_fit.append(turn)
+            counts = self._traced if turn.workflow is None else self._graphs
+            counts.add(turn.calls, turn.visited, turn.workflow, turn.request.task_type or None, words)
+            if self._since_fit is not None and turn.workflow is None:
+                self._since_fit.append(turn)  # a fit in progress replaces these counts: replayed onto its own
 
     # -- probabilities -----------------------------------------------------------------------------
 
@@ -453,11 +479,11 @@ class WorkflowPredictor:
         several targets in one run, and each of them is then reached. With ``words`` (of the turn's
         query), what runs whose query had the most telling of them chose takes the lead.
         """
-        counts = self._counts
         p = 1.0 / max(1, len(alternatives))
         scopes = self._scopes(dag or self.dag, task_type)
         general = False  # the first level with runs is smoothed toward uniform, later ones toward it
         for scope in scopes:
+            counts = self._at(scope)
             runs = counts.branch_runs.get((scope, source), 0)
             if runs:
                 taken = counts.branch.get((scope, source), Counter())[target]
@@ -465,7 +491,7 @@ class WorkflowPredictor:
                 p = (taken + weight * p) / (runs + weight)
                 general = True
         if words:
-            found = self._by_words({target: p}, source, words, scopes, counts.word_branch)
+            found = self._by_words({target: p}, source, words, scopes, _word_branch)
             p = found.get(target, p)
         return p
 
@@ -475,7 +501,7 @@ class WorkflowPredictor:
         node: str,
         words: Sequence[str],
         scopes: Sequence[_Scope],
-        table: Mapping[tuple[_Scope, str, str], Counter[str]],
+        table: Callable[[_Counts], Mapping[tuple[_Scope, str, str], Counter[str]]],
     ) -> dict[str, float]:
         """``prior`` re-estimated on the runs through ``node`` whose query shared a word with this one.
 
@@ -484,9 +510,9 @@ class WorkflowPredictor:
         every run has count little (as the usage-learned lexical predictor does). The most specific
         scope with such runs is used.
         """
-        counts = self._counts
         a = self.query_smoothing
         for scope in reversed(scopes):
+            counts = self._at(scope)
             seen = counts.word_runs.get((scope, node))
             known = [w for w in words if seen and seen.get(w)] if seen else []
             if not known:
@@ -495,13 +521,14 @@ class WorkflowPredictor:
             runs = max(counts.runs.get((scope, node), 0), max(seen[w] for w in known))
             weights = {w: math.log1p(runs / seen[w]) for w in known}
             total = sum(weights.values())
+            found = table(counts)
             keys: set[str] = set(prior)
             for w in known:
-                keys.update(table.get((scope, node, w), ()))
+                keys.update(found.get((scope, node, w), ()))
             out: dict[str, float] = {}
             for x in keys:
                 est = sum(
-                    weights[w] * (table.get((scope, node, w), Counter())[x] + a * prior.get(x, 0.0)) / (seen[w] + a)
+                    weights[w] * (found.get((scope, node, w), Counter())[x] + a * prior.get(x, 0.0)) / (seen[w] + a)
                     for w in known
                 )
                 out[x] = est / total
@@ -519,13 +546,13 @@ class WorkflowPredictor:
     ) -> dict[str, float]:
         """P(section | node): learned request rates (led by runs whose query shared ``words``),
         declared sections, and what follows ``last`` there."""
-        counts = self._counts
         dag = dag or self.dag
         out: dict[str, float] = {}
         nxt: dict[str, float] = {}
         general = False  # a more general level already spoke: back off to it
         scopes = self._scopes(dag, task_type)
         for scope in scopes:
+            counts = self._at(scope)
             runs = counts.runs.get((scope, node), 0)
             if not runs:
                 continue
@@ -541,7 +568,7 @@ class WorkflowPredictor:
                 total = sum(follow.values())
                 nxt = {s: w * follow.get(s, 0) / total + (1.0 - w) * nxt.get(s, 0.0) for s in nxt.keys() | follow}
         if words and out:
-            out = self._by_words(out, node, words, scopes, counts.word_requests)
+            out = self._by_words(out, node, words, scopes, _word_requests)
         if dag is not None and node in dag.nodes:
             for sid in dag.nodes[node].sections:
                 out[sid] = max(out.get(sid, 0.0), self.declared_probability)

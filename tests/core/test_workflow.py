@@ -90,6 +90,39 @@ def test_a_refit_in_a_worker_thread_neither_blanks_predictions_nor_loses_runs_ob
     p.observe_turn(finished("b/1", "b"))  # a run that ends during the fit
     blocking.release.set()
     worker.join(10)
-    probs = p.section_probabilities("b", dag=DAG)
-    assert probs == {"b/1": 1.0}  # kept: replayed onto the new counts
-    assert p.section_probabilities("a", dag=DAG) == {"a/2": 1.0}  # the refit replaced the old learning
+    assert p.section_probabilities("b", dag=DAG) == {"b/1": 1.0}  # kept
+    # What the traces teach (a/2, graph-less) is new; the graph runs observed online (a/1) are kept,
+    # the graph's own level backing off to the traces' one: 3 runs, weight 3 / (3 + backoff 2).
+    assert p.section_probabilities("a", dag=DAG) == {"a/1": 0.6, "a/2": 0.4}
+
+
+def recorded(*runs: tuple[str, str]) -> list[ph.SessionTrace]:
+    """The sessions of graph runs as the TraceStore records them: calls with their node, no graph."""
+    return [
+        ph.SessionTrace(session=f"s-{i}", turns=(ph.TurnTrace(calls=(ph.Call(key=key, node=node),)),))
+        for i, (key, node) in enumerate(runs)
+    ]
+
+
+def test_graph_runs_learned_online_survive_refits_and_are_counted_once() -> None:
+    """A refit on traces that hold the same runs keeps the online counts, however often it runs.
+
+    The traces carry neither the graph nor the router's choices, so a fit cannot recount them: the
+    branch probability comes from the runs observed online only, and refitting must not lose it nor
+    add the recorded copies of those runs to it.
+    """
+    cat = catalog()
+    runs = [("a/1", "a")] * 3 + [("b/1", "b")]
+    fitted_first = ph.WorkflowPredictor()
+    fitted_first.fit(recorded(*runs), cat)
+    observed_first = ph.WorkflowPredictor()
+    for key, node in runs:
+        fitted_first.observe_turn(finished(key, node))
+        observed_first.observe_turn(finished(key, node))
+    for _ in range(2):  # a refit, then another: same counts each time
+        observed_first.fit(recorded(*runs), cat)
+        for p in (fitted_first, observed_first):
+            assert p.branch_probability("r", "a", ["a", "b"], dag=DAG) == (3 + 0.5) / (4 + 1)
+        assert observed_first.section_probabilities("a", dag=DAG) == fitted_first.section_probabilities("a", dag=DAG)
+        assert observed_first.predict(state(cat), 4) == fitted_first.predict(state(cat), 4)
+        assert observed_first.turns_learned == fitted_first.turns_learned == 4 + 4

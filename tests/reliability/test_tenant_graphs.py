@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import prehydrate as ph
 from prehydrate.integrations.langgraph import Prehydrator, WorkflowDAG, WorkflowPredictor
 from tests.integrations.test_langgraph import build, make_source
@@ -80,3 +82,30 @@ def test_fresh_copies_carry_fresh_signals_configured_alike() -> None:
     assert isinstance(fresh.fallback, ph.UsagePredictor) and fresh.fallback is not usage
     assert fresh.turns_learned == 0 and signal.turns_learned == 1
     assert copy.signal_base_weight == 0.3
+
+
+@pytest.mark.parametrize("tenant", ["A", "default"], ids=["tenant", "default-tenant"])
+async def test_graph_runs_learned_online_survive_a_refit(tmp_path: Path, tenant: str) -> None:
+    """Runs of a compiled graph teach the router's choice online; a refit from the traces keeps it.
+
+    The recorded sessions hold the calls and their nodes but not the graph nor the branch the
+    router took, so a refit that replaced the online counts would forget the learned path.
+    """
+    app = build()
+    engine = engine_on(tmp_path, ph.default_predictor())
+    prehydrator = Prehydrator(engine, app)
+    dag = prehydrator.dag
+    assert dag is not None
+    async with engine:
+        for n in range(4):
+            await run_as(prehydrator, app, tenant, n)
+        learned = workflow_signal(engine.predictor_for(tenant))
+        before = learned.branch_probability("classify", "billing", ["billing", "api"], dag=dag)
+        assert before == (4 + 0.5) / (4 + 1)  # four runs, all to billing
+        assert await engine.learn() == 4  # the refit reads the four recorded sessions
+        assert engine.learning.fits >= 1
+        refitted = workflow_signal(engine.predictor_for(tenant))
+        assert refitted.branch_probability("classify", "billing", ["billing", "api"], dag=dag) == before
+        assert refitted.turns_learned == 4 + 4  # each run once online (per graph) and once from its trace
+        report = await run_as(prehydrator, app, tenant, 9)
+    assert (report.hits, report.misses) == (2, 0)  # the learned path still predicts
