@@ -77,7 +77,7 @@ from ._sources import (
     sources_from_paths,
 )
 from ._sql import SqlSource
-from ._text import read_text, utf8
+from ._text import clean_text, read_text, utf8
 from ._trace_store import TraceRetention, TraceStore
 from ._traces import Call, SessionTrace, TaskSpec, TurnTrace, read_traces, write_traces
 from ._turn import ContextResult, Turn
@@ -178,6 +178,7 @@ __all__ = [
     "WorkflowPredictor",
     "__version__",
     "check_section_id",
+    "clean_text",
     "compile_context",
     "content_version",
     "default_policy",

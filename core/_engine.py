@@ -19,10 +19,10 @@ from ._cache import CacheEntry, CacheKey, WarmCache
 from ._catalog import Catalog
 from ._conversations import Conversations
 from ._defaults import default_policy, default_predictor
-from ._errors import ConfigError, InputError
+from ._errors import ConfigError
 from ._events import Event, EventBus, Outcome, SectionsChanged, Subscriber
 from ._fetch import Fetcher, PrefetchFinishedHook, PrefetchStartedHook, key_for
-from ._inputs import EngineLimits, check_optional_str, string_tuple
+from ._inputs import EngineLimits, check_identifier, check_optional_identifier, optional_text, text_tuple
 from ._learning import Learning, LearningPolicy
 from ._live import Follower, LiveSource, SectionChanges, merge_changes
 from ._predict import Predictor
@@ -272,15 +272,17 @@ class Engine:
             partition: a cache scope of its own inside the tenant (e.g. the session id, for
                 per-conversation content): nothing fetched under it is served outside it.
         """
-        if not isinstance(session_id, str) or not session_id:
-            raise InputError("a session id must be a non-empty string")
-        if not isinstance(tenant, str) or not tenant:
-            raise InputError("a tenant must be a non-empty string")
-        check_optional_str(task_type, "a task type")
-        check_optional_str(partition, "a partition")
-        tags = string_tuple(tags, "tags")
+        session_id = check_identifier(session_id, "a session id")
+        tenant = check_identifier(tenant, "a tenant")
+        partition = check_optional_identifier(partition, "a partition")
         return Session(
-            self, session_id, tenant=tenant, task_type=task_type, tags=tags, record=record, partition=partition
+            self,
+            session_id,
+            tenant=tenant,
+            task_type=optional_text(task_type, "a task type"),
+            tags=text_tuple(tags, "tags"),
+            record=record,
+            partition=partition,
         )
 
     @property

@@ -1,7 +1,9 @@
 """Caller-supplied values: the bounds an engine enforces and the checks that refuse bad ones.
 
 Every refusal is one :class:`InputError` sentence naming the argument, so a front end can pass it
-to the model or the user as is.
+to the model or the user as is. Free text that is accepted (queries, tags, task types, node names) is
+made Unicode text here, as it enters (:func:`~prehydrate._text.clean_text`); identifiers (session,
+tenant, partition) that are not Unicode text are refused, as two of them would become one if cleaned.
 """
 
 from __future__ import annotations
@@ -10,8 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import ConfigError, InputError
+from ._text import check_text, clean_text
 
-__all__ = ["EngineLimits", "check_optional_str", "string_tuple"]
+__all__ = [
+    "EngineLimits",
+    "check_identifier",
+    "check_optional_identifier",
+    "check_optional_str",
+    "optional_text",
+    "string_tuple",
+    "text_tuple",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,3 +69,30 @@ def string_tuple(values: object, what: str) -> tuple[str, ...]:
     if not all(isinstance(v, str) for v in out):
         raise InputError(f"{what} must be a list of strings")
     return out
+
+
+def optional_text(value: object, what: str) -> str | None:
+    """A label (task type, node) checked as by :func:`check_optional_str` and made Unicode text."""
+    check_optional_str(value, what)
+    return clean_text(value) if isinstance(value, str) else None
+
+
+def text_tuple(values: object, what: str) -> tuple[str, ...]:
+    """Tags: a tuple of strings as by :func:`string_tuple`, each made Unicode text."""
+    return tuple(clean_text(v) for v in string_tuple(values, what))
+
+
+def check_identifier(value: object, what: str) -> str:
+    """A non-empty string of Unicode text naming a session, tenant or partition; else an InputError.
+
+    Never cleaned: ``a\\ud800`` and ``a\\udfff`` would both become ``a\\ufffd``, one tenant's scope.
+    """
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{what} must be a non-empty string")
+    return check_text(value, what)
+
+
+def check_optional_identifier(value: object, what: str) -> str | None:
+    """A partition: None, or a string (possibly empty) of Unicode text; never cleaned, as above."""
+    check_optional_str(value, what)
+    return check_text(value, what) if isinstance(value, str) else None

@@ -14,9 +14,10 @@ from typing import Protocol, Self
 
 from ._errors import InputError, RequestTooLargeError
 from ._events import TurnReport
-from ._inputs import check_optional_str, string_tuple
+from ._inputs import optional_text, string_tuple, text_tuple
 from ._predict import ContextRequest
 from ._sections import DEFAULT_TENANT, Scope
+from ._text import clean_text
 from ._traces import SessionTrace, TaskSpec, TraceStore, TurnTrace
 from ._turn import Turn, TurnEngine
 
@@ -93,8 +94,13 @@ class Session:
         """
         if self.closed:
             raise InputError(f"session {self.session_id!r} is closed")
-        self._check_turn(query, task_type, node, budget_tokens)
-        tags = string_tuple(tags, "tags")
+        self._check_turn(query, budget_tokens)
+        # Free text is made Unicode text here, as it enters: the trace, the cache keys and the spans
+        # downstream never see a lone surrogate (a client's "\ud800" escape).
+        query = clean_text(query)
+        tags = text_tuple(tags, "tags")
+        task_type = optional_text(task_type, "a task type")
+        node = optional_text(node, "a node")
         if expect is not None:
             expect = string_tuple(expect, "expect")
         if task_type is not None:
@@ -117,14 +123,12 @@ class Session:
             scope=self.scope,
         )
 
-    def _check_turn(self, query: object, task_type: object, node: object, budget_tokens: object) -> None:
+    def _check_turn(self, query: object, budget_tokens: object) -> None:
         if not isinstance(query, str):
             raise InputError("a turn query must be a string")
         longest = self.engine.limits.max_query_chars * 16
         if len(query) > longest:
             raise RequestTooLargeError("turn query", len(query), longest)
-        check_optional_str(task_type, "a task type")
-        check_optional_str(node, "a node")
         if budget_tokens is not None and (isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int)):
             raise InputError(f"budget_tokens must be an int or None, got {type(budget_tokens).__name__}")
 

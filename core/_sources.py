@@ -35,7 +35,7 @@ from ._jsonl import iter_jsonl
 from ._live import SectionChanges
 from ._sections import Hydrated, Scope, Section, content_version, estimate_tokens, one_line_summary
 from ._splitting import DEFAULT_SUFFIXES, Chunk, file_ids, section_ids, split_file
-from ._text import decode_utf8, utf8
+from ._text import check_text, decode_utf8, utf8
 from ._watch import watch_paths
 
 __all__ = [
@@ -93,6 +93,7 @@ def check_section_id(section_id: object) -> str:
         raise InputError(f"a section id may have at most {MAX_ID_LENGTH} characters, got {len(section_id)}")
     if "\x00" in section_id:
         raise InputError("a section id may not contain NUL bytes")
+    check_text(section_id, "a section id")
     parts = re.split(r"[/\\]", section_id.split("#", 1)[0])
     if section_id.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", section_id):
         raise PathTraversalError(section_id, None)

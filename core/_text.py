@@ -1,6 +1,6 @@
 """UTF-8 text: the one rule for turning text into bytes, and for reading bytes back as text.
 
-Three uses, one function each, so nothing in the package spells out an encoding or an error mode:
+Four uses, one function each, so nothing in the package spells out an encoding or an error mode:
 
 - **Sizes, hashes and the package's own stores** (:func:`utf8`, :func:`from_utf8`) pass lone
   surrogates through, so they never raise whatever a ``str`` holds, and round-trip what they wrote.
@@ -9,6 +9,9 @@ Three uses, one function each, so nothing in the package spells out an encoding 
   :func:`encode_text`, :func:`check_text`): a file that is not UTF-8, or a string that is not Unicode
   text (a lone surrogate, which JSON's ``\\ud800`` escape can produce and which no UTF-8 writer, MCP
   client or tokenizer accepts), is bad input, never a ``UnicodeError`` from deep inside the library.
+- **Text a client sends** (a turn or task query, tags, a task type: what a user or a model typed,
+  arriving through MCP or an API call) is kept, not refused: :func:`clean_text` replaces each lone
+  surrogate with U+FFFD where it enters, so traces, cache keys and telemetry only ever hold Unicode text.
 - **Logs for people** (:func:`log_text`) show bytes that are not UTF-8 as ``\\x`` escapes and never raise.
 """
 
@@ -22,6 +25,7 @@ from ._errors import InputError
 
 __all__ = [
     "check_text",
+    "clean_text",
     "decode_utf8",
     "encode_text",
     "estimate_tokens",
@@ -36,6 +40,7 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\S+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def utf8(text: str) -> bytes:
@@ -50,6 +55,18 @@ def first_lone_surrogate(text: str) -> int | None:
     except UnicodeEncodeError as exc:
         return exc.start
     return None
+
+
+def clean_text(text: str) -> str:
+    """``text`` as Unicode text: each lone surrogate replaced with U+FFFD, the rest unchanged.
+
+    For text a client sent, which the package keeps (records in traces, keys caches by, puts on
+    spans) rather than refuses: a ``\\ud800`` escape in a JSON message must not make a trace line
+    that is not UTF-8 or an attribute an exporter cannot encode. ``text`` itself when it is valid.
+    """
+    if first_lone_surrogate(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def from_utf8(data: bytes) -> str:

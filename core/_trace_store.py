@@ -17,6 +17,10 @@ processes appending at once, and years of traffic. Hence:
 - **Tenants are stored apart.** The default tenant's sessions go to the store's path; another
   tenant's go to ``<stem>.tenants/<tenant>.jsonl`` beside it, so its queries never share a file
   with another tenant's and its predictor learns from its own sessions only.
+- **Lines are UTF-8.** Text a client sent was made Unicode text where it entered the engine
+  (:func:`~prehydrate._text.clean_text`); a session built by hand is cleaned the same way as it is
+  written, so a lone surrogate never makes a line that other readers (``jq``, an editor, a strict
+  UTF-8 decoder, :func:`~prehydrate.write_traces`) refuse.
 - **fsync policy.** By default lines are handed to the OS and not fsynced: a crash of the process
   loses nothing written, a crash of the machine may lose the last seconds of sessions (and leave a
   torn tail, repaired as above). ``TraceRetention(fsync=True)`` fsyncs every append.
@@ -43,7 +47,7 @@ from typing import BinaryIO
 
 from ._errors import ConfigError, MalformedInputError
 from ._sections import DEFAULT_TENANT
-from ._text import from_utf8, log_text, utf8
+from ._text import clean_text, from_utf8, log_text, utf8
 from ._traces import SessionTrace, parse_line
 
 try:  # POSIX advisory locks; without them (Windows) appends still go through one os.write each
@@ -213,7 +217,7 @@ class TraceStore:
             fd, name = tempfile.mkstemp(prefix="prehydrate-traces-", suffix=".jsonl")
             with os.fdopen(fd, "wb") as fh:
                 for t in self._pending:
-                    fh.write(utf8(t.dumps() + "\n"))
+                    fh.write(_line(t))
             kept = len(self._pending)
             logger.warning("%d session(s) could not be recorded in %s; written to %s", kept, self.path, name)
             self._pending.clear()
@@ -222,7 +226,7 @@ class TraceStore:
     def _try_write(self, trace: SessionTrace, *, quiet: bool) -> bool:
         live = self.path_for(trace.tenant)
         try:
-            self._write_line(live, utf8(trace.dumps() + "\n"))
+            self._write_line(live, _line(trace))
         except OSError as exc:
             if not quiet:
                 logger.warning(
@@ -380,6 +384,13 @@ class TraceStore:
                 first.line,
                 first.reason,
             )
+
+
+def _line(trace: SessionTrace) -> bytes:
+    """A session's line: always UTF-8. A session's text was made valid as it entered the engine; a
+    SessionTrace built by hand with a lone surrogate is written with U+FFFD in its place, never as
+    bytes that are not UTF-8."""
+    return utf8(clean_text(trace.dumps()) + "\n")
 
 
 def _unquote(name: str) -> bytes:

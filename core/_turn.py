@@ -40,12 +40,12 @@ from ._events import (
     TurnStarted,
 )
 from ._fetch import PrefetchFinishedHook, PrefetchStartedHook
-from ._inputs import EngineLimits
+from ._inputs import EngineLimits, optional_text
 from ._predict import Candidate, ContextRequest, PredictionState, Predictor
 from ._prefetch import AdaptiveWidth, Prefetcher, PrefetchPolicy, PrefetchRecord
 from ._sections import Scope, Section, estimate_tokens
 from ._sources import check_section_id
-from ._text import utf8
+from ._text import clean_text, utf8
 from ._traces import Call
 from ._workflow import WorkflowDAG
 
@@ -375,6 +375,8 @@ class Turn:
             SourceError: hydration failed on demand.
         """
         _check_since(since_version)
+        query = clean_text(query) if isinstance(query, str) else query  # a client's text, made valid as it enters
+        node = optional_text(node, "a node")
         opened_here = not self._started
         if opened_here:
             await self.start()
@@ -426,7 +428,7 @@ class Turn:
         self.engine.emit(
             LookupFailed(
                 **self._ids,
-                section_id=key if isinstance(key, str) else None,
+                section_id=clean_text(key) if isinstance(key, str) else None,  # refused, still put on spans
                 query=query if isinstance(query, str) else None,
                 error_type=type(exc).__name__,
                 message=str(exc),

@@ -38,6 +38,7 @@ from typing import Protocol, runtime_checkable
 from ._catalog import Catalog, tokenize
 from ._errors import ConfigError
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, fresh_like
+from ._text import utf8
 from ._traces import Call, SessionTrace
 
 __all__ = [
@@ -119,7 +120,7 @@ class WorkflowDAG:
         if self.name:
             return self.name
         shape = "|".join(sorted(f"{e.source}>{e.target}>{int(e.conditional)}" for e in self.edges))
-        return "dag-" + hashlib.blake2b(shape.encode("utf-8"), digest_size=6).hexdigest()
+        return "dag-" + hashlib.blake2b(utf8(shape), digest_size=6).hexdigest()
 
     @classmethod
     def from_edges(

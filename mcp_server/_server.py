@@ -344,6 +344,7 @@ def create_server(
     async def compiled_context(task: str, query: str, ctx: Context[Any, Any]) -> list[Message]:
         try:
             key = identify(ctx)
+            task, query = ph.clean_text(task), ph.clean_text(query)  # a client's "\ud800" escape: U+FFFD
             turn = await sessions.new_turn(key, query=query, task_type=task)
             budget = settings.prompt_budget_tokens
             text = await asyncio.to_thread(compile_prompt, engine, turn, task=task, query=query, budget_tokens=budget)

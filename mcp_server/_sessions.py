@@ -150,11 +150,14 @@ class SessionManager:
         tenant = tenant or ph.Scope().tenant
         raw = meta.get(self.policy.meta_key) if meta else None
         if raw is not None:
+            # an id is refused, not cleaned, when it is not Unicode text: two ids must never become one
             if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_SESSION_ID_CHARS or "\x00" in raw:
                 raise ph.InputError(
                     f"_meta[{self.policy.meta_key!r}] must be a non-empty string of at most "
                     f"{MAX_SESSION_ID_CHARS} characters without NUL"
                 )
+            if ph.clean_text(raw) != raw:
+                raise ph.InputError(f"_meta[{self.policy.meta_key!r}] must be Unicode text (it holds a lone surrogate)")
             return SessionKey(tenant=tenant, session_id=raw, origin="meta")
         sid = headers.get("mcp-session-id") if headers is not None else None
         if sid:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 import prehydrate as ph
 from prehydrate._text import (
     check_text,
+    clean_text,
     decode_utf8,
     encode_text,
     from_utf8,
@@ -88,3 +90,54 @@ def test_text_arguments_of_the_compiler_with_a_lone_surrogate_are_input_errors(t
         ph.load_glossary(glossary)
     with pytest.raises(ph.InputError, match=r"^RedisTier secret: not Unicode text"):
         ph.RedisTier("redis://127.0.0.1:1", secret="\ud800" * 16)
+
+
+def test_clean_text_replaces_each_lone_surrogate_and_leaves_unicode_text_alone() -> None:
+    ok = "naïve 東京 😀"
+    assert clean_text(ok) is ok
+    assert clean_text("a\ud800b\udfff") == "a\ufffdb\ufffd"  # one U+FFFD each, not one per byte
+    assert clean_text("\ud83d\ude00") == "\ufffd\ufffd"  # a pair split into two code points is not text either
+
+
+async def test_a_clients_text_is_made_unicode_text_where_it_enters_and_ids_are_refused(tmp_path: Path) -> None:
+    """Turn and task queries, tags, task types and nodes are kept with U+FFFD for each lone surrogate,
+    so the trace line is UTF-8 and the events hold text; identifiers are refused, not merged."""
+    path = tmp_path / "traces.jsonl"
+    src = ph.MockSource(lambda sid, scope: f"text of {sid}", ["refunds", "plans"])
+    events: list[object] = []
+    engine = ph.Engine(sources=[src], traces=ph.TraceStore(path))
+    engine.subscribe(events.append)
+    async with engine:
+        for bad in ({"tenant": "acme\ud800"}, {"partition": "p\udc80"}):
+            with pytest.raises(ph.InputError, match="not Unicode text"):
+                engine.session("s", **bad)  # type: ignore[arg-type]
+        with pytest.raises(ph.InputError, match="not Unicode text"):
+            engine.session("s\ud800")
+        async with engine.session("s1", task_type="bill\ud800", tags=["t\udc80"]) as session:
+            async with session.turn(query="refund \ud800 policy", tags=["u\ud801"], node="n\ud802") as turn:
+                assert (await turn.request_context(query="refunds \udfff", node="m\ud803")).section_id == "refunds"
+                with pytest.raises(ph.InputError, match=r"^a section id: not Unicode text"):
+                    await turn.request_context("refunds\ud800")
+    line = path.read_bytes()
+    line.decode("utf-8")  # strict: every byte is UTF-8 (it held ED A0 80 for the surrogate before)
+    (trace,) = ph.TraceStore(path).load()
+    assert (trace.task.type, trace.task.query, trace.task.tags) == ("bill\ufffd", "refund \ufffd policy", ("t\ufffd",))
+    assert [c.node for t in trace.turns for c in t.calls] == ["m\ufffd"]
+    texts = [v for e in events for v in _strings(dataclasses.asdict(e))]  # type: ignore[call-overload]
+    assert "refund \ufffd policy" in texts and all(clean_text(v) == v for v in texts)  # spans get text only
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [s for v in value for s in _strings(v)] if isinstance(value, list | tuple) else []
+
+
+def test_a_hand_built_session_with_a_lone_surrogate_is_written_as_utf8(tmp_path: Path) -> None:
+    store = ph.TraceStore(tmp_path / "traces.jsonl")
+    store.append(ph.SessionTrace(session="s1", task=ph.TaskSpec(query="refund \ud800")))
+    assert store.pending == 0
+    (tmp_path / "traces.jsonl").read_bytes().decode("utf-8")
+    assert [t.task.query for t in store.load()] == ["refund \ufffd"]

@@ -112,6 +112,43 @@ async def test_http_with_tokens_requires_a_bearer_token(tmp_path: Path) -> None:
         assert [c.key for turn in trace.turns for c in turn.calls] == ["billing/refunds"] * 2
 
 
+_MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+async def _modern_call(raw: httpx.AsyncClient, url: str, method: str, name: str, args: dict[str, str]) -> Any:
+    """One 2026-07-28 request sent as raw JSON (``json.dumps`` writes a lone surrogate as ``\\ud800``,
+    which the SDK's own client refuses to send and the server's stdlib JSON parser accepts)."""
+    params = {"name": name, "arguments": args, "_meta": _MODERN_META}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    headers = {**_HEADERS, "mcp-protocol-version": "2026-07-28", "mcp-method": method, "mcp-name": name}
+    reply = await raw.post(url, content=body.encode("ascii"), headers=headers)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+async def test_a_lone_surrogate_from_a_client_is_answered_and_recorded_as_utf8(tmp_path: Path) -> None:
+    """JSON's ``"\\ud800"`` escape reaches the tool as a lone surrogate; the server answers, and the
+    query is kept with U+FFFD in its place, so the trace line is UTF-8 (it was not) and loads back."""
+    with http_server(tmp_path) as (url, traces):
+        async with httpx.AsyncClient() as raw:
+            call = await _modern_call(raw, url, "tools/call", "request_context", {"query": "refund \ud800 policy"})
+            assert call["result"]["structuredContent"]["section"] == "billing/refunds"
+            prompt = await _modern_call(
+                raw, url, "prompts/get", "compiled_context", {"task": "billing\udc80", "query": "refund \ud800"}
+            )
+            assert "refund \ufffd" in prompt["result"]["messages"][0]["content"]["text"]  # was an error
+    data = traces.read_bytes()
+    data.decode("utf-8")  # strict: held the bytes ED A0 80 before
+    recorded = ph.read_traces(traces)
+    queries = [turn.query for t in recorded for turn in t.turns]
+    assert "refund \ufffd policy" in queries and "refund \ufffd" in queries
+    assert {t.task.type for t in recorded} >= {"billing\ufffd"}
+
+
 async def test_tokens_from_the_environment(tmp_path: Path) -> None:
     env = child_env(tmp_path, PREHYDRATE_TOKENS="tok-env-0123456789abcdef=envco")
     with http_server(tmp_path, env=env) as (url, _):

@@ -109,8 +109,9 @@ async def test_hostile_tool_calls_are_clear_errors_and_the_server_answers(dir_en
         {"prehydrate/session": "a\x00b"},
         {"prehydrate/session": ""},
         {"prehydrate/session": {"tenant": "globex"}},
+        {"prehydrate/session": "a\ud800"},  # refused, not cleaned: "a\ud801" would become the same session
     ],
-    ids=repr,
+    ids=ascii,
 )
 async def test_hostile_session_meta_is_refused(dir_engine: ph.Engine, meta: dict[str, Any]) -> None:
     server = create_server(dir_engine)

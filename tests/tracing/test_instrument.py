@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -273,6 +274,24 @@ async def test_queries_recorded_only_when_asked(
     spans = exporter.get_finished_spans()
     assert attrs(named(spans, A.SPAN_LOOKUP)[0])[A.PREHYDRATE_QUERY] == "account deletion"
     assert attrs(named(spans, A.SPAN_TURN)[0])[A.PREHYDRATE_QUERY] == "How do I?"
+
+
+async def test_a_lone_surrogate_reaches_spans_as_unicode_text(
+    engine: ph.Engine, exporter: InMemorySpanExporter, meter_provider: MeterProvider
+) -> None:
+    """A client's ``"\\ud800"`` escape becomes U+FFFD where the text enters the engine: the OTLP
+    encoder (protobuf, strict UTF-8) raised on it and the exporter dropped the whole batch."""
+    with instrument(engine, trace.get_tracer_provider(), meter_provider, record_queries=True):
+        async with (
+            engine.session("conv-8", task_type="how\udc80to") as session,
+            session.turn(query="How \ud800do I?", expect=[]) as turn,
+        ):
+            await turn.request_context(query="account \ud800 deletion")
+    spans = exporter.get_finished_spans()
+    assert attrs(named(spans, A.SPAN_LOOKUP)[0])[A.PREHYDRATE_QUERY] == "account \ufffd deletion"
+    turn_attrs = attrs(named(spans, A.SPAN_TURN)[0])
+    assert (turn_attrs[A.PREHYDRATE_QUERY], turn_attrs[A.PREHYDRATE_TASK_TYPE]) == ("How \ufffddo I?", "how\ufffdto")
+    assert encode_spans(spans).SerializeToString()
 
 
 async def test_unsampled_provider_records_nothing_and_serves_normally(
