@@ -21,7 +21,9 @@ A server learns from the sessions it records. Three rules shape how:
 
 With ``model_dir`` set, every fitted model is persisted (see :mod:`prehydrate._models`) and loaded
 at the next start before any refit; a damaged or incompatible file is refused with a one-sentence
-warning and the tenant is refitted.
+warning and the tenant is refitted. A start reads only the ``max_tenant_models`` most recently saved
+files (what memory would keep anyway); another tenant's file is read, and its start fit done, on
+that tenant's first request.
 
 At most ``max_tenant_models`` tenants' predictors are kept in memory, the least recently used
 evicted first (a flood of tenant names cannot exhaust memory). An evicted tenant is served by the
@@ -74,7 +76,8 @@ class LearningPolicy:
     """Persist fitted models here and load them at start (None: nothing is persisted)."""
     max_tenant_models: int = 256
     """Tenants whose predictors are kept in memory at most, least recently used evicted first. An
-    evicted tenant's model comes back on its next request (from ``model_dir``, else refitted)."""
+    evicted tenant's model comes back on its next request (from ``model_dir``, else refitted). A start
+    loads this many persisted models, the most recently saved; the others on their tenant's first use."""
 
     def __post_init__(self) -> None:
         if self.refit_delay_s < 0:
@@ -116,6 +119,8 @@ class Learning:
         """Tenants' own predictors, least recently used first; guarded by ``_cond``."""
         self._evicted: set[str] = set()
         """Tenants whose model was evicted: their next request brings it back."""
+        self._deferred: set[str] = set()
+        """Tenants whose model file a start left unread: their first use loads it, then fits them."""
         self._shared: tuple[SessionTrace, ...] = ()
         self._blank: Predictor | None = None
         self._shared_model: Predictor | None = None
@@ -228,6 +233,7 @@ class Learning:
             with self._cond:  # this fit reads every session recorded so far: a refit due for them is done
                 if self._due.get(tenant, 0.0) > time.monotonic():
                     del self._due[tenant]
+                self._deferred.discard(tenant)  # and it is the start fit a restore put off, if any
             began = time.monotonic()
             traces = self.window(tenant)
             if not traces:
@@ -285,19 +291,46 @@ class Learning:
             logger.warning("cannot save the model of tenant %r to %s (%s)", tenant, path, exc.strerror or exc)
 
     def restore(self) -> list[str]:
-        """Load every persisted model of a known tenant; returns the tenants restored.
+        """Load the persisted models of known tenants at start; returns the tenants restored.
 
-        A damaged or incompatible file is refused with a one-sentence warning (the tenant keeps its
-        unfitted predictor until its refit).
+        Only the ``max_tenant_models`` most recently saved files are read (memory would evict the
+        others anyway); the other tenants are left as if evicted and not fitted now: a tenant's
+        first request loads its file, then fits it. A damaged or incompatible file is refused with
+        a one-sentence warning (the tenant keeps its unfitted predictor until its refit).
         """
-        return [t for t in self.tenants() if t not in self._fitted_here and self._load(t)]
+        saved: list[tuple[float, str]] = []
+        for tenant in self.tenants():
+            path = self.model_path(tenant)
+            if tenant in self._fitted_here or path is None:
+                continue
+            try:
+                saved.append((path.stat().st_mtime, tenant))
+            except OSError:  # none saved yet (or unreadable): the tenant is fitted
+                continue
+        saved.sort(key=lambda x: (-x[0], x[1]))  # most recently saved first (ties by name, for a stable start)
+        default = [t for _, t in saved if t == DEFAULT_TENANT or self._factory is None]
+        others = [t for _, t in saved if t not in default]
+        keep, later = others[: self.policy.max_tenant_models], others[self.policy.max_tenant_models :]
+        with self._cond:
+            for tenant in later:
+                if tenant not in self._models:
+                    self._evicted.add(tenant)
+                    self._deferred.add(tenant)
+                    self._due.pop(tenant, None)  # its start fit waits for its first use
+        # The newest last, so it ends up the most recently used.
+        return [t for t in [*default, *reversed(keep)] if self._load(t)]
 
     def _load(self, tenant: str) -> bool:
         """Load ``tenant``'s persisted model and make it serve; False when there is none to load."""
         path = self.model_path(tenant)
         if path is None or not path.exists():
             return False
-        fresh = self.default if tenant == DEFAULT_TENANT or self._factory is None else self._factory()
+        if tenant == DEFAULT_TENANT or self._factory is None:
+            fresh = self.default
+        else:  # into the model serving it, if any: what it learned online (graph runs) is kept
+            with self._cond:
+                own = self._models.get(tenant)
+            fresh = own if own is not None else self._factory()
         if not isinstance(fresh, Persistable):
             return False
         try:
@@ -333,8 +366,14 @@ class Learning:
             self._cond.notify()
 
     def _bring_back(self, catalog: Catalog, tenant: str) -> None:
-        """An evicted tenant's model again: its persisted file, else a refit on its sessions."""
-        if not self._load(tenant):
+        """An evicted tenant's model again: its persisted file, else a refit on its sessions.
+
+        A tenant whose file the start left unread also gets the fit every tenant gets at start.
+        """
+        with self._cond:
+            deferred = tenant in self._deferred
+            self._deferred.discard(tenant)
+        if not self._load(tenant) or deferred:
             self.fit(catalog, tenant)
 
     # -- background --------------------------------------------------------------------------------

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import prehydrate as ph
+import prehydrate._learning as learning_module
 
 SECTIONS = [ph.Section(id=f"doc/{i}", title=f"Document {i}", version="v1", order=i) for i in range(30)]
 SEQUENCE = ("doc/17", "doc/3", "doc/25")
@@ -207,6 +210,62 @@ async def test_tenant_models_are_bounded_and_an_evicted_one_comes_back(tmp_path:
         assert (await tenant_outcomes(engine, "A", "a-back"))[1:] == ["hit", "hit"]
         assert engine.learning.fits == fits + (0 if persisted else 1)  # a model file is loaded, not refitted
         assert (await tenant_outcomes(engine, "C", "c"))[1:] == ["hit", "hit"]
+
+
+async def test_a_start_reads_only_the_newest_max_tenant_models_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cap + N model files: the cap newest are loaded at start, another only on its tenant's first use."""
+    store, models = tmp_path / "traces.jsonl", tmp_path / "models"
+    async with engine_on(store, learning=ph.LearningPolicy(model_dir=models, refit_delay_s=3600)) as first:
+        for tenant in WORKFLOWS:
+            await record(first, tenant, 30)
+        await first.learn()
+    now = time.time()
+    for age, tenant in enumerate(["A", "C", "B"]):  # A saved last, then C, then B: not the order of the fits
+        os.utime(models / f"{tenant}.model.json.gz", (now - 60 * age, now - 60 * age))
+    loaded: list[str] = []
+    load = learning_module.load_model
+
+    def counted(predictor: Any, path: str | Path) -> int:
+        loaded.append(Path(path).name.split(".")[0])
+        return load(predictor, path)
+
+    monkeypatch.setattr(learning_module, "load_model", counted)
+    fitted: list[str] = []
+    policy = ph.LearningPolicy(model_dir=models, max_tenant_models=1, wait_at_start=False, online=False)
+    restarted = engine_on(store, learning=policy)
+    restarted.learning.fit = lambda catalog, tenant="default": fitted.append(tenant) or 0  # type: ignore[method-assign]
+    async with restarted:
+        await wait_resident(restarted, "A")
+        assert loaded == ["A"] and restarted.learning.resident() == ["A"]  # B's and C's files are not read
+        assert (await tenant_outcomes(restarted, "A", "a"))[1:] == ["hit", "hit"]
+        assert fitted == ["A"]  # the start's fit of every tenant: only of the one in memory
+        await wait_resident(restarted, "B")  # B's first use loads its file, then fits it (its start fit)
+        assert loaded == ["A", "B"] and restarted.learning.resident() == ["B"]
+        assert (await tenant_outcomes(restarted, "B", "b"))[1:] == ["hit", "hit"]
+        deadline = time.monotonic() + 30
+        while fitted != ["A", "B"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert fitted == ["A", "B"] and "C" not in loaded  # C was never used: its file never read
+
+
+async def test_a_model_file_loads_into_the_model_a_graph_run_already_taught(tmp_path: Path) -> None:
+    """A run that ends before the start's restore keeps what it taught: the file loads into that model."""
+    store, models = tmp_path / "traces.jsonl", tmp_path / "models"
+    async with engine_on(store, learning=ph.LearningPolicy(model_dir=models, refit_delay_s=3600)) as first:
+        await record(first, "A", 30)
+        await first.learn()
+    restarted = engine_on(store, learning=ph.LearningPolicy(model_dir=models, wait_at_start=False))
+    dag = ph.WorkflowDAG.from_edges([("__start__", "desk"), ("desk", "__end__")], name="g")
+    run = ph.FinishedTurn(request=ph.ContextRequest(), calls=(ph.Call(key="doc/17", node="desk"),), workflow=dag)
+    restarted.learning.observe("A", run)
+    taught = restarted.predictor_for("A")
+    assert restarted.learning.restore() == ["A"]
+    model = restarted.predictor_for("A")
+    assert model is taught and getattr(model, "fitted", False)  # the persisted fit, loaded in place
+    [signal] = getattr(model, "signals", ())
+    assert isinstance(signal, ph.WorkflowPredictor) and signal.turns_learned == 1  # the run is not lost
 
 
 def test_max_tenant_models_must_be_positive() -> None:
