@@ -18,7 +18,8 @@ customer (tenant), so nothing one run hydrated is reused by another: a hit is a 
 The app is written as any LangGraph app (no prehydrate node, no context schema) and wrapped once with
 ``prehydrate_graph(app, engine)``; every run is a plain ``ainvoke`` with a thread id and a tenant in
 its config. The engine uses the shipped default predictor, whose graph-aware signal starts knowing
-nothing and learns branch probabilities and P(section | node, query words) from each finished run.
+nothing and learns branch probabilities and P(section | node, query words) from each finished run
+of a tenant (learning is tenant-private, so here, a tenant per run, every run starts cold).
 The same runs are then repeated without prehydration for comparison. See docs/langgraph.md.
 
     python examples/langgraph_agent.py --runs 100 --json
