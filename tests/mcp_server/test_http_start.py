@@ -3,7 +3,8 @@
 ``prehydrate serve`` opens its port after the imports and the listing of the sources only: the
 engine's warm-up (the lexical index, the learning worker that reads the trace store) starts once
 ``run_http`` reports the port listening. After requests, once none is in progress, the server
-hands freed heap memory back to the system (glibc's ``malloc_trim``).
+hands freed heap memory back to the system (glibc's ``malloc_trim``); POST requests beyond
+``HttpLimits.max_active_posts`` are refused with ``503`` before the MCP SDK allocates for them.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from uvicorn.server import ServerState
 
 import prehydrate as ph
-from prehydrate.mcp_server import create_server, run_http
+from prehydrate.mcp_server import HttpLimits, create_server, run_http
 from prehydrate.mcp_server._http import _malloc_trim, _trim_when_quiet
 from tests._net import free_port
 
@@ -117,3 +119,72 @@ def test_malloc_trim_is_found_on_glibc() -> None:
     trim = _malloc_trim()
     assert trim is not None
     assert trim(0) in (0, 1)
+
+
+async def test_posts_beyond_the_bound_get_503_before_the_sdk_and_later_ones_are_served() -> None:
+    """One tool call held inside the server: the next POST is refused at once, then served once it is done."""
+    release = asyncio.Event()
+
+    async def slow(section_id: str, scope: ph.Scope) -> str:
+        if section_id == "held":
+            await release.wait()
+        return f"content of {section_id}"
+
+    source = ph.MockSource(slow, ["held", "free"], speculative=False)
+    engine = ph.Engine(sources=[source], policy=ph.PrefetchPolicy(enabled=False))
+    port = free_port()
+    limits = HttpLimits(max_active_posts=1)
+    async with engine:
+        task = asyncio.create_task(run_http(create_server(engine), host="127.0.0.1", port=port, limits=limits))
+        url = f"http://127.0.0.1:{port}/mcp"
+        try:
+            await _wait_for_port(port, task)
+            async with httpx.AsyncClient(timeout=30) as http:
+                held = asyncio.create_task(_post_call(http, url, "held", 1))
+                while source.active == 0:  # the held call is inside the tool, its POST in progress
+                    await asyncio.sleep(0.02)
+                t0 = time.monotonic()
+                refused = await _post_call(http, url, "free", 2)
+                assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+                assert time.monotonic() - t0 < 5  # refused at once, not queued
+                release.set()
+                assert (await held).status_code == 200
+                served = await _post_call(http, url, "free", 3)
+                assert served.status_code == 200 and "content of free" in served.text
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _wait_for_port(port: int, task: asyncio.Task[None]) -> None:
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.025)
+    raise AssertionError(f"port {port} never opened")
+
+
+async def _post_call(http: httpx.AsyncClient, url: str, section: str, rid: int) -> httpx.Response:
+    """A 2026-07-28-era ``tools/call`` as one plain JSON POST (the era needs no handshake)."""
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "method": "tools/call",
+        "params": {"name": "request_context", "arguments": {"section": section}, "_meta": envelope},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "request_context",
+    }
+    return await http.post(url, json=body, headers=headers)
