@@ -41,9 +41,7 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     if not texts:
         return []  # before the import: an empty index (an unfitted predictor's) needs no bm25s
     bm25s = _bm25s()
-    out = bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
-    )
+    out = bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)
     return [list(t) for t in out]
 
 

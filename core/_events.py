@@ -49,6 +49,7 @@ class TurnIds(TypedDict):
     session: str
     tenant: str
 
+
 Operation = Literal["request_context", "read_resource"]
 """What a front end was asked: the ``request_context`` tool, or a read of a section as a resource
 (MCP ``resources/read prehydrate://sections/{id}``), which goes through the same cache."""

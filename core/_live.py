@@ -108,8 +108,12 @@ class Follower:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a broken watcher must not take the engine down; it stops following
-            logger.warning("source %r stopped reporting changes (%s: %s); refresh to pick up changes", src.name,
-                           type(exc).__name__, exc)
+            logger.warning(
+                "source %r stopped reporting changes (%s: %s); refresh to pick up changes",
+                src.name,
+                type(exc).__name__,
+                exc,
+            )
 
     async def aclose(self) -> None:
         """Stop following (cancel the tasks and wait for them)."""

@@ -20,7 +20,6 @@ __all__ = [
 DEFAULT_TENANT = "default"
 
 
-
 def content_version(text: str) -> str:
     """The version of a piece of content: the first 16 hex digits of its SHA-256."""
     return hashlib.sha256(utf8(text)).hexdigest()[:16]

@@ -150,9 +150,7 @@ def read_sections_jsonl(path: str | Path) -> list[tuple[Section, str]]:
         if sid in seen:
             raise MalformedInputError(str(path), lineno, f"duplicate section id {sid!r}")
         seen.add(sid)
-        section = _section(
-            section_id=sid, title=title or sid, text=text, tags=tags, source=str(path), order=len(out)
-        )
+        section = _section(section_id=sid, title=title or sid, text=text, tags=tags, source=str(path), order=len(out))
         out.append((section, text))
     return out
 

@@ -26,9 +26,7 @@ def _stub_tokens(section: ph.Section) -> int:
     return ph.estimate_tokens(f"- [{section.id}] {section.title} (~{section.tokens} tokens): {section.summary}")
 
 
-def choose_stubs(
-    sections: Sequence[ph.Section], ranked: Iterable[str], budget_tokens: int | None
-) -> list[ph.Section]:
+def choose_stubs(sections: Sequence[ph.Section], ranked: Iterable[str], budget_tokens: int | None) -> list[ph.Section]:
     """The sections whose stubs fit ``budget_tokens``, taking ``ranked`` ids first, then document order.
 
     Returns them in document order. ``None`` means no budget (every section).
@@ -55,9 +53,7 @@ def _note(shown: int, total: int) -> str:
     )
 
 
-def compile_prompt(
-    engine: ph.Engine, turn: ph.Turn | None, *, task: str, query: str, budget_tokens: int | None
-) -> str:
+def compile_prompt(engine: ph.Engine, turn: ph.Turn | None, *, task: str, query: str, budget_tokens: int | None) -> str:
     """The prompt text for one turn: stubs within ``budget_tokens`` (see the module docstring)."""
     sections = engine.catalog.sections
     predicted = [p.section_id for p in turn.prefetches] if turn is not None else []

@@ -37,8 +37,19 @@ def sections(
         raise _fail(exc) from exc
     if as_json:
         for s in catalog:
-            print(json.dumps({"id": s.id, "title": s.title, "tags": list(s.tags), "tokens": s.tokens,
-                              "bytes": s.size_bytes, "version": s.version}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "id": s.id,
+                        "title": s.title,
+                        "tags": list(s.tags),
+                        "tokens": s.tokens,
+                        "bytes": s.size_bytes,
+                        "version": s.version,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     longest = max((len(s.id) for s in catalog), default=2)
     if not console.is_terminal or longest + 40 > console.width:
