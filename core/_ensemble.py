@@ -42,6 +42,7 @@ import numpy.typing as npt
 from ._catalog import Catalog
 from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
+from ._models import Persistable
 from ._neighbors import NeighborPredictor
 from ._predict import Candidate, Learner, PredictionState, Predictor, fresh_like
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
@@ -489,6 +490,12 @@ class EnsemblePredictor:
             "trace": base[0].state_dict(),
             "usage": base[1].state_dict(),
             "neighbor": base[2].state_dict(),
+            # What the signals learned (the workflow's graph runs, which no trace can teach again),
+            # by position and class; a signal that cannot be persisted is listed with no state.
+            "signals": [
+                {"class": type(s).__name__, "state": s.state_dict() if isinstance(s, Persistable) else None}
+                for s in self.signals
+            ],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -505,11 +512,26 @@ class EnsemblePredictor:
         base.usage.load_state(state["usage"])
         base.neighbor.load_state(state["neighbor"])
         report = EnsembleFit(**state["fit_report"])
+        self._load_signals(state.get("signals"))
         with self._lock:
             self.trace, self.usage, self.neighbor = base
             self._model = _Model(**arrays)
             self.fitted = bool(state["fitted"])
             self.fit_report = report
+
+    def _load_signals(self, saved: object) -> None:
+        """Restore the signals' states when the file's signals are the configured ones (count and classes).
+
+        A file from before signals were saved, or saved with other signals, leaves them as they are:
+        they relearn online, and the rest of the model still loads.
+        """
+        if not isinstance(saved, list) or [s.get("class") if isinstance(s, dict) else None for s in saved] != [
+            type(s).__name__ for s in self.signals
+        ]:
+            return
+        for signal, entry in zip(self.signals, saved, strict=True):
+            if isinstance(signal, Persistable) and entry.get("state") is not None:
+                signal.load_state(entry["state"])
 
     def _labelled(self, state: PredictionState, remaining: tuple[str, ...], fitted: _Fitted) -> _Rows:
         view, pos, x = self._rows(state, fitted, True)

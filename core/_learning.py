@@ -21,7 +21,11 @@ A server learns from the sessions it records. Three rules shape how:
 
 With ``model_dir`` set, every fitted model is persisted (see :mod:`prehydrate._models`) and loaded
 at the next start before any refit; a damaged or incompatible file is refused with a one-sentence
-warning and the tenant is refitted. A start reads only the ``max_tenant_models`` most recently saved
+warning and the tenant is refitted. What a model learned online from graph runs is in its file too
+(no trace can teach it again): a model that learned runs since its last save is saved by ``close``
+and, once evicted, by the worker; a fit reads the tenant's file first if its model has not; a run
+that ends while its tenant's model is away is kept and learned once the model is back. A start
+reads only the ``max_tenant_models`` most recently saved
 files (what memory would keep anyway); another tenant's file is read, and its start fit done, on
 that tenant's first request.
 
@@ -36,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +60,12 @@ logger = logging.getLogger("prehydrate.learning")
 
 _SHARED = "\x00shared"
 """The worker's job name for fitting the shared corpus alone (never a tenant: tenants have no NUL)."""
+
+_SAVE = "\x00save"
+"""The worker's job name for saving evicted models that learned graph runs since their last save."""
+
+MAX_PENDING_RUNS = 256
+"""Graph runs kept per tenant while its model is away (evicted, or its file not read yet); older dropped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +131,21 @@ class Learning:
         """Tenants whose model was evicted: their next request brings it back."""
         self._deferred: set[str] = set()
         """Tenants whose model file a start left unread: their first use loads it, then fits them."""
+        self._pending: dict[str, deque[FinishedTurn]] = {}
+        """Graph runs a tenant's model must still learn: it was away when they ended (its file is loaded
+        first, then they are applied). The default tenant learns them at once too (a load replaces them)."""
+        self._read: set[str] = set()
+        """Tenants whose model in memory holds what their model file holds (read it, or wrote it)."""
+        self._unsaved: set[str] = set()
+        """Tenants whose model learned graph runs online since it was last saved (``close`` saves them)."""
+        self._parked: dict[str, Predictor] = {}
+        """Evicted models that learned graph runs since they were last saved: the worker saves them, and
+        a tenant that comes back meanwhile gets its model again (its file does not hold those runs)."""
+        self._busy: set[str] = set()
+        """Tenants whose model is being loaded or fitted now (a run of theirs waits for that model)."""
+        self._sessions: dict[str, int] = {}
+        """Sessions each tenant's model was last fitted on (what its model file records)."""
+        self._save_lock = threading.Lock()
         self._shared: tuple[SessionTrace, ...] = ()
         self._blank: Predictor | None = None
         self._shared_model: Predictor | None = None
@@ -190,20 +215,62 @@ class Learning:
         """Teach ``tenant``'s predictor one finished graph run (online learning), and no one else's.
 
         A tenant still served by the shared unfitted (or shared-corpus) predictor first gets one of
-        its own, so what its run teaches reaches neither the other tenants nor the default one.
+        its own, so what its run teaches reaches neither the other tenants nor the default one. A
+        tenant whose model is away (evicted, being fitted, or its model file not read yet) keeps the
+        run until the model is back, then the model learns it: a new, empty model never replaces
+        the fitted one, and the run is not lost (its recorded session holds neither the graph nor
+        the router's branch, so no refit could teach it again).
         """
-        model = self.default
-        if tenant != DEFAULT_TENANT and self._factory is not None and self.learns:
-            with self._cond:
-                found = self._models.get(tenant)
-                if found is None and tenant in self._evicted:
-                    self._schedule(tenant)  # a new model would replace its fitted one: bring that back
-                    return  # instead (this run's calls are in its recorded session for the next refit)
-            model = found or self._factory()
+        if not self.learns:
+            model = self.default
+        else:
+            key = tenant if tenant != DEFAULT_TENANT and self._factory is not None else DEFAULT_TENANT
+            found = self._observer_for(key, turn)
             if found is None:
-                self._install(tenant, model)
+                return  # kept: the model learns the run once it is back
+            model = found
         if isinstance(model, TurnObserver):
             model.observe_turn(turn)
+            if self.learns and self.policy.model_dir is not None:
+                with self._cond:
+                    self._unsaved.add(key)
+
+    def _observer_for(self, key: str, turn: FinishedTurn) -> Predictor | None:
+        """The model that learns ``key``'s run now, or None when the run is kept until its model is back."""
+        path = self.model_path(key)
+        unread = key not in self._read and path is not None and path.exists()
+        with self._cond:
+            if key == DEFAULT_TENANT:
+                if unread:  # learned now and again once the file is loaded (the load replaces it)
+                    self._keep(key, turn)
+                return self.default
+            found = self._models.get(key)
+            if found is None and key in self._busy:  # being loaded or fitted: that model learns it
+                self._keep(key, turn)
+                return None
+            if found is None and (unread or key in self._evicted):
+                self._keep(key, turn)
+                self._evicted.add(key)
+                self._schedule(key)  # a new model would replace its fitted one: bring that back instead
+                return None
+        if found is None:
+            found = self._factory() if self._factory is not None else self.default
+            self._install(key, found)
+        return found
+
+    def _keep(self, key: str, turn: FinishedTurn) -> None:
+        """Keep a run for ``key``'s model until it is back; holds ``_cond``."""
+        self._pending.setdefault(key, deque(maxlen=MAX_PENDING_RUNS)).append(turn)
+
+    def _catch_up(self, key: str, model: Predictor) -> None:
+        """Teach ``model`` (back in memory now) the runs ``key`` kept for it."""
+        with self._cond:
+            runs = self._pending.pop(key, ())
+            if runs and self.policy.model_dir is not None:
+                self._unsaved.add(key)
+        if isinstance(model, TurnObserver):
+            for run in runs:
+                model.observe_turn(run)
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -238,11 +305,17 @@ class Learning:
             traces = self.window(tenant)
             if not traces:
                 return 0
-            model = self._refitted(tenant)
-            assert isinstance(model, Learner)
-            model.fit(traces, catalog)  # replaces its fitted state under its lock, keeps its online learning
-            if model is not self.default:
-                self._install(tenant, model)  # a new model is swapped in whole: readers see the old or the new
+            with self._cond:
+                self._busy.add(tenant)
+            try:
+                model = self._refitted(tenant)
+                assert isinstance(model, Learner)
+                model.fit(traces, catalog)  # replaces its fitted state under its lock, keeps its online learning
+                if model is not self.default:
+                    self._install(tenant, model)  # a new model is swapped in whole: readers see the old or the new
+            finally:
+                with self._cond:
+                    self._busy.discard(tenant)
             self.fits += 1
             self._fitted_here.add(tenant)
             self._last_fit[tenant] = (time.monotonic(), time.monotonic() - began)
@@ -253,13 +326,25 @@ class Learning:
         """The predictor a fit of ``tenant`` fits: the one serving it, or a new one when it has none.
 
         Refitting in place keeps what the predictor learned online (a graph run's branch choices,
-        which no recorded session holds); a new one is made only for a tenant without its own.
+        which no recorded session holds); a new one is made only for a tenant without its own. A
+        model that has not read its tenant's model file yet reads it first, so the saved fit never
+        drops what the file holds and no trace can teach again.
         """
         if tenant == DEFAULT_TENANT or self._factory is None:
-            return self.default
-        with self._cond:
-            own = self._models.get(tenant)
-        return own if own is not None else self._factory()
+            model = self.default
+        else:
+            with self._cond:
+                own = self._models.get(tenant)
+                if own is None and tenant in self._parked:
+                    own = self._parked.pop(tenant)
+                    self._read.add(tenant)  # evicted before it was saved: it holds more than its file
+            model = own if own is not None else self._factory()
+        path = self.model_path(tenant)
+        if tenant not in self._read and path is not None and isinstance(model, Persistable) and path.exists():
+            self._read_file(tenant, model, path)
+            if model is self.default:
+                self._catch_up(tenant, model)  # another tenant's new model learns them when installed
+        return model
 
     def fit_all(self, catalog: Catalog) -> int:
         """Fit every tenant's predictor (and the shared corpus's); returns the sessions used in all."""
@@ -285,10 +370,51 @@ class Learning:
         path = self.model_path(tenant)
         if path is None or not isinstance(model, Persistable):
             return
+        with self._cond:
+            self._unsaved.discard(tenant)  # before the state is taken: a run learned meanwhile marks it again
+            self._sessions[tenant] = sessions
         try:
-            save_model(model, path, sessions=sessions)
+            with self._save_lock:  # one writer at a time (``close`` may save while a fit's thread does)
+                save_model(model, path, sessions=sessions)
         except OSError as exc:
             logger.warning("cannot save the model of tenant %r to %s (%s)", tenant, path, exc.strerror or exc)
+            with self._cond:
+                self._unsaved.add(tenant)  # still unsaved: the next save (or ``close``) tries again
+            return
+        with self._cond:
+            if model is self.default or self._models.get(tenant) is model:
+                self._read.add(tenant)  # the model serving it holds what its file holds
+
+    def save_unsaved(self) -> list[str]:
+        """Save the models in memory that learned graph runs since they were last saved; returns their tenants.
+
+        ``close`` calls it, so the runs of a server's last minutes survive a restart.
+        """
+        with self._cond:
+            tenants = sorted(self._unsaved)
+            found = [(t, self._models.get(t) or self._parked.get(t)) for t in tenants if t != DEFAULT_TENANT]
+            models = [(DEFAULT_TENANT, self.default)] if DEFAULT_TENANT in self._unsaved else []
+        saved = []
+        for tenant, model in [*models, *found]:
+            if model is not None:
+                self._persist(tenant, model, self._sessions.get(tenant, 0))
+                saved.append(tenant)
+        self._unpark()
+        return saved
+
+    def _save_parked(self) -> None:
+        """Save the evicted models that learned graph runs since their last save, then let them go."""
+        with self._cond:
+            parked = list(self._parked.items())
+        for tenant, model in parked:
+            self._persist(tenant, model, self._sessions.get(tenant, 0))
+        self._unpark()
+
+    def _unpark(self) -> None:
+        """Let go of the parked models that are saved now (a run learned meanwhile keeps one parked)."""
+        with self._cond:
+            for tenant in [t for t in self._parked if t not in self._unsaved]:
+                del self._parked[tenant]
 
     def restore(self) -> list[str]:
         """Load the persisted models of known tenants at start; returns the tenants restored.
@@ -323,23 +449,56 @@ class Learning:
     def _load(self, tenant: str) -> bool:
         """Load ``tenant``'s persisted model and make it serve; False when there is none to load."""
         path = self.model_path(tenant)
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        if self._unpark_one(tenant):
+            return True
+        if not path.exists():
             return False
         if tenant == DEFAULT_TENANT or self._factory is None:
             fresh = self.default
         else:  # into the model serving it, if any: what it learned online (graph runs) is kept
             with self._cond:
                 own = self._models.get(tenant)
+                self._busy.add(tenant)
             fresh = own if own is not None else self._factory()
-        if not isinstance(fresh, Persistable):
-            return False
         try:
-            load_model(fresh, path)
-        except (ModelFileError, FileNotFoundError) as exc:
-            logger.warning("%s; refitting instead", exc)
+            loaded = isinstance(fresh, Persistable) and self._read_file(tenant, fresh, path)
+            if fresh is self.default:
+                self._catch_up(tenant, fresh)  # the load replaced the runs it learned meanwhile: again
+            elif loaded:
+                self._install(tenant, fresh)  # which teaches it the runs kept for it
+        finally:
+            with self._cond:
+                self._busy.discard(tenant)
+        return loaded
+
+    def _unpark_one(self, tenant: str) -> bool:
+        """Make ``tenant``'s parked model (evicted before it was saved) serve again, as it was."""
+        with self._cond:
+            model = self._parked.pop(tenant, None) if tenant not in self._models else None
+            if model is not None:
+                self._read.add(tenant)  # it holds more than its file
+                self._busy.add(tenant)  # a run ending now waits for it (``_install`` ends that)
+        if model is None:
             return False
-        if fresh is not self.default:
-            self._install(tenant, fresh)
+        self._install(tenant, model)
+        return True
+
+    def _read_file(self, tenant: str, model: Persistable, path: Path) -> bool:
+        """Load ``tenant``'s model file into ``model``; a damaged one is refused with a warning."""
+        try:
+            sessions = load_model(model, path)
+        except FileNotFoundError:
+            return False
+        except ModelFileError as exc:
+            logger.warning("%s; refitting instead", exc)
+            with self._cond:
+                self._read.add(tenant)  # read once: the refit writes a good file over it
+            return False
+        with self._cond:
+            self._read.add(tenant)
+            self._sessions[tenant] = sessions
         return True
 
     # -- the models kept in memory -----------------------------------------------------------------
@@ -355,9 +514,16 @@ class Learning:
             self._models[tenant] = model
             self._models.move_to_end(tenant)
             self._evicted.discard(tenant)
+            self._busy.discard(tenant)  # from now on its runs reach the model itself
             while len(self._models) > self.policy.max_tenant_models:
-                gone, _ = self._models.popitem(last=False)
+                gone, model_gone = self._models.popitem(last=False)
                 self._evicted.add(gone)
+                self._read.discard(gone)  # its model comes back from the file
+                room = self._worker is not None and len(self._parked) < self.policy.max_tenant_models
+                if gone in self._unsaved and room:  # the worker saves what it learned since its last save
+                    self._parked[gone] = model_gone
+                    self._schedule(_SAVE)
+        self._catch_up(tenant, model)
 
     def _schedule(self, job: str) -> None:
         """Run ``job`` (a tenant to bring back, or the shared fit) in the worker now; holds ``_cond``."""
@@ -431,7 +597,9 @@ class Learning:
             assert catalog is not None
             for t in ready:
                 try:
-                    if t == _SHARED:
+                    if t == _SAVE:
+                        self._save_parked()
+                    elif t == _SHARED:
                         self._fit_shared(catalog())
                     elif t in back:
                         self._bring_back(catalog(), t)
@@ -448,3 +616,4 @@ class Learning:
             worker, self._worker = self._worker, None
         if worker is not None:
             worker.join(timeout_s)
+        self.save_unsaved()

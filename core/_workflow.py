@@ -33,7 +33,7 @@ import threading
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._catalog import Catalog, tokenize
 from ._errors import ConfigError
@@ -63,6 +63,9 @@ MAX_QUERY_WORDS = 48
 
 ANY_GRAPH = ""
 """The graph key of what was learned from traces (they do not record which graph made a call)."""
+
+_STATE_VERSION = 1
+"""Version of :meth:`WorkflowPredictor.state_dict`'s layout (a persisted model file holds it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +288,71 @@ class _Counts:
                 for w in words:
                     self.word_branch[(scope, src, w)][t] += 1
 
+    # -- persistence (plain JSON data: a scope tuple is flattened into its key's list) ---------------
+
+    def state(self) -> dict[str, Any]:
+        """These counts as JSON-able data: each table a list of ``[graph, task, *key, counts]`` rows."""
+        out: dict[str, Any] = {"turns": self.turns}
+        for name in _TABLES:
+            table: Mapping[tuple[Any, ...], Counter[str] | int] = getattr(self, name)
+            out[name] = [[*key[0], *key[1:], dict(v) if isinstance(v, Counter) else v] for key, v in table.items()]
+        return out
+
+    @classmethod
+    def from_state(cls, data: object) -> _Counts:
+        """Counts restored from :meth:`state`; ValueError when ``data`` is not such a state."""
+        if not isinstance(data, dict) or not _is_count(data.get("turns")):
+            raise ValueError("workflow counts need a 'turns' count")
+        counts = cls()
+        counts.turns = data["turns"]
+        for name, arity in _TABLES.items():
+            rows = data.get(name)
+            if not isinstance(rows, list):
+                raise ValueError(f"workflow counts need a {name!r} list")
+            table = getattr(counts, name)
+            for row in rows:
+                if not isinstance(row, list) or len(row) != arity + 3:
+                    raise ValueError(f"a {name!r} row is not [graph, task, {arity} key(s), counts]")
+                graph, task, *rest, value = row
+                if not (isinstance(graph, str) and (task is None or isinstance(task, str))):
+                    raise ValueError(f"a {name!r} row has no (graph, task type) scope")
+                if not all(isinstance(k, str) for k in rest):
+                    raise ValueError(f"a {name!r} row has a key that is not a string")
+                table[((graph, task), *rest)] = _counter(value, name) if name not in _SCALARS else _count(value, name)
+        return counts
+
+
+_TABLES: dict[str, int] = {
+    "branch": 1,
+    "branch_runs": 1,
+    "runs": 1,
+    "requests": 1,
+    "next": 2,
+    "word_runs": 1,
+    "word_requests": 2,
+    "word_branch": 2,
+}
+"""The count tables of :class:`_Counts` and how many strings follow the scope in their keys."""
+_SCALARS = frozenset({"branch_runs", "runs"})
+"""Tables whose values are plain counts (the others map a section, target or word to a count)."""
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count(value: object, table: str) -> int:
+    if not _is_count(value):
+        raise ValueError(f"a {table!r} row's count is not a non-negative integer")
+    assert isinstance(value, int)
+    return value
+
+
+def _counter(value: object, table: str) -> Counter[str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_count(v) for k, v in value.items()):
+        raise ValueError(f"a {table!r} row's counts are not a mapping of strings to non-negative integers")
+    return Counter(value)
+
 
 def _word_branch(counts: _Counts) -> Mapping[tuple[_Scope, str, str], Counter[str]]:
     return counts.word_branch
@@ -449,6 +517,30 @@ class WorkflowPredictor:
             counts.add(turn.calls, turn.visited, turn.workflow, turn.request.task_type or None, words)
             if self._since_fit is not None and turn.workflow is None:
                 self._since_fit.append(turn)  # a fit in progress replaces these counts: replayed onto its own
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What was learned, as JSON-able data: the trace-learned counts and the per-graph online ones.
+
+        The per-graph counts are what makes this worth saving: they come from graph runs observed
+        online, which no recorded session can teach again (a trace holds neither the graph, nor the
+        nodes a run passed without a call, nor the branch a router took). Settings and the fallback
+        are configuration, not state: they are not included.
+        """
+        with self._lock:
+            return {"version": _STATE_VERSION, "traced": self._traced.state(), "graphs": self._graphs.state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` exactly (replacing both count sets); ValueError if it is not one.
+
+        Nothing changes when ``state`` is refused.
+        """
+        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+            raise ValueError(f"a workflow state needs version {_STATE_VERSION}")
+        traced, graphs = _Counts.from_state(state.get("traced")), _Counts.from_state(state.get("graphs"))
+        with self._lock:
+            self._traced, self._graphs = traced, graphs
 
     # -- probabilities -----------------------------------------------------------------------------
 

@@ -105,3 +105,73 @@ def test_saving_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, fitted: p
     ph.save_model(fitted, path)
     ph.save_model(fitted, path)
     assert [p.name for p in path.parent.iterdir()] == ["model.json.gz"]
+
+
+DAG = ph.WorkflowDAG.from_edges(
+    [("__start__", "r"), ("r", "a", True), ("r", "b", True), ("a", "__end__"), ("b", "__end__")], name="g"
+)
+
+
+def graph_runs(p: ph.EnsemblePredictor, n: int) -> None:
+    """Runs of a graph whose router always takes ``a``: what only online learning can know."""
+    for _ in range(n):
+        call = ph.Call(key="a/1", node="a")
+        p.observe_turn(ph.FinishedTurn(request=ph.ContextRequest(), calls=(call,), workflow=DAG, visited=("r", "a")))
+
+
+def branch_a(p: ph.EnsemblePredictor) -> float:
+    [signal] = p.signals
+    assert isinstance(signal, ph.WorkflowPredictor)
+    return signal.branch_probability("r", "a", ["a", "b"], dag=DAG)
+
+
+def test_the_ensemble_saves_what_its_workflow_signal_learned_online(tmp_path: Path) -> None:
+    p = ph.EnsemblePredictor()
+    graph_runs(p, 4)
+    ph.save_model(p, tmp_path / "m.json.gz")
+    loaded = ph.EnsemblePredictor()
+    ph.load_model(loaded, tmp_path / "m.json.gz")
+    assert branch_a(loaded) == branch_a(p) == (4 + 0.5) / (4 + 1)
+
+
+def test_a_model_file_from_before_signals_were_saved_still_loads(
+    tmp_path: Path, catalog: ph.Catalog, fitted: ph.EnsemblePredictor
+) -> None:
+    path = tmp_path / "old.json.gz"
+    ph.save_model(fitted, path, sessions=178)
+    state = _doc(path)["state"]
+    assert isinstance(state, dict) and "signals" in state
+    _rewrite(path, state={k: v for k, v in state.items() if k != "signals"})  # the layout older files have
+    loaded = ph.EnsemblePredictor()
+    graph_runs(loaded, 2)  # what its signal learned meanwhile is kept: the file has nothing to replace it with
+    assert ph.load_model(loaded, path) == 178
+    assert loaded.fitted and predictions(loaded, catalog) == predictions(fitted, catalog)
+    assert branch_a(loaded) == (2 + 0.5) / (2 + 1)
+
+
+def test_a_model_file_saved_with_other_signals_loads_without_them(tmp_path: Path) -> None:
+    p = ph.EnsemblePredictor()
+    graph_runs(p, 3)
+    ph.save_model(p, tmp_path / "m.json.gz")
+    other = ph.EnsemblePredictor(signals=[ph.LexicalPredictor()])
+    ph.load_model(other, tmp_path / "m.json.gz")  # no error: the signals do not match, they are left alone
+    none = ph.EnsemblePredictor(signals=[])
+    ph.load_model(none, tmp_path / "m.json.gz")
+    two = ph.EnsemblePredictor(signals=[ph.WorkflowPredictor(), ph.WorkflowPredictor()])
+    ph.load_model(two, tmp_path / "m.json.gz")
+    assert [branch_a(ph.EnsemblePredictor(signals=[s])) for s in two.signals] == [0.5, 0.5]
+
+
+def test_a_damaged_signal_state_refuses_the_file_in_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "m.json.gz"
+    p = ph.EnsemblePredictor()
+    graph_runs(p, 3)
+    ph.save_model(p, path)
+    state = _doc(path)["state"]
+    assert isinstance(state, dict)
+    _rewrite(path, state={**state, "signals": [{"class": "WorkflowPredictor", "state": {"version": 1}}]})
+    fresh = ph.EnsemblePredictor()
+    with pytest.raises(ph.ModelFileError) as info:
+        ph.load_model(fresh, path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert branch_a(fresh) == 0.5

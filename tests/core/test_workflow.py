@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from typing import overload
+
+import pytest
 
 import prehydrate as ph
 
@@ -126,3 +130,75 @@ def test_graph_runs_learned_online_survive_refits_and_are_counted_once() -> None
         assert observed_first.section_probabilities("a", dag=DAG) == fitted_first.section_probabilities("a", dag=DAG)
         assert observed_first.predict(state(cat), 4) == fitted_first.predict(state(cat), 4)
         assert observed_first.turns_learned == fitted_first.turns_learned == 4 + 4
+
+
+def taught() -> ph.WorkflowPredictor:
+    """A predictor that learned from traces (task-typed, with words) and from graph runs observed online."""
+    p = ph.WorkflowPredictor()
+    traces = recorded(("a/2", "a"), ("b/2", "b"))
+    traces = [dataclasses.replace(t, task=ph.TaskSpec(type="billing")) for t in traces]
+    p.fit(traces, catalog())
+    for key, node, query in [("a/1", "a", "refund my invoice")] * 3 + [("b/1", "b", "webhook failing")]:
+        p.observe_turn(
+            ph.FinishedTurn(
+                request=ph.ContextRequest(query=query, task_type="billing"),
+                calls=(ph.Call(key=key, node=node), ph.Call(key="a/2", node=node)),
+                workflow=DAG,
+                visited=("r", node),
+            )
+        )
+    return p
+
+
+def test_a_saved_state_restores_the_online_graph_counts_exactly() -> None:
+    """Per-graph counts learned online (no trace can teach them again) survive a JSON round trip."""
+    cat = catalog()
+    p = taught()
+    state = json.loads(json.dumps(p.state_dict()))  # what a model file holds
+    q = ph.WorkflowPredictor()
+    q.load_state(state)
+    assert q.turns_learned == p.turns_learned == 2 + 4
+    for task, words in [(None, ()), ("billing", ()), ("billing", ("webhook",)), ("other", ("refund",))]:
+        assert q.branch_probability("r", "b", ["a", "b"], task, dag=DAG, words=words) == p.branch_probability(
+            "r", "b", ["a", "b"], task, dag=DAG, words=words
+        )
+        for node, last in [("a", None), ("a", "a/1"), ("b", "b/1")]:
+            assert q.section_probabilities(node, last, task, dag=DAG, words=words) == p.section_probabilities(
+                node, last, task, dag=DAG, words=words
+            )
+    for query in ["", "refund", "webhook is down"]:
+        s = ph.PredictionState(request=ph.ContextRequest(query=query, task_type="billing"), catalog=cat, workflow=DAG)
+        assert q.predict(s, 4) == p.predict(s, 4)
+    assert q.branch_probability("r", "a", ["a", "b"], dag=DAG) == (3 + 0.5) / (4 + 1)  # learned, not uniform
+    assert q.state_dict() == state
+    q.observe_turn(finished("b/1", "b"))  # the restored counts go on learning
+    assert q.turns_learned == p.turns_learned + 1
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {},
+        {"version": 99},
+        {"version": 1, "traced": {}, "graphs": {}},
+        {"version": 1, "traced": {"turns": -1}},
+        "rows of the wrong length",
+        "a scope that is not a string",
+        "counts that are not integers",
+    ],
+)
+def test_a_malformed_state_is_refused_and_changes_nothing(broken: object) -> None:
+    p = taught()
+    good = p.state_dict()
+    if isinstance(broken, str):
+        rows = good["graphs"]["branch"]
+        row = {
+            "rows of the wrong length": rows[0][1:],
+            "a scope that is not a string": [7, *rows[0][1:]],
+            "counts that are not integers": [*rows[0][:-1], {"a": "3"}],
+        }[broken]
+        broken = {**good, "graphs": {**good["graphs"], "branch": [row]}}
+    before = p.state_dict()
+    with pytest.raises(ValueError):
+        p.load_state(broken)  # type: ignore[arg-type]
+    assert p.state_dict() == before

@@ -250,8 +250,8 @@ async def test_a_start_reads_only_the_newest_max_tenant_models_files(
         assert fitted == ["A", "B"] and "C" not in loaded  # C was never used: its file never read
 
 
-async def test_a_model_file_loads_into_the_model_a_graph_run_already_taught(tmp_path: Path) -> None:
-    """A run that ends before the start's restore keeps what it taught: the file loads into that model."""
+async def test_a_graph_run_that_ends_before_the_restore_is_learned_by_the_loaded_model(tmp_path: Path) -> None:
+    """A run that ends before the start's restore keeps what it taught: the loaded model learns it."""
     store, models = tmp_path / "traces.jsonl", tmp_path / "models"
     async with engine_on(store, learning=ph.LearningPolicy(model_dir=models, refit_delay_s=3600)) as first:
         await record(first, "A", 30)
@@ -259,11 +259,11 @@ async def test_a_model_file_loads_into_the_model_a_graph_run_already_taught(tmp_
     restarted = engine_on(store, learning=ph.LearningPolicy(model_dir=models, wait_at_start=False))
     dag = ph.WorkflowDAG.from_edges([("__start__", "desk"), ("desk", "__end__")], name="g")
     run = ph.FinishedTurn(request=ph.ContextRequest(), calls=(ph.Call(key="doc/17", node="desk"),), workflow=dag)
-    restarted.learning.observe("A", run)
-    taught = restarted.predictor_for("A")
+    restarted.learning.observe("A", run)  # kept: a new model now would be replaced by the file's
+    assert not getattr(restarted.predictor_for("A"), "fitted", True)
     assert restarted.learning.restore() == ["A"]
     model = restarted.predictor_for("A")
-    assert model is taught and getattr(model, "fitted", False)  # the persisted fit, loaded in place
+    assert getattr(model, "fitted", False)  # the persisted fit
     [signal] = getattr(model, "signals", ())
     assert isinstance(signal, ph.WorkflowPredictor) and signal.turns_learned == 1  # the run is not lost
 
@@ -271,3 +271,19 @@ async def test_a_model_file_loads_into_the_model_a_graph_run_already_taught(tmp_
 def test_max_tenant_models_must_be_positive() -> None:
     with pytest.raises(ph.ConfigError, match="max_tenant_models"):
         ph.LearningPolicy(max_tenant_models=0)
+
+
+async def test_a_default_tenant_run_before_the_restore_is_learned_again_after_it(tmp_path: Path) -> None:
+    """The default tenant learns a run at once; loading its file replaces that, so the run is applied again."""
+    store, models = tmp_path / "traces.jsonl", tmp_path / "models"
+    dag = ph.WorkflowDAG.from_edges([("__start__", "desk"), ("desk", "__end__")], name="g")
+    run = ph.FinishedTurn(request=ph.ContextRequest(), calls=(ph.Call(key="doc/17", node="desk"),), workflow=dag)
+    async with engine_on(store, learning=ph.LearningPolicy(model_dir=models, refit_delay_s=3600)) as first:
+        first.learning.observe("default", run)
+    assert (models / "default.model.json.gz").exists()  # saved at close: it learned a graph run
+    restarted = engine_on(store, learning=ph.LearningPolicy(model_dir=models, wait_at_start=False))
+    restarted.learning.observe("default", run)
+    [signal] = getattr(restarted.predictor, "signals", ())
+    assert isinstance(signal, ph.WorkflowPredictor) and signal.turns_learned == 1  # learned at once
+    assert restarted.learning.restore() == ["default"]
+    assert signal.turns_learned == 2  # the file's run, and this one again after the load replaced it

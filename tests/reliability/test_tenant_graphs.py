@@ -7,6 +7,7 @@ under tenant-private learning (the default, with a TraceStore) each tenant learn
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,105 @@ async def test_graph_runs_learned_online_survive_a_refit(tmp_path: Path, tenant:
         assert refitted.turns_learned == 4 + 4  # each run once online (per graph) and once from its trace
         report = await run_as(prehydrator, app, tenant, 9)
     assert (report.hits, report.misses) == (2, 0)  # the learned path still predicts
+
+
+@pytest.mark.parametrize("refit", [False, True], ids=["saved-at-close", "saved-by-a-refit"])
+async def test_a_restart_predicts_the_branch_graph_runs_taught_before_it(tmp_path: Path, refit: bool) -> None:
+    """Graph runs learned online are in the persisted model: a restarted engine predicts the learned path.
+
+    The restarted engine never fits (only the model file may act): the recorded sessions could not
+    teach it the router's branch anyway, since a trace holds neither the graph nor the branch taken.
+    """
+    app = build()
+    models = tmp_path / "models"
+
+    def engine(policy: ph.LearningPolicy) -> ph.Engine:
+        return ph.Engine(
+            sources=[make_source(latency=0.05)],
+            predictor=ph.default_predictor(),
+            policy=ph.PrefetchPolicy(top_n=2, max_inflight=2),
+            traces=ph.TraceStore(tmp_path / "traces.jsonl"),
+            learning=policy,
+        )
+
+    first = engine(ph.LearningPolicy(model_dir=models, refit_delay_s=3600))
+    prehydrator = Prehydrator(first, app)
+    dag = prehydrator.dag
+    assert dag is not None
+    async with first:
+        for n in range(4):
+            await run_as(prehydrator, app, "A", n)
+        if refit:
+            assert await first.learn() == 4
+    assert (models / "A.model.json.gz").exists()
+
+    restarted = engine(ph.LearningPolicy(model_dir=models, wait_at_start=False, online=False))
+    restarted.learning.fit = lambda *a, **k: 0  # type: ignore[method-assign]  # only the persisted model may act
+    again = Prehydrator(restarted, app)
+    async with restarted:
+        deadline = asyncio.get_running_loop().time() + 30
+        while "A" not in restarted.learning.resident() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        signal = workflow_signal(restarted.predictor_for("A"))
+        assert signal.branch_probability("classify", "billing", ["billing", "api"], dag=dag) == (4 + 0.5) / (4 + 1)
+        report = await run_as(again, app, "A", 9)
+    assert (report.hits, report.misses) == (2, 0)  # the billing path was prefetched, not the api one
+
+
+async def wait_resident(engine: ph.Engine, tenant: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while tenant not in engine.learning.resident() and asyncio.get_running_loop().time() < deadline:
+        engine.predictor_for(tenant)  # a request of the tenant brings its model back
+        await asyncio.sleep(0.02)
+    assert tenant in engine.learning.resident(), f"{tenant}'s model never came back"
+
+
+def learned_runs(engine: ph.Engine, tenant: str, dag: WorkflowDAG) -> float:
+    """How many runs of ``tenant`` took the billing branch, read back from the branch probability."""
+    p = workflow_signal(engine.predictor_for(tenant)).branch_probability(
+        "classify", "billing", ["billing", "api"], dag=dag
+    )
+    return round((p - 0.5) / (1 - p), 6)  # p = (n + 0.5) / (n + 1) after n runs, all to billing
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["evicted-unsaved", "evicted-after-a-save"])
+async def test_an_evicted_tenant_keeps_its_graph_runs_and_learns_one_that_ends_while_it_is_away(
+    tmp_path: Path, saved: bool
+) -> None:
+    """One model in memory, two tenants: A's graph learning survives eviction, and a run of A while
+    its model is away is learned once the model is back (not dropped, not given to a new empty model)."""
+    app = build()
+    policy = ph.LearningPolicy(model_dir=tmp_path / "models", max_tenant_models=1, refit_delay_s=3600)
+    engine = ph.Engine(
+        sources=[make_source(latency=0.05)],
+        predictor=ph.default_predictor(),
+        policy=ph.PrefetchPolicy(top_n=2, max_inflight=2),
+        traces=ph.TraceStore(tmp_path / "traces.jsonl"),
+        learning=policy,
+    )
+    prehydrator = Prehydrator(engine, app)
+    dag = prehydrator.dag
+    assert dag is not None
+    async with engine:
+        for n in range(2):
+            await run_as(prehydrator, app, "A", n)
+        if saved:
+            await engine.learn()  # A's file now holds its two runs
+        await run_as(prehydrator, app, "B", 0)  # B's model evicts A's
+        assert engine.learning.resident() == ["B"]
+        # A run of A ends while its model is away: the worker brings it back, then it learns the run.
+        run = ph.FinishedTurn(
+            request=ph.ContextRequest(query="zebra"), calls=(), workflow=dag, visited=("classify", "billing")
+        )
+        engine.learning.observe("A", run)
+        await wait_resident(engine, "A")
+        assert learned_runs(engine, "A", dag) == 3
+        await wait_resident(engine, "B")  # evicts A again; then A's next fit reads its file first
+        assert await engine.learn() >= 3  # fits A (from its file and sessions), then B: A is evicted again
+        await wait_resident(engine, "A")
+        assert learned_runs(engine, "A", dag) == 3
+    loaded = ph.default_predictor()
+    ph.load_model(loaded, tmp_path / "models" / "A.model.json.gz")
+    [signal] = loaded.signals
+    assert isinstance(signal, WorkflowPredictor)
+    assert signal.branch_probability("classify", "billing", ["billing", "api"], dag=dag) == (3 + 0.5) / (3 + 1)
