@@ -479,20 +479,21 @@ async def _burst_calls(url: str, token: str, ids: list[str], n: int, connections
     }
 
 
-async def _steady_rss(pid: int, *, tolerance: int = 1 << 20, timeout_s: float = 60.0) -> int:
-    """The server's RSS once it stops moving (four samples 0.5 s apart within ``tolerance``).
+async def _steady_rss(pid: int, *, window_s: float = 7.0, tolerance: int = 1 << 20, timeout_s: float = 90.0) -> int:
+    """The server's RSS once it has not moved by more than ``tolerance`` for ``window_s`` seconds.
 
-    The server warms up after its port opens (the lexical index imports bm25s and scipy, the
-    learning worker starts): a baseline read while that is still going on was 15-20 MB low, and the
-    burst was then charged with the warm-up's memory.
+    The window is longer than the server's 5 s memory-trim period, so the baseline, like the RSS
+    after the burst, is read after the server has handed back what its warm-up freed; and the
+    warm-up after the port opens (the lexical index, the learning worker) is over by then.
     """
+    per_window = int(window_s / 0.5) + 1
     samples = [rss_bytes(pid)]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         samples.append(rss_bytes(pid))
-        last = samples[-4:]
-        if len(last) == 4 and max(last) - min(last) <= tolerance:
+        last = samples[-per_window:]
+        if len(last) == per_window and max(last) - min(last) <= tolerance:
             break
     return samples[-1]
 
