@@ -19,8 +19,8 @@ needed a descriptor (Rich imports a module on first use), and the failure ended 
 - **log handlers that cannot raise**: a handler failing (for want of a descriptor, a closed
   stream) is reported on stderr by the logging module and the server goes on;
 - **memory given back after a burst**: once requests have been served and none is in progress,
-  glibc's ``malloc_trim`` returns the freed heap pages to the system. Without it, the buffers of a
-  10,000-call burst stayed in the process (RSS +33 % after the burst, +17 % with it).
+  glibc's ``malloc_trim`` returns the freed heap pages to the system (after a 10,000-call burst it
+  gave back about 19 MB that glibc otherwise kept; docs/reliability.md has the numbers).
 
 Tool calls are bounded separately, per server (``SessionPolicy.max_concurrent_calls``), with a fast
 "busy" tool error.
@@ -75,8 +75,9 @@ class HttpLimits:
     max_active_posts: int | None = 256
     """``POST`` requests (tool calls and other messages) handled at once; one more is answered
     ``503`` with ``Retry-After: 1`` before it reaches the MCP SDK; ``None``: no bound. Each request
-    inside the SDK costs tens of KB that the allocator keeps after a burst: 1,000 at once left the
-    process 55-64 % larger for good, 250 at once 9 %. Long-lived ``GET`` event streams do not count."""
+    inside the SDK costs tens of KB that the allocator keeps after a burst: 10,000 calls over 1,000
+    connections left 66-78 MB behind without the bound, about 38 MB with it, over 250 connections
+    12 MB. Long-lived ``GET`` event streams do not count."""
     header_timeout_s: float = 20.0
     """Seconds a connection may take to send a complete request head (counted again after each response)."""
     keep_alive_s: float = 15.0
