@@ -30,6 +30,7 @@ weigh half when the ranker would take over).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -417,8 +418,8 @@ class EnsemblePredictor:
         if y_tr.sum() < 5 or y_tr.sum() == len(y_tr) or n_tr.sum() < 5:
             return None, EnsembleFit(sessions=len(traces))
         mean, scale = _standardise(x_tr)
-        val_loss, l2, w_used = _choose_l2(x_tr, y_tr, val_rows, mean, scale)
         x_va, y_va, _ = _stack(val_rows)
+        val_loss, l2, w_used = _choose_l2(x_tr, y_tr, x_va, y_va, mean, scale)
         report = EnsembleFit(
             sessions=len(traces),
             train_sessions=len(traces) - len(val_idx),
@@ -599,10 +600,9 @@ def _logistic(x: Matrix, y: Vector, mean: Vector, scale: Vector, l2: float) -> V
 
 
 def _choose_l2(
-    x: Matrix, y: Vector, val_rows: Sequence[_Rows], mean: Vector, scale: Vector
+    x: Matrix, y: Vector, x_va: Matrix, y_va: Vector, mean: Vector, scale: Vector
 ) -> tuple[float, float, Vector]:
     """(validation log loss, L2 strength, weights) of the strength with the lowest validation loss."""
-    x_va, y_va, _ = _stack(val_rows)
     best: tuple[float, float, Vector] | None = None
     for l2 in (0.01, 0.1, 1.0, 10.0):
         w = _logistic(x, y, mean, scale, l2)
@@ -627,19 +627,25 @@ def _cross_validated_hit(rows_of: Sequence[Sequence[_Rows]], fold_of: npt.NDArra
         if not held or y.sum() == 0 or y.sum() == len(y):
             continue
         mean, scale = _standardise(x)
-        model = _Model(mean=mean, scale=scale, used=_logistic(x, y, mean, scale, l2), next=np.zeros(0))
-        n = sum(1 for r in held if r.y_next.any())
-        hits += round(_hit_at(held, model.proba_used) * n)
-        points += n
+        w = _logistic(x, y, mean, scale, l2)
+        fold_hits, fold_points = _hits(held, functools.partial(_apply, mean=mean, scale=scale, w=w))
+        hits += fold_hits
+        points += fold_points
     return hits / max(points, 1)
 
 
-def _hit_at(rows: Sequence[_Rows], score: Callable[[Matrix], Vector], k: int = 3) -> float:
-    """Share of prediction points (with a next call) whose next call is among the ``k`` best by ``score``.
+def _hit_at(rows: Sequence[_Rows], score: Callable[[Matrix], Vector]) -> float:
+    """Share of prediction points (with a next call) whose next call is among the 3 best by ``score``.
 
     What the selection between the fitted ranker and the fallback compares: the replay's measure at
     one point, free of how either is calibrated (the fallback's scores are not probabilities).
     """
+    hits, points = _hits(rows, score)
+    return hits / max(points, 1)
+
+
+def _hits(rows: Sequence[_Rows], score: Callable[[Matrix], Vector], k: int = 3) -> tuple[int, int]:
+    """(points whose next call is among the ``k`` best by ``score``, points with a next call)."""
     hits = points = 0
     for r in rows:
         if not r.y_next.any():
@@ -647,7 +653,7 @@ def _hit_at(rows: Sequence[_Rows], score: Callable[[Matrix], Vector], k: int = 3
         points += 1
         top = np.argsort(-score(r.x), kind="stable")[:k]
         hits += int(r.y_next[top].any())
-    return hits / max(points, 1)
+    return hits, points
 
 
 def _log_loss(p: Vector, y: Vector) -> float:

@@ -56,11 +56,13 @@ def dev_paths(name: str) -> tuple[Path, Path, Path]:
     """
     sections, train, _ = _published_paths(name)
     lines = train.read_text(encoding="utf-8").splitlines()
-    held = split_groups((group_of(json.loads(x)) for x in lines), test_share=DEV_SHARE, seed="dev")
+    groups = [group_of(json.loads(x)) for x in lines]
+    held = split_groups(groups, test_share=DEV_SHARE, seed="dev")
     folder = Path(tempfile.gettempdir()) / "prehydrate-bench-dev" / name
     folder.mkdir(parents=True, exist_ok=True)
-    sides = {"train": [x for x in lines if group_of(json.loads(x)) not in held]}
-    sides["test"] = [x for x in lines if group_of(json.loads(x)) in held]
+    sides: dict[str, list[str]] = {"train": [], "test": []}
+    for line, group in zip(lines, groups, strict=True):
+        sides["test" if group in held else "train"].append(line)
     for side, rows in sides.items():  # written aside and renamed: parallel jobs never read a torn file
         part = folder / f"{side}.{os.getpid()}.part"
         part.write_text("".join(x + "\n" for x in rows), encoding="utf-8")

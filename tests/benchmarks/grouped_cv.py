@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import prehydrate as ph
+from prehydrate._validation import group_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _datasets import DEV_ENV, all_datasets, dataset_paths  # noqa: E402
@@ -40,7 +41,7 @@ def row(name: str) -> str:
     predictor.fit(traces, catalog)
     seconds = time.perf_counter() - t0
     r = predictor.fit_report
-    groups = len({t.group or f"{t.task.type}\x1f{t.task.query}" for t in traces})
+    groups = len({group_of(t) for t in traces})  # the grouping the fit itself uses
     kept = "no (unfitted ranks)" if r.fallback_chosen else "yes"
     cells = [name, str(len(traces)), str(groups), f"{r.validation_hit:.3f}", f"{r.fallback_hit:.3f}", kept]
     cells += [f"{r.l2:g}", f"{r.validation_log_loss:.3f}", f"{r.validation_ece:.3f}", f"{seconds:.1f}"]
