@@ -61,11 +61,11 @@ class CacheTierConformance:
 
     async def store_foreign(self, tier: ph.CacheTier, key: ph.CacheKey, other: ph.CacheEntry) -> None:
         """Write ``other`` (whose own key differs) into ``key``'s storage slot, bypassing ``put``."""
-        raise NotImplementedError
+        raise NotImplementedError("a CacheTierConformance subclass provides store_foreign")
 
     async def store_torn(self, tier: ph.CacheTier, key: ph.CacheKey) -> None:
         """Write something that is not a whole entry (a torn write) into ``key``'s slot."""
-        raise NotImplementedError
+        raise NotImplementedError("a CacheTierConformance subclass provides store_torn")
 
     # -- round trip ---------------------------------------------------------------------------------
 
