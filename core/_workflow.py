@@ -32,13 +32,13 @@ import math
 import threading
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ._catalog import Catalog, tokenize
 from ._errors import ConfigError
 from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, fresh_like
-from ._text import utf8
+from ._text import clean_text, utf8
 from ._traces import Call, SessionTrace
 
 __all__ = [
@@ -108,10 +108,27 @@ class WorkflowDAG:
     _dist: dict[str, dict[str, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._clean_names()
         for e in self.edges:
             self._out.setdefault(e.source, []).append(e)
             if e.conditional:
                 self._routers.setdefault(e.source, []).append(e.target)
+
+    def _clean_names(self) -> None:
+        """Node names as Unicode text: a lone surrogate becomes U+FFFD, as in a turn's node.
+
+        The graph's description enters the core here, as a turn's node enters it through the
+        session (``optional_text``): both sides get the same cleaning, so a run of node
+        ``"plan\\ud800"`` (its calls recorded as ``"plan\\ufffd"``) finds its node in the graph.
+        """
+        names = [*self.nodes, *(n.name for n in self.nodes.values())]
+        names += [x for e in self.edges for x in (e.source, e.target)]
+        if all(clean_text(x) is x for x in names):
+            return
+        nodes = {clean_text(k): replace(n, name=clean_text(n.name)) for k, n in self.nodes.items()}
+        edges = tuple(replace(e, source=clean_text(e.source), target=clean_text(e.target)) for e in self.edges)
+        object.__setattr__(self, "nodes", nodes)  # frozen: set once, before the DAG is used
+        object.__setattr__(self, "edges", edges)
 
     @property
     def key(self) -> str:

@@ -80,14 +80,20 @@ def workflow_dag(
         warn: emit :class:`UndeclaredTargetsWarning` for routers without declared targets.
 
     Raises:
-        ConfigError: ``graph`` has no ``get_graph()``, or node metadata is malformed.
+        ConfigError: ``graph`` has no ``get_graph()``, node metadata is malformed, or a node name is not
+            Unicode text (a lone surrogate: LangGraph cannot run such a graph).
     """
     get_graph = getattr(graph, "get_graph", None)
     if not callable(get_graph):
         raise ph.ConfigError(
             f"workflow_dag() needs the compiled app (what StateGraph.compile() returns), got {type(graph).__name__}"
         )
-    drawn = get_graph(xray=xray)
+    try:
+        drawn = get_graph(xray=xray)
+    except UnicodeEncodeError as exc:  # LangGraph hashes node names as UTF-8: it can neither draw nor run this one
+        raise ph.ConfigError(
+            f"the graph has a name that is not Unicode text ({exc.object!a}); LangGraph cannot run it: rename it"
+        ) from None
     nodes: dict[str, ph.WorkflowNode] = {}
     for node_name, node in drawn.nodes.items():
         nodes[node_name] = ph.WorkflowNode(

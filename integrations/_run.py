@@ -69,6 +69,12 @@ def unbind_context(token: Token[PrehydrateContext | None]) -> None:
         pass
 
 
+def _node_name(node: str | None) -> str | None:
+    """A node's name as the core keeps it in a graph (:class:`~prehydrate.WorkflowDAG`) and a turn:
+    lone surrogates made U+FFFD, so the run's visits and calls match the graph's nodes."""
+    return ph.clean_text(node) if isinstance(node, str) else node
+
+
 class PrehydrateContext:
     """The per-run handle shared by the entry node, the ``request_context`` tool and the bailout.
 
@@ -139,6 +145,7 @@ class PrehydrateContext:
         async with self._lock:
             if self.closed:
                 raise ph.InputError(f"the prehydrate run of session {self.session_id!r} is already over")
+            node = _node_name(node)
             self.visit(node)
             if self.turn is None:
                 session = await self.prehydrator.open_session(self)
@@ -151,6 +158,7 @@ class PrehydrateContext:
 
     def node_started(self, node: str) -> None:
         """A node began: remember it and re-aim the prediction at it (when the turn is open)."""
+        node = ph.clean_text(node)  # as the graph's node names are (see WorkflowDAG)
         self.visit(node)
         dag = self.prehydrator.dag
         if self.turn is not None and not self.closed and (dag is None or node in dag.nodes):
@@ -178,6 +186,7 @@ class PrehydrateContext:
         """
         if self.closed:
             raise ph.InputError(f"the prehydrate run of session {self.session_id!r} is already over")
+        node = _node_name(node)
         turn = self.turn if self.turn is not None else await self.start(node)
         if node is not None:
             self.visit(node)

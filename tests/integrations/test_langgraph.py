@@ -420,6 +420,51 @@ def test_workflow_predictor_follows_the_core_protocols() -> None:
     assert "node 'billing'" in top[0].reason
 
 
+async def learned_runs(name: str) -> list[tuple[list[str], int, int]]:
+    """Each run's prefetched sections, hits and misses, on a graph whose billing node is ``name``.
+
+    The graph is described by hand, as a workflow engine other than LangGraph describes it (LangGraph
+    itself cannot run a node named ``"plan\\ud800"``); the runs go through the integration's context as
+    a compiled app's runs do: node starts, then the node's calls. Other tenants' runs teach the workflow.
+    """
+    dag = WorkflowDAG.from_edges(
+        [("__start__", "classify"), ("classify", name, True), ("classify", "api", True)]
+        + [(name, "__end__"), ("api", "__end__")]
+    )
+    engine = make_engine(make_source(latency=0.02), policy=ph.PrefetchPolicy(top_n=2, max_inflight=2))
+    prehydrator = Prehydrator(engine, dag=dag)
+    out = []
+    async with engine:
+        for i, (node, sections) in enumerate([(name, BILLING), ("api", API), (name, BILLING), (name, BILLING)]):
+            async with prehydrator.run(f"s{i}", tenant=f"t{i}", query="q") as ctx:
+                await ctx.start()
+                for started in ("classify", node):
+                    ctx.node_started(started)
+                    await asyncio.sleep(0.05)  # the node's model thinks
+                for sid in sections:
+                    await ctx.request_context(sid, node=node)
+            assert ctx.turn is not None and ctx.report is not None
+            out.append(([p.section_id for p in ctx.turn.prefetches], ctx.report.hits, ctx.report.misses))
+    return out
+
+
+async def test_a_node_name_that_is_not_unicode_text_is_predicted_like_a_plain_one() -> None:
+    """The graph's node names and a run's node names are cleaned alike (a lone surrogate -> U+FFFD):
+    what runs of ``"plan\\ud800"`` requested is found again for that node of the graph (it was not)."""
+    plain = await learned_runs("plan")
+    odd = await learned_runs("plan\ud800")
+    assert plain[-1] == (BILLING, 2, 0)  # the plain graph learned the branch and its sections
+    assert odd == plain
+
+
+def test_a_compiled_graph_with_a_node_name_that_is_not_unicode_text_is_refused_in_one_sentence() -> None:
+    g = StateGraph(State, context_schema=PrehydrateContext)
+    g.add_node("plan\ud800", noop)  # LangGraph accepts the name here, then fails to draw or run the graph
+    g.add_edge(START, "plan\ud800")
+    with pytest.raises(ph.ConfigError, match=r"^the graph has a name that is not Unicode text \('plan\\ud800'\)"):
+        Prehydrator(make_engine(make_source()), g.compile())
+
+
 @pytest.mark.parametrize("follow_nodes", [False, True])
 async def test_following_node_starts_prefetches_for_the_node_that_just_started(follow_nodes: bool) -> None:
     one_each = {"billing": ["billing/refunds"], "api": ["api/errors"]}
