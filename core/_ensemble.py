@@ -45,7 +45,7 @@ from ._lexical import LexicalPredictor, UsagePredictor
 from ._markov import TracePredictor
 from ._models import Persistable
 from ._neighbors import NeighborPredictor
-from ._predict import Candidate, Learner, PredictionState, Predictor, fresh_like
+from ._predict import Candidate, Learner, PredictionState, Predictor, constructor_options, fresh_like
 from ._scoring import CatalogView, Vector, prediction_points, request_tags, view_of
 from ._traces import SessionTrace
 from ._validation import grouped_folds
@@ -465,18 +465,12 @@ class EnsemblePredictor:
         """An unfitted predictor configured like this one (another tenant's, see ``LearningPolicy``).
 
         Its signals are fresh too (their ``fresh()``), so a tenant's graph runs stay its own; a
-        signal without ``fresh()`` is shared as it is.
+        signal without ``fresh()`` is shared as it is. Every other constructor argument is carried
+        over from :func:`constructor_options` (the signature is the one list of them).
         """
-        return EnsemblePredictor(
-            folds=self.folds,
-            validation=self.validation,
-            candidates=self.candidates,
-            min_sessions=self.min_sessions,
-            seed=self.seed,
-            signals=tuple(fresh_like(s) or s for s in self.signals),
-            signal_base_weight=self.signal_base_weight,
-            max_stacked_sessions=self.max_stacked_sessions,
-        )
+        options = constructor_options(self)
+        options["signals"] = tuple(fresh_like(s) or s for s in self.signals)
+        return EnsemblePredictor(**options)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything fitted (ranker weights, base predictors, fit report) as JSON-able data."""

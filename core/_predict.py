@@ -8,9 +8,10 @@ learn implement :class:`Learner` as well: ``fit(traces, catalog)``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._catalog import Catalog
 from ._sections import Scope
@@ -26,6 +27,7 @@ __all__ = [
     "PredictionState",
     "Predictor",
     "SequentialPredictor",
+    "constructor_options",
     "fresh_like",
 ]
 
@@ -102,6 +104,17 @@ class Learner(Protocol):
     def fit(self, traces: Sequence[SessionTrace], catalog: Catalog) -> None:
         """Learn from ``traces``; calling it again replaces what was learned."""
         ...
+
+
+def constructor_options(obj: object) -> dict[str, Any]:
+    """Every argument of ``type(obj)``'s constructor, read back from ``obj``'s attribute of that name.
+
+    The one source of truth of a ``fresh()`` copy: the constructor's signature lists the options,
+    and a predictor keeps each under its own name (scikit-learn's ``get_params`` rule), so an
+    argument added later is carried over without a list to update, and one kept under another
+    name fails loudly (AttributeError naming it) instead of being silently reset to its default.
+    """
+    return {name: getattr(obj, name) for name in inspect.signature(type(obj)).parameters}
 
 
 def fresh_like(predictor: Predictor) -> Predictor | None:

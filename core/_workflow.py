@@ -37,7 +37,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._catalog import Catalog, tokenize
 from ._errors import ConfigError
-from ._predict import Candidate, ContextRequest, Learner, PredictionState, Predictor, fresh_like
+from ._predict import (
+    Candidate,
+    ContextRequest,
+    Learner,
+    PredictionState,
+    Predictor,
+    constructor_options,
+    fresh_like,
+)
 from ._text import clean_text, utf8
 from ._traces import Call, SessionTrace
 
@@ -481,20 +489,13 @@ class WorkflowPredictor:
 
         The same default graph and settings, no counts, so one tenant's graph runs never rank
         another's sections; the fallback is made fresh too when it can be (its ``fresh()``), else
-        shared (a fallback that learns nothing, like lexical, is safe to share).
+        shared (a fallback that learns nothing, like lexical, is safe to share). Every constructor
+        argument is carried over from :func:`constructor_options` (the signature is the one list of them).
         """
-        fallback = None if self.fallback is None else fresh_like(self.fallback) or self.fallback
-        return WorkflowPredictor(
-            self.dag,
-            fallback=fallback,
-            discount=self.discount,
-            smoothing=self.smoothing,
-            backoff=self.backoff,
-            declared_probability=self.declared_probability,
-            fallback_weight=self.fallback_weight,
-            query_smoothing=self.query_smoothing,
-            rate_smoothing=self.rate_smoothing,
-        )
+        options = constructor_options(self)
+        if self.fallback is not None:
+            options["fallback"] = fresh_like(self.fallback) or self.fallback
+        return WorkflowPredictor(**options)
 
     def attach(self, dag: WorkflowDAG) -> None:
         """Use ``dag`` for predictions that come without a graph (what was learned is kept)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
@@ -498,3 +499,52 @@ def test_serve_engine_and_replay_share_one_default() -> None:
     assert type(engine.predictor) is type(served.predictor) is type(made)
     assert vars(engine.predictor).keys() == vars(made).keys()
     assert (engine.predictor.folds, engine.predictor.candidates) == (made.folds, made.candidates)
+
+
+# -- fresh() copies: every constructor argument carried over -------------------------------------------
+
+_DAG = ph.WorkflowDAG.from_edges([("__start__", "a"), ("a", "__end__")], name="g")
+NON_DEFAULT: dict[type, dict[str, object]] = {
+    ph.EnsemblePredictor: {
+        "folds": 3,
+        "validation": 0.3,
+        "candidates": 7,
+        "min_sessions": 4,
+        "seed": 11,
+        "signals": (ph.WorkflowPredictor(discount=0.6),),
+        "signal_base_weight": 0.25,
+        "max_stacked_sessions": 99,
+    },
+    ph.WorkflowPredictor: {
+        "dag": _DAG,
+        "fallback": ph.SequentialPredictor(decay=0.25),  # no fresh(): shared as it is
+        "discount": 0.7,
+        "smoothing": 2.0,
+        "backoff": 3.0,
+        "declared_probability": 0.8,
+        "fallback_weight": 0.4,
+        "query_smoothing": 0.9,
+        "rate_smoothing": 2.5,
+    },
+}
+"""A value unlike the default for every constructor argument (the test refuses a class missing one)."""
+
+
+@pytest.mark.parametrize("cls", list(NON_DEFAULT), ids=lambda c: c.__name__)
+def test_fresh_keeps_every_constructor_argument(cls: type) -> None:
+    """A ``fresh()`` that forgot an argument would reset it to its default: every one is checked here."""
+    params = inspect.signature(cls).parameters
+    options = NON_DEFAULT[cls]
+    assert set(options) == set(params), f"give NON_DEFAULT[{cls.__name__}] a non-default value for each argument"
+    assert all(value != params[name].default for name, value in options.items())
+    original = cls(**options)
+    copy = original.fresh()
+    assert type(copy) is cls and copy is not original
+    for name, value in options.items():
+        kept = getattr(copy, name)
+        if name == "signals":  # made fresh, configured alike
+            assert isinstance(value, tuple)
+            assert [type(s) for s in kept] == [type(s) for s in value]
+            assert [s.discount for s in kept] == [0.6] and kept[0] is not value[0]
+        else:
+            assert kept == value, name
