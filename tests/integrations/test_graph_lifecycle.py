@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
-from typing_extensions import TypedDict
 
 import prehydrate as ph
 from prehydrate.integrations.langgraph import (
@@ -28,63 +26,21 @@ from prehydrate.integrations.langgraph import (
     workflow_dag,
 )
 
-BILLING = ["billing/refunds", "refunds/request"]
-API = ["api/errors", "api/rate-limits"]
+from ._graphs import API, BILLING, TOOL, State, mock_source, noop, router, specialist, support_graph
+
 ACCOUNTS = ["accounts/sso", "accounts/mfa"]
 FILLER = ["intro/welcome", "intro/glossary", "intro/faq"]
 IDS = FILLER + ACCOUNTS + BILLING + API + ["webhooks/retries"]
 """Filler first: before anything is learned, document order (the default's cold-start signal) bets on it."""
-TOOL = RequestContextTool()
-
-
-class State(TypedDict, total=False):
-    messages: Annotated[list[AnyMessage], add_messages]
-    route: Literal["billing", "api"]
-    approved: str
-
-
-def router(state: State) -> Literal["billing", "api"]:
-    return state["route"]
-
-
-async def noop(state: State) -> dict[str, Any]:
-    return {}
-
-
-def specialist(sections: list[str], think_s: float = 0.1) -> Callable[..., Any]:
-    """A node that thinks, then asks for each section through the tool (as a model's tool calls)."""
-
-    async def node(state: State, config: RunnableConfig) -> dict[str, Any]:
-        out: list[AnyMessage] = []
-        for i, sid in enumerate(sections):
-            await asyncio.sleep(think_s)
-            call = {"type": "tool_call", "id": f"{sid}-{i}", "name": "request_context", "args": {"section": sid}}
-            msg = await TOOL.ainvoke(call, config)
-            assert isinstance(msg, ToolMessage)
-            out.append(msg)
-        return {"messages": out}
-
-    return node
 
 
 def build(billing: list[str] = BILLING, api: list[str] = API, think_s: float = 0.1) -> Any:
     """The user's graph: classify, a router with declared targets, two specialists, a checkpointer."""
-    g = StateGraph(State)
-    g.add_node("classify", noop)
-    g.add_node("billing", specialist(billing, think_s))
-    g.add_node("api", specialist(api, think_s))
-    g.add_edge(START, "classify")
-    g.add_conditional_edges("classify", router)
-    g.add_edge("billing", END)
-    g.add_edge("api", END)
-    return g.compile(checkpointer=InMemorySaver())
+    return support_graph(billing=billing, api=api, think_s=think_s, checkpointer=InMemorySaver())
 
 
 def make_source(latency: float = 0.03) -> ph.MockSource:
-    async def handler(sid: str, scope: ph.Scope) -> str:
-        return f"# {sid}\n\ncontent of {sid} for {scope.tenant}"
-
-    return ph.MockSource(handler, IDS, latency_s=latency)
+    return mock_source(IDS, latency)
 
 
 def make_engine(src: ph.Source | None = None, **kw: Any) -> ph.Engine:

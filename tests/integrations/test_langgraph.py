@@ -6,15 +6,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
-from typing_extensions import TypedDict
 
 import prehydrate as ph
 from prehydrate.integrations.langgraph import (
@@ -28,66 +26,18 @@ from prehydrate.integrations.langgraph import (
     workflow_dag,
 )
 
-BILLING = ["billing/refunds", "refunds/request"]
-API = ["api/errors", "api/rate-limits"]
+from ._graphs import API, BILLING, TOOL, State, mock_source, noop, specialist, support_graph
+
 IDS = BILLING + API + ["accounts/sso", "accounts/mfa", "webhooks/retries"]
-TOOL = RequestContextTool()
-
-
-class State(TypedDict, total=False):
-    messages: Annotated[list[AnyMessage], add_messages]
-    route: Literal["billing", "api"]
-    fail: bool
-
-
-def router(state: State) -> Literal["billing", "api"]:
-    return state["route"]
-
-
-async def noop(state: State) -> dict[str, Any]:
-    return {}
-
-
-def specialist(sections: list[str], think_s: float = 0.1) -> Callable[..., Any]:
-    """A node that thinks, then asks for each section through the tool (as a model's tool calls)."""
-
-    async def node(state: State, config: RunnableConfig) -> dict[str, Any]:
-        if state.get("fail"):
-            raise ValueError("the specialist crashed")
-        out: list[AnyMessage] = []
-        for i, sid in enumerate(sections):
-            await asyncio.sleep(think_s)
-            call = {"type": "tool_call", "id": f"{sid}-{i}", "name": "request_context", "args": {"section": sid}}
-            msg = await TOOL.ainvoke(call, config)
-            assert isinstance(msg, ToolMessage)
-            out.append(msg)
-        return {"messages": out}
-
-    return node
 
 
 def build(metadata: dict[str, list[str]] | None = None, think_s: float = 0.1) -> Any:
-    md = metadata or {}
-    g = StateGraph(State, context_schema=PrehydrateContext)
-    g.add_node("prehydrate", prehydrate_entry)
-    g.add_node("classify", noop)
-    g.add_node("billing", specialist(BILLING, think_s), metadata={"prehydrate": md.get("billing", [])})
-    g.add_node("api", specialist(API, think_s), metadata={"prehydrate": md.get("api", [])})
-    g.add_edge(START, "prehydrate")
-    g.add_edge("prehydrate", "classify")
-    g.add_conditional_edges("classify", router)
-    g.add_edge("billing", END)
-    g.add_edge("api", END)
-    return g.compile()
+    """The graph with prehydrate's entry node first; ``metadata``: the sections each specialist declares."""
+    return support_graph(declared=metadata, think_s=think_s, entry=True)
 
 
 def make_source(latency: float | Callable[[str], float] = 0.05, gate: asyncio.Event | None = None) -> ph.MockSource:
-    async def handler(sid: str, scope: ph.Scope) -> str:
-        if gate is not None:
-            await gate.wait()
-        return f"# {sid}\n\ncontent of {sid} for {scope.tenant}"
-
-    return ph.MockSource(handler, IDS, latency_s=latency)
+    return mock_source(IDS, latency, gate)
 
 
 def make_engine(src: ph.Source, **kw: Any) -> ph.Engine:
@@ -467,20 +417,7 @@ def test_a_compiled_graph_with_a_node_name_that_is_not_unicode_text_is_refused_i
 
 @pytest.mark.parametrize("follow_nodes", [False, True])
 async def test_following_node_starts_prefetches_for_the_node_that_just_started(follow_nodes: bool) -> None:
-    one_each = {"billing": ["billing/refunds"], "api": ["api/errors"]}
-
-    def build_small() -> Any:
-        g = StateGraph(State, context_schema=PrehydrateContext)
-        g.add_node("prehydrate", prehydrate_entry)
-        g.add_node("classify", noop)
-        g.add_node("billing", specialist(one_each["billing"], 0.1))
-        g.add_node("api", specialist(one_each["api"], 0.1))
-        g.add_edge(START, "prehydrate")
-        g.add_edge("prehydrate", "classify")
-        g.add_conditional_edges("classify", router)
-        return g.compile()
-
-    app = build_small()
+    app = support_graph(billing=["billing/refunds"], api=["api/errors"], entry=True)  # one section each
     engine = make_engine(make_source(latency=0.02), policy=ph.PrefetchPolicy(top_n=1, max_inflight=1))
     prehydrator = Prehydrator(engine, app)
     async with engine:
