@@ -10,6 +10,7 @@ callers hand it a section, a scope and, for a prefetch, the record and two callb
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -181,7 +182,11 @@ class Fetcher:
         return entry, False
 
     def _register(self, key: CacheKey, coro: Coroutine[Any, Any, FetchResult]) -> asyncio.Task[FetchResult]:
-        task: asyncio.Task[FetchResult] = asyncio.get_running_loop().create_task(coro)
+        # A context of its own: the fetch is shared by every request that joins it, so it must not
+        # run in (nor keep alive, through its timeout's timer, for ``timeout_s``) the context of the
+        # request that happened to start it: its user, its token, its spans. Tracing parents a
+        # hydration to its turn explicitly; a source gets what it needs through ``scope``.
+        task: asyncio.Task[FetchResult] = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._inflight[key] = task
 
         def _unregister(t: asyncio.Task[FetchResult]) -> None:

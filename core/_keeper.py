@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ class ConversationKeeper:
         if then is not None:
             self._flush(call)
             call.pending_fn = then
-            call.pending = loop.call_later(REPREDICT_DELAY_S, self._flush, call)
+            call.pending = loop.call_later(REPREDICT_DELAY_S, self._flush, call, context=contextvars.Context())
         if call.active == 0:
             self._arm(call, self.policy.idle_gap_s, self._on_idle)
 
@@ -252,8 +253,10 @@ class ConversationKeeper:
             kept.timer = None
 
     def _arm(self, kept: OpenCall, delay: float, fn: Callable[[OpenCall], None]) -> None:
+        # The empty context: a timer outlives the call that armed it and must not keep that call's
+        # context (its request, its token, its spans) alive for the idle gap or the session's TTL.
         self._disarm(kept)
-        kept.timer = asyncio.get_running_loop().call_later(delay, fn, kept)
+        kept.timer = asyncio.get_running_loop().call_later(delay, fn, kept, context=contextvars.Context())
 
     def _on_idle(self, kept: OpenCall) -> None:
         kept.timer = None
@@ -277,7 +280,7 @@ class ConversationKeeper:
             self._spawn(self._close(kept))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._bg.add(task)
 
         def done(t: asyncio.Task[None]) -> None:

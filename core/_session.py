@@ -8,12 +8,10 @@ TraceStore when it closes. It reaches the engine only through :class:`SessionEng
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 
 from ._errors import InputError, RequestTooLargeError
-from ._events import TurnReport
 from ._inputs import optional_text, string_tuple, text_tuple
 from ._predict import ContextRequest
 from ._sections import DEFAULT_TENANT, Scope
@@ -56,16 +54,24 @@ class Session:
         self.tags = tags
         self.record = record
         self.task_query = ""
-        window = engine.limits.max_session_turns
-        self.history: deque[tuple[str, ...]] = deque(maxlen=window)
-        """Each kept turn's section ids, oldest first (the last ``EngineLimits.max_session_turns``)."""
-        self.history_queries: deque[str] = deque(maxlen=window)
-        self.turns: deque[TurnTrace] = deque(maxlen=window)
-        """What the session's trace records: its most recent turns, queries cut to ``max_query_chars``."""
-        self.reports: deque[TurnReport] = deque(maxlen=window)
+        self.turns: tuple[TurnTrace, ...] = ()
+        """The session's most recent turns (``EngineLimits.max_session_turns``), queries cut to
+        ``max_query_chars``: what its trace records and what prediction reads as its history. A
+        tuple, replaced at each turn's end: four deques (one per kind of history, as before) cost
+        3 KB a session before its first turn ended, most of what 1,000 idle sessions hold."""
         self.current: Turn | None = None
         self.closed = False
         self._closing = False
+
+    @property
+    def history(self) -> tuple[tuple[str, ...], ...]:
+        """Each kept turn's section ids, oldest first."""
+        return tuple(tuple(c.key for c in t.calls) for t in self.turns)
+
+    @property
+    def history_queries(self) -> tuple[str, ...]:
+        """Each kept turn's query, oldest first."""
+        return tuple(t.query for t in self.turns)
 
     @property
     def scope(self) -> Scope:
@@ -146,11 +152,8 @@ class Session:
                 self.current = None
             return
         query = self.engine.limits.kept_query(turn.request.query)
-        self.history.append(tuple(c.key for c in turn.calls))
-        self.history_queries.append(query)
-        self.turns.append(TurnTrace(query=query, calls=tuple(turn.calls)))
-        if turn.report is not None:
-            self.reports.append(turn.report)
+        kept = (*self.turns, TurnTrace(query=query, calls=tuple(turn.calls)))
+        self.turns = kept[-self.engine.limits.max_session_turns :]
         if self.current is turn:
             self.current = None
 
@@ -169,7 +172,7 @@ class Session:
         return SessionTrace(
             session=self.session_id,
             task=TaskSpec(type=self.task_type or "", query=self.task_query, tags=self.tags),
-            turns=tuple(self.turns),
+            turns=self.turns,
             tenant=None if self.tenant == DEFAULT_TENANT else self.tenant,
         )
 

@@ -29,6 +29,7 @@ Tool calls are bounded separately, per server (``SessionPolicy.max_concurrent_ca
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import os
@@ -117,8 +118,8 @@ def _guarded_protocol(max_connections: int, header_timeout_s: float) -> type[Any
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
-        _deadlines = 0
-        """Deadlines armed so far on this connection; only the latest one may close it."""
+        _deadline: asyncio.TimerHandle | None = None
+        """The deadline of the request head awaited now (one per connection, re-armed after each response)."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -128,20 +129,40 @@ def _guarded_protocol(max_connections: int, header_timeout_s: float) -> type[Any
             self._arm_header_deadline()
 
         def on_response_complete(self) -> None:
+            # Called from inside the request's task: run in an empty context, so the timers armed
+            # here (uvicorn's keep-alive, the head deadline) do not keep the request's context alive.
+            contextvars.Context().run(self._response_complete)
+
+        def _response_complete(self) -> None:
+            finished = self.cycle
             super().on_response_complete()
+            if self.cycle is finished:  # (not a pipelined request that started just now)
+                # uvicorn keeps the last request until the next one: its cycle, scope and headers,
+                # with the authenticated user and token. An idle keep-alive connection needs none.
+                self.cycle = self.scope = self.headers = None  # type: ignore[assignment]  # uvicorn's own "no request" value
             self._arm_header_deadline()  # the next request's head gets the same deadline
 
         def _arm_header_deadline(self) -> None:
-            # One deadline per request head: a deadline armed for an earlier head that has since
-            # arrived is stale and must not close a connection that just answered (a client about
-            # to reuse it would see its request fail).
-            self._deadlines += 1
-            self.loop.call_later(header_timeout_s, self._header_deadline, self._deadlines)
+            # One deadline per connection: the one armed for an earlier head that has since arrived
+            # is cancelled, so it cannot close a connection that just answered (a client about to
+            # reuse it would see its request fail), and a busy connection does not pile up timers.
+            # The empty context: the timer outlives the request whose response armed it and must
+            # not keep that request's context (its token, its spans) alive.
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(header_timeout_s, self._header_deadline)
 
-        def _header_deadline(self, armed: int) -> None:
-            # Still waiting for (the rest of) the same request head: a slow or idle client. Close it.
-            if armed == self._deadlines and not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        def _header_deadline(self) -> None:
+            # Still waiting for (the rest of) the request head: a slow or idle client. Close it.
+            self._deadline = None
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
                 self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            super().connection_lost(exc)
 
     return GuardedH11Protocol
 

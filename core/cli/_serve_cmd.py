@@ -122,6 +122,7 @@ async def _serve(
     port: int,
     sessions: Any,
     report: Callable[[int | None], None] = lambda learned: None,
+    limits: Any = None,
 ) -> None:
     """Run until the client leaves (stdio EOF) or a signal arrives; the engine is closed after.
 
@@ -151,7 +152,7 @@ async def _serve(
         try:
             store = engine.traces
             report(len(await asyncio.to_thread(store.tenants)) if store is not None else 0)
-            await _transport(server, transport, host, port, warm_up)
+            await _transport(server, transport, host, port, warm_up, limits)
         finally:
             for task in tasks:
                 if task.get_name() == "warm-up":
@@ -171,14 +172,16 @@ async def _warm_up(engine: Engine) -> None:
         logger.exception("warming up the engine failed; serving on, without learning")
 
 
-async def _transport(server: Any, transport: Transport, host: str, port: int, warm_up: Callable[[], None]) -> None:
-    """Serve over ``transport``; on HTTP, ``warm_up`` runs once clients can connect."""
+async def _transport(
+    server: Any, transport: Transport, host: str, port: int, warm_up: Callable[[], None], limits: Any = None
+) -> None:
+    """Serve over ``transport``; on HTTP, ``warm_up`` runs once clients can connect (``limits``: ``HttpLimits``)."""
     if transport is Transport.stdio:
         await server.run_stdio_async()
         return
     from prehydrate.mcp_server import run_http  # admission control: connections, headers, 503s
 
-    await run_http(server, host=host, port=port, on_listening=warm_up)
+    await run_http(server, host=host, port=port, limits=limits, on_listening=warm_up)
 
 
 PathsArg = Annotated[
@@ -209,6 +212,14 @@ TracesOpt = Annotated[
 ]
 NoRecordOpt = Annotated[bool, typer.Option("--no-record", help="Do not record sessions in the trace store.")]
 IdleGapOpt = Annotated[float, typer.Option(help="Seconds of quiet after which the next call starts a new turn.")]
+MaxPostsOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="HTTP: requests handled at once; one more is answered 503 (Retry-After: 1). "
+        "Lower trades answers in a burst for memory, higher the reverse.",
+    ),
+]
 TokensOpt = Annotated[
     Path | None,
     typer.Option(help="HTTP bearer tokens: a JSON file mapping token -> tenant (also $PREHYDRATE_TOKENS)."),
@@ -258,6 +269,7 @@ class ServeOptions:
     traces: Path | None
     no_record: bool
     idle_gap: float
+    max_active_posts: int
     tokens: Path | None
     allow_remote: bool
     otel: bool
@@ -283,6 +295,7 @@ def serve_command(
     traces: TracesOpt = None,
     no_record: NoRecordOpt = False,
     idle_gap: IdleGapOpt = 30.0,
+    max_active_posts: MaxPostsOpt = 256,
     tokens: TokensOpt = None,
     allow_remote: AllowRemoteOpt = False,
     otel: OtelFlag = False,
@@ -309,6 +322,7 @@ def serve_command(
         traces=traces,
         no_record=no_record,
         idle_gap=idle_gap,
+        max_active_posts=max_active_posts,
         tokens=tokens,
         allow_remote=allow_remote,
         otel=otel,
@@ -344,7 +358,8 @@ def _run(options: ServeOptions, mcp_server: Any) -> None:
     with otel_telemetry(engine, options.otel):  # service.name "prehydrate", as docs/tracing.md says
         report = partial(_report_startup, engine, options.paths, store, not options.no_record)
         sessions = mcp_server.session_manager(server)
-        asyncio.run(_serve(engine, server, options.transport, options.host, options.port, sessions, report))
+        limits = mcp_server.HttpLimits(max_active_posts=options.max_active_posts)
+        asyncio.run(_serve(engine, server, options.transport, options.host, options.port, sessions, report, limits))
 
 
 def _check_options(options: ServeOptions, mcp_server: Any) -> dict[str, str]:

@@ -68,9 +68,7 @@ async def turn_overhead(n_sections: int, turns: int, predictor: ph.Predictor, na
                 pass
             if i >= 50:  # warm-up: first turns build the BM25 index and caches
                 samples.append((time.perf_counter() - t0) * 1000)
-            session.history.clear()
-            session.history_queries.clear()
-            session.turns.clear()
+            session.turns = ()
     samples.sort()
     return {
         "predictor": name,

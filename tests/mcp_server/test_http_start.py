@@ -10,7 +10,10 @@ hands freed heap memory back to the system (glibc's ``malloc_trim``); POST reque
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from uvicorn.server import ServerState
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, create_server, run_http
 from prehydrate.mcp_server._http import _malloc_trim, _trim_when_quiet
-from tests._net import free_port
+from tests._net import free_port, stop_process, wait_for_port
 
 
 async def test_on_listening_runs_once_the_port_accepts_connections() -> None:
@@ -188,3 +191,35 @@ async def _post_call(http: httpx.AsyncClient, url: str, section: str, rid: int) 
         "mcp-name": "request_context",
     }
     return await http.post(url, json=body, headers=headers)
+
+
+SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve"]
+
+
+async def test_serve_max_active_posts_bounds_the_requests_inside_the_server(tmp_path: Path) -> None:
+    """``prehydrate serve --max-active-posts 1``: a call held by a slow hydration makes the next POST a 503."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    argv = [*SERVE, "--transport", "http", "--port", str(port), "--no-record", "--no-prefetch"]
+    argv += ["--simulate-latency-ms", "3000", "--max-active-posts", "1"]
+    env = {**os.environ, "PREHYDRATE_HOME": str(tmp_path / "home")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        await asyncio.to_thread(wait_for_port, proc, port, timeout_s=60, log=lambda: log.read_text(errors="replace"))
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with httpx.AsyncClient(timeout=30) as http, httpx.AsyncClient(timeout=30) as other:
+            held = asyncio.create_task(_post_call(http, url, "billing/refunds", 1))
+            await asyncio.sleep(1.0)  # inside the server: its hydration sleeps 3 s
+            refused = await _post_call(other, url, "billing/plans", 2)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert (await held).status_code == 200
+    finally:
+        stop_process(proc)
+
+
+def test_serve_refuses_a_max_active_posts_below_one() -> None:
+    done = subprocess.run([*SERVE, "--transport", "http", "--max-active-posts", "0"], capture_output=True, timeout=60)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert "Invalid value for '--max-active-posts'" in err and "Traceback" not in err
