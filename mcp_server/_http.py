@@ -18,6 +18,10 @@ needed a descriptor (Rich imports a module on first use), and the failure ended 
   of it) is bounded;
 - **log handlers that cannot raise**: a handler failing (for want of a descriptor, a closed
   stream) is reported on stderr by the logging module and the server goes on;
+- **nothing of an answered request kept**: an idle keep-alive connection drops its last request
+  (uvicorn keeps its scope, with the user and token, until the next one), and the timers a
+  response arms run outside the request's context; a few thousand such survivors of a burst
+  pinned the allocator's arenas (+31 % RSS after 10,000 calls, +18 % without them);
 - **memory given back after a burst**: once requests have been served and none is in progress,
   glibc's ``malloc_trim`` returns the freed heap pages to the system (after a 10,000-call burst it
   gave back about 19 MB that glibc otherwise kept; docs/reliability.md has the numbers).
@@ -75,10 +79,11 @@ class HttpLimits:
     request is answered ``503``; ``None``: the connection cap."""
     max_active_posts: int | None = 256
     """``POST`` requests (tool calls and other messages) handled at once; one more is answered
-    ``503`` with ``Retry-After: 1`` before it reaches the MCP SDK; ``None``: no bound. Each request
-    inside the SDK costs tens of KB that the allocator keeps after a burst: 10,000 calls over 1,000
-    connections left 66-78 MB behind without the bound, about 38 MB with it, over 250 connections
-    12 MB. Long-lived ``GET`` event streams do not count."""
+    ``503`` with ``Retry-After: 1`` before it reaches the MCP SDK; ``None``: no bound. What the
+    allocator keeps after a burst grows with the requests in flight: 10,000 calls over 1,000
+    connections left +55-64 % RSS without the bound, +18 % with 256 (docs/reliability.md); 128
+    keeps less and answers fewer. ``prehydrate serve --max-active-posts``. Long-lived ``GET``
+    event streams do not count."""
     header_timeout_s: float = 20.0
     """Seconds a connection may take to send a complete request head (counted again after each response)."""
     keep_alive_s: float = 15.0
