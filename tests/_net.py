@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["free_port", "stop_process", "wait_for_port"]
+__all__ = ["free_port", "stop_process", "wait_for_port", "wait_for_task_port"]
 
 
 def free_port() -> int:
@@ -36,6 +37,25 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, *, timeout_s: float,
             if time.monotonic() > deadline:
                 raise AssertionError(f"server did not open port {port} within {timeout_s:g} s") from None
             time.sleep(0.05)
+
+
+async def wait_for_task_port(port: int, task: asyncio.Task[None], *, timeout_s: float = 10.0) -> None:
+    """Wait until a server running as ``task`` in this loop (``run_http``) accepts connections on ``port``.
+
+    Raises:
+        AssertionError: the port stayed closed for ``timeout_s``; the task's own exception if it ended first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if task.done():
+                task.result()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port {port} never opened") from None
+            await asyncio.sleep(0.025)
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:

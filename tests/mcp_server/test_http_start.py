@@ -24,7 +24,7 @@ from uvicorn.server import ServerState
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, create_server, run_http
 from prehydrate.mcp_server._http import _malloc_trim, _trim_when_quiet
-from tests._net import free_port, stop_process, wait_for_port
+from tests._net import free_port, stop_process, wait_for_port, wait_for_task_port
 
 
 async def test_on_listening_runs_once_the_port_accepts_connections() -> None:
@@ -141,7 +141,7 @@ async def test_posts_beyond_the_bound_get_503_before_the_sdk_and_later_ones_are_
         task = asyncio.create_task(run_http(create_server(engine), host="127.0.0.1", port=port, limits=limits))
         url = f"http://127.0.0.1:{port}/mcp"
         try:
-            await _wait_for_port(port, task)
+            await wait_for_task_port(port, task)
             async with httpx.AsyncClient(timeout=30) as http:
                 held = asyncio.create_task(_post_call(http, url, "held", 1))
                 while source.active == 0:  # the held call is inside the tool, its POST in progress
@@ -157,18 +157,6 @@ async def test_posts_beyond_the_bound_get_503_before_the_sdk_and_later_ones_are_
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-async def _wait_for_port(port: int, task: asyncio.Task[None]) -> None:
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.025)
-    raise AssertionError(f"port {port} never opened")
 
 
 async def _post_call(http: httpx.AsyncClient, url: str, section: str, rid: int) -> httpx.Response:

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, ServerSettings, SessionPolicy, create_server, run_http
-from tests._net import free_port, stop_process, wait_for_port
+from tests._net import free_port, stop_process, wait_for_port, wait_for_task_port
 
 SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve"]
 
@@ -99,13 +99,7 @@ async def _running(server: Any, limits: HttpLimits) -> AsyncIterator[int]:
     port = free_port()
     task = asyncio.create_task(run_http(server, host="127.0.0.1", port=port, limits=limits))
     try:
-        for _ in range(400):
-            with suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.025)
+        await wait_for_task_port(port, task)
         yield port
     finally:
         task.cancel()

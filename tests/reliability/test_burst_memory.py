@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -30,7 +29,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, TenantTokenVerifier, create_server, run_http, static_auth_settings
-from tests._net import free_port
+from tests._net import free_port, wait_for_task_port
 
 TOKEN = "burst-token-0123456789abcdef"
 PROTOCOL = "2026-07-28"
@@ -51,13 +50,7 @@ async def _serving(engine: ph.Engine) -> AsyncIterator[str]:
     )
     task = asyncio.create_task(run_http(server, host="127.0.0.1", port=port, limits=HttpLimits()))
     try:
-        for _ in range(400):
-            with suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.025)
+        await wait_for_task_port(port, task)
         yield f"{base}/mcp"
     finally:
         task.cancel()
