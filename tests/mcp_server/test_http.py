@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import prehydrate as ph
 from prehydrate.cli import app
 from prehydrate.mcp_server._auth import client_key
+from tests._mcp_raw import post_request
 
 from .conftest import child_env, http_server
 
@@ -112,20 +113,10 @@ async def test_http_with_tokens_requires_a_bearer_token(tmp_path: Path) -> None:
         assert [c.key for turn in trace.turns for c in turn.calls] == ["billing/refunds"] * 2
 
 
-_MODERN_META = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
-
-
 async def _modern_call(raw: httpx.AsyncClient, url: str, method: str, name: str, args: dict[str, str]) -> Any:
     """One 2026-07-28 request sent as raw JSON (``json.dumps`` writes a lone surrogate as ``\\ud800``,
     which the SDK's own client refuses to send and the server's stdlib JSON parser accepts)."""
-    params = {"name": name, "arguments": args, "_meta": _MODERN_META}
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-    headers = {**_HEADERS, "mcp-protocol-version": "2026-07-28", "mcp-method": method, "mcp-name": name}
-    reply = await raw.post(url, content=body.encode("ascii"), headers=headers)
+    reply = await post_request(raw, url, method, {"name": name, "arguments": args})
     assert reply.status_code == 200, reply.text
     return reply.json()
 

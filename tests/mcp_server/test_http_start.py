@@ -24,6 +24,7 @@ from uvicorn.server import ServerState
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, create_server, run_http
 from prehydrate.mcp_server._http import _malloc_trim, _trim_when_quiet
+from tests._mcp_raw import post_request
 from tests._net import free_port, stop_process, wait_for_port, wait_for_task_port
 
 
@@ -161,24 +162,8 @@ async def test_posts_beyond_the_bound_get_503_before_the_sdk_and_later_ones_are_
 
 async def _post_call(http: httpx.AsyncClient, url: str, section: str, rid: int) -> httpx.Response:
     """A 2026-07-28-era ``tools/call`` as one plain JSON POST (the era needs no handshake)."""
-    envelope = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
-    body = {
-        "jsonrpc": "2.0",
-        "id": rid,
-        "method": "tools/call",
-        "params": {"name": "request_context", "arguments": {"section": section}, "_meta": envelope},
-    }
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "mcp-protocol-version": "2026-07-28",
-        "mcp-method": "tools/call",
-        "mcp-name": "request_context",
-    }
-    return await http.post(url, json=body, headers=headers)
+    params = {"name": "request_context", "arguments": {"section": section}}
+    return await post_request(http, url, "tools/call", params, request_id=rid)
 
 
 SERVE = [sys.executable, "-c", "from prehydrate.cli import main; main()", "serve"]

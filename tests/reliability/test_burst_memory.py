@@ -29,17 +29,10 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
 import prehydrate as ph
 from prehydrate.mcp_server import HttpLimits, TenantTokenVerifier, create_server, run_http, static_auth_settings
+from tests._mcp_raw import post_request
 from tests._net import free_port, wait_for_task_port
 
 TOKEN = "burst-token-0123456789abcdef"
-PROTOCOL = "2026-07-28"
-ENVELOPE = {
-    "io.modelcontextprotocol/protocolVersion": PROTOCOL,
-    "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
-
-
 @asynccontextmanager
 async def _serving(engine: ph.Engine) -> AsyncIterator[str]:
     """``run_http`` (the admission-controlled transport ``prehydrate serve`` uses) with bearer tokens."""
@@ -63,17 +56,9 @@ async def _tool_call(http: httpx.AsyncClient, url: str, request_id: int, session
     params = {
         "name": "request_context",
         "arguments": {"section": "billing/refunds"},
-        "_meta": {"prehydrate/session": session, **ENVELOPE},
+        "_meta": {"prehydrate/session": session},
     }
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
-    headers = {
-        "Authorization": f"Bearer {TOKEN}",
-        "Accept": "application/json, text/event-stream",
-        "mcp-protocol-version": PROTOCOL,
-        "mcp-method": "tools/call",
-        "mcp-name": "request_context",
-    }
-    response = await http.post(url, json=body, headers=headers)
+    response = await post_request(http, url, "tools/call", params, request_id=request_id, token=TOKEN)
     response.raise_for_status()
     reply: dict[str, Any] = response.json()
     assert "result" in reply and not reply["result"].get("isError"), reply
