@@ -21,13 +21,15 @@ NO_REFIT = ph.LearningPolicy(refit_delay_s=3600)
 """Only online learning from the graph runs acts during a test (no background refit from traces)."""
 
 
-def engine_on(tmp_path: Path, predictor: ph.Predictor) -> ph.Engine:
+def engine_on(
+    tmp_path: Path, predictor: ph.Predictor, *, learning: ph.LearningPolicy = NO_REFIT, top_n: int = 4
+) -> ph.Engine:
     return ph.Engine(
         sources=[make_source(latency=0.05)],
         predictor=predictor,
-        policy=ph.PrefetchPolicy(top_n=4, max_inflight=4),
+        policy=ph.PrefetchPolicy(top_n=top_n, max_inflight=top_n),
         traces=ph.TraceStore(tmp_path / "traces.jsonl"),
-        learning=NO_REFIT,
+        learning=learning,
     )
 
 
@@ -123,13 +125,7 @@ async def test_a_restart_predicts_the_branch_graph_runs_taught_before_it(tmp_pat
     models = tmp_path / "models"
 
     def engine(policy: ph.LearningPolicy) -> ph.Engine:
-        return ph.Engine(
-            sources=[make_source(latency=0.05)],
-            predictor=ph.default_predictor(),
-            policy=ph.PrefetchPolicy(top_n=2, max_inflight=2),
-            traces=ph.TraceStore(tmp_path / "traces.jsonl"),
-            learning=policy,
-        )
+        return engine_on(tmp_path, ph.default_predictor(), learning=policy, top_n=2)
 
     first = engine(ph.LearningPolicy(model_dir=models, refit_delay_s=3600))
     prehydrator = Prehydrator(first, app)
@@ -179,13 +175,7 @@ async def test_an_evicted_tenant_keeps_its_graph_runs_and_learns_one_that_ends_w
     its model is away is learned once the model is back (not dropped, not given to a new empty model)."""
     app = build()
     policy = ph.LearningPolicy(model_dir=tmp_path / "models", max_tenant_models=1, refit_delay_s=3600)
-    engine = ph.Engine(
-        sources=[make_source(latency=0.05)],
-        predictor=ph.default_predictor(),
-        policy=ph.PrefetchPolicy(top_n=2, max_inflight=2),
-        traces=ph.TraceStore(tmp_path / "traces.jsonl"),
-        learning=policy,
-    )
+    engine = engine_on(tmp_path, ph.default_predictor(), learning=policy, top_n=2)
     prehydrator = Prehydrator(engine, app)
     dag = prehydrator.dag
     assert dag is not None
